@@ -1,0 +1,31 @@
+"""The ``featurelake`` command line: one Typer app, commands grouped by concern in this package."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from featurelake.errors import FeaturelakeError
+
+app = typer.Typer(
+    name="featurelake",
+    help="Batch feature engineering on Spark, dbt and Delta Lake.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+err_console = Console(stderr=True)
+
+# Command modules register themselves on `app` when imported.
+from featurelake.cli import data  # noqa: E402,F401
+
+
+def main() -> None:
+    """Entry point: user errors print one readable message and exit 2, without a traceback."""
+    try:
+        app()
+    except FeaturelakeError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        sys.exit(2)

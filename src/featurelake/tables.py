@@ -1,0 +1,142 @@
+"""Delta table helpers shared by every writer: idempotent interval writes, commit info, run records."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from featurelake.errors import InputError
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+RUNS_TABLE = "monitoring.runs"
+
+
+def check_identifier(name: str, what: str = "identifier") -> str:
+    """Return ``name`` if it is a safe SQL identifier (letters, digits, underscore), else raise InputError."""
+    if not isinstance(name, str) or not IDENTIFIER.match(name):
+        raise InputError(
+            f"{what} {name!r} is not a safe SQL identifier (letters, digits and _, not starting with a digit)"
+        )
+    return name
+
+
+def check_table_name(name: str, what: str = "table") -> str:
+    """Validate ``db.table`` (or ``table``) and return it quoted for SQL."""
+    parts = name.split(".")
+    if not 1 <= len(parts) <= 2:
+        raise InputError(f"{what} {name!r} must be `table` or `database.table`")
+    for part in parts:
+        check_identifier(part, what)
+    return ".".join(f"`{p}`" for p in parts)
+
+
+def table_exists(spark: SparkSession, name: str) -> bool:
+    return spark.catalog.tableExists(name)
+
+
+@dataclass(frozen=True)
+class Commit:
+    table: str
+    version: int
+    timestamp: dt.datetime
+    operation: str
+    rows_written: int | None
+
+
+def latest_commit(spark: SparkSession, name: str) -> Commit:
+    """The newest Delta commit of ``name`` (version, time, rows it wrote)."""
+    row = spark.sql(f"DESCRIBE HISTORY {check_table_name(name)} LIMIT 1").collect()[0]
+    metrics = row["operationMetrics"] or {}
+    rows = metrics.get("numOutputRows") or metrics.get("numTargetRowsInserted")
+    return Commit(
+        name, int(row["version"]), row["timestamp"], row["operation"], int(rows) if rows is not None else None
+    )
+
+
+def write_interval(
+    df: DataFrame,
+    name: str,
+    *,
+    date_column: str,
+    start: dt.date,
+    end: dt.date,
+    properties: dict[str, str] | None = None,
+) -> Commit:
+    """Replace the rows of ``name`` whose ``date_column`` lies in [start, end] with ``df`` (one atomic commit).
+
+    The table is created partitioned by ``date_column`` on first write. Re-running an interval replaces
+    it; rows of ``df`` outside the interval make Delta refuse the whole commit.
+    """
+    check_identifier(date_column, "date column")
+    predicate = f"`{date_column}` >= '{start.isoformat()}' AND `{date_column}` <= '{end.isoformat()}'"
+    return overwrite_where(df, name, predicate, partition_by=[date_column], properties=properties)
+
+
+def overwrite_where(
+    df: DataFrame,
+    name: str,
+    predicate: str | None,
+    *,
+    partition_by: list[str] | None = None,
+    properties: dict[str, str] | None = None,
+) -> Commit:
+    """Overwrite ``name`` (whole, or the rows matching ``predicate``) in one Delta commit and return it."""
+    spark = df.sparkSession
+    check_table_name(name)
+    exists = table_exists(spark, name)
+    writer = df.write.format("delta").mode("overwrite")
+    if predicate and exists:
+        writer = writer.option("replaceWhere", predicate)
+    if not predicate:
+        writer = writer.option("overwriteSchema", "true")
+    if partition_by:
+        writer = writer.partitionBy(*partition_by)
+    if properties and not exists:  # Delta stores `delta.*` write options as table properties on creation
+        writer = writer.options(**properties)
+    writer.saveAsTable(name)
+    return latest_commit(spark, name)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: str
+    job: str
+    target: str
+    interval_start: dt.date | None
+    interval_end: dt.date | None
+    delta_version: int | None
+    rows_written: int | None
+    started_at: dt.datetime
+    duration_s: float
+    status: str
+    message: str | None = None
+
+
+def record_runs(spark: SparkSession, records: list[RunRecord]) -> None:
+    """Append run records to ``monitoring.runs`` (one commit)."""
+    if not records:
+        return
+    from pyspark.sql import types as T
+
+    schema = T.StructType(
+        [
+            T.StructField("run_id", T.StringType(), False),
+            T.StructField("job", T.StringType(), False),
+            T.StructField("target", T.StringType(), False),
+            T.StructField("interval_start", T.DateType()),
+            T.StructField("interval_end", T.DateType()),
+            T.StructField("delta_version", T.LongType()),
+            T.StructField("rows_written", T.LongType()),
+            T.StructField("started_at", T.TimestampType(), False),
+            T.StructField("duration_s", T.DoubleType(), False),
+            T.StructField("status", T.StringType(), False),
+            T.StructField("message", T.StringType()),
+        ]
+    )
+    rows: list[dict[str, Any]] = [asdict(r) for r in records]
+    spark.createDataFrame(rows, schema).write.format("delta").mode("append").saveAsTable(RUNS_TABLE)
