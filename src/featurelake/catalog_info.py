@@ -29,9 +29,13 @@ def table_summaries(spark: SparkSession, databases: list[str]) -> list[TableSumm
         for t in sorted(spark.catalog.listTables(db), key=lambda t: t.name):
             name = f"{db}.{t.name}"
             rows = spark.sql(f"SELECT count(*) FROM `{db}`.`{t.name}`").first()[0]
-            is_delta = (spark.sql(f"DESCRIBE DETAIL `{db}`.`{t.name}`").first()["format"] == "delta"
-                        if t.tableType != "VIEW" else False)
+            is_delta = (
+                spark.sql(f"DESCRIBE DETAIL `{db}`.`{t.name}`").first()["format"] == "delta"
+                if t.tableType != "VIEW"
+                else False
+            )
             commit = latest_commit(spark, name) if is_delta else None
-            out.append(TableSummary(db, t.name, commit.version if commit else None, rows,
-                                    commit.timestamp if commit else None))
+            out.append(
+                TableSummary(db, t.name, commit.version if commit else None, rows, commit.timestamp if commit else None)
+            )
     return out

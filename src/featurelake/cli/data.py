@@ -56,6 +56,11 @@ def tables() -> None:
     settings = get_settings()
     out = Table("database", "table", "version", "rows", "last write (UTC)")
     for s in table_summaries(get_spark(settings), settings.storage.databases):
-        out.add_row(s.database, s.table, str(s.version if s.version is not None else "-"), f"{s.rows:,}",
-                    s.last_write.strftime("%Y-%m-%d %H:%M:%S") if s.last_write else "-")
+        out.add_row(
+            s.database,
+            s.table,
+            str(s.version if s.version is not None else "-"),
+            f"{s.rows:,}",
+            s.last_write.strftime("%Y-%m-%d %H:%M:%S") if s.last_write else "-",
+        )
     console.print(out)

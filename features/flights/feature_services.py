@@ -1,0 +1,27 @@
+"""Feature services of the flight-delay domain."""
+
+from featurelake.definitions import FeatureService
+
+from .feature_views import (
+    carrier_arrival_delays,
+    carrier_departure_delays,
+    origin_departure_delays,
+    origin_weather_hourly,
+    plane_profile,
+    route_arrival_delays,
+)
+
+flight_delay_model = FeatureService(
+    name="flight_delay_model",
+    features=[
+        carrier_departure_delays,
+        origin_departure_delays,
+        carrier_arrival_delays[["arr_delay_mean_7d", "late_arrivals_7d"]],
+        route_arrival_delays,
+        origin_weather_hourly,
+        plane_profile[["year_built", "seats", "engines"]],
+    ],
+    description="Predicts whether a flight arrives more than 15 minutes late, as of its scheduled departure.",
+    owner="flight-ml@featurelake.dev",
+    tags={"model": "late_arrival_classifier"},
+)

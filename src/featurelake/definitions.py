@@ -1,0 +1,393 @@
+"""Feature definitions as code: entities, sources, feature views and feature services.
+
+Objects are immutable pydantic models; `features/<domain>/*.py` modules create them and
+`featurelake.repo.load_repo` collects them. Names are checked to be safe SQL identifiers on creation;
+cross-object checks (unknown entity, duplicate names, schema) live in `featurelake.repo`.
+
+Offline layout. A view computed by featurelake (a PySpark transform or window aggregations) is written to
+``features.<name>_v<version>`` with the columns: the entities' join keys, ``event_timestamp`` (when the value
+became known), ``created_timestamp`` (when it was computed), ``event_date`` (UTC date partition) and the
+features. A view whose source already holds the features (a dbt model or a Delta table) is read from that
+source, with the source's timestamp columns.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}(\.[A-Za-z_][A-Za-z0-9_]{0,127})?$")
+DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+OFFLINE_TIMESTAMP = "event_timestamp"
+OFFLINE_CREATED = "created_timestamp"
+OFFLINE_DATE = "event_date"
+FEATURES_DATABASE = "features"
+
+
+def parse_duration(value: Any) -> dt.timedelta | None:
+    """``"7d"``, ``"90m"``, ``"1h"``, a number of seconds or a timedelta -> timedelta."""
+    if value is None or isinstance(value, dt.timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return dt.timedelta(seconds=value)
+    if isinstance(value, str) and (m := DURATION.match(value)):
+        return dt.timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+    raise ValueError(f"{value!r} is not a duration (use e.g. '90m', '1h', '7d')")
+
+
+def format_duration(value: dt.timedelta | None) -> str | None:
+    """The shortest exact ``<n><unit>`` spelling of a duration (``7d``, ``90m``), used in feature names."""
+    if value is None:
+        return None
+    seconds = int(value.total_seconds())
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds % size == 0 and unit != "w":
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _caller_location() -> str:
+    import sys
+
+    frame = sys._getframe(1)
+    while frame and (frame.f_code.co_filename == __file__ or "pydantic" in frame.f_code.co_filename):
+        frame = frame.f_back
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}" if frame else "<unknown>"
+
+
+def _caller_location() -> str:
+    import sys
+
+    frame = sys._getframe(1)
+    while frame and (frame.f_code.co_filename == __file__ or "pydantic" in frame.f_code.co_filename):
+        frame = frame.f_back
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}" if frame else "<unknown>"
+
+
+Duration = Annotated[dt.timedelta, BeforeValidator(parse_duration)]
+OptionalDuration = Annotated[dt.timedelta | None, BeforeValidator(parse_duration)]
+
+
+def _check_identifier(value: str, what: str) -> str:
+    if not IDENTIFIER.match(value):
+        raise ValueError(f"{what} {value!r} is not a safe SQL identifier (letters, digits, _; no leading digit)")
+    return value
+
+
+class ValueType(StrEnum):
+    """Feature value types and their Spark SQL spelling."""
+
+    INT32 = "int"
+    INT64 = "bigint"
+    FLOAT = "float"
+    DOUBLE = "double"
+    STRING = "string"
+    BOOL = "boolean"
+    TIMESTAMP = "timestamp"
+    DATE = "date"
+
+
+class _Definition(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    name: str
+    description: str = ""
+    owner: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    _defined_at: str = PrivateAttr(default="<unknown>")
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_identifier(cls, v: str) -> str:
+        return _check_identifier(v, f"{cls.__name__} name")
+
+    def model_post_init(self, context: Any) -> None:
+        self._defined_at = _caller_location()
+
+    @property
+    def defined_at(self) -> str:
+        """``file:line`` of the code that created this object (for error messages)."""
+        return self._defined_at
+
+
+class Entity(_Definition):
+    """A thing features describe, identified by one or several join keys (a composite key: origin + dest)."""
+
+    join_keys: tuple[str, ...]
+
+    @field_validator("join_keys", mode="before")
+    @classmethod
+    def _keys(cls, v: Any) -> Any:
+        keys = (v,) if isinstance(v, str) else tuple(v)
+        if not keys:
+            raise ValueError("an entity needs at least one join key")
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"join keys repeat: {list(keys)}")
+        for k in keys:
+            _check_identifier(k, "join key")
+        return keys
+
+
+class Source(_Definition):
+    """Where rows come from, with their timestamp columns. Use one of the subclasses."""
+
+    kind: str
+    timestamp_column: str
+    created_timestamp_column: str | None = None
+    date_partition_column: str | None = None
+
+    @field_validator("timestamp_column", "created_timestamp_column", "date_partition_column")
+    @classmethod
+    def _columns(cls, v: str | None) -> str | None:
+        return None if v is None else _check_identifier(v, "column")
+
+
+class DeltaTableSource(Source):
+    """A Delta table registered in the catalog (``database.table``)."""
+
+    kind: Literal["delta_table"] = "delta_table"
+    table: str
+
+    @field_validator("table")
+    @classmethod
+    def _table(cls, v: str) -> str:
+        if not TABLE_NAME.match(v):
+            raise ValueError(f"table {v!r} is not a safe `database.table` name")
+        return v
+
+
+class DbtModelSource(Source):
+    """A dbt model, by name; its relation is ``<schema>.<model>`` (schema from dbt_project.yml)."""
+
+    kind: Literal["dbt_model"] = "dbt_model"
+    model: str
+    schema_: str = Field("features", alias="schema")
+
+    @field_validator("model", "schema_")
+    @classmethod
+    def _ident(cls, v: str) -> str:
+        return _check_identifier(v, "dbt model/schema")
+
+    @property
+    def table(self) -> str:
+        return f"{self.schema_}.{self.model}"
+
+
+class PathSource(Source):
+    """Files at a path (Delta by default; parquet or csv)."""
+
+    kind: Literal["path"] = "path"
+    path: str
+    format: Literal["delta", "parquet", "csv"] = "delta"
+
+
+class Feature(BaseModel):
+    """A typed feature column."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    dtype: ValueType
+    description: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _check_identifier(v, "feature name")
+
+
+AggregationFunction = Literal["count", "sum", "mean", "min", "max", "count_distinct"]
+
+
+class Aggregation(BaseModel):
+    """A windowed aggregate of a source column, one feature per window: ``<column>_<function>_<window>``.
+
+    ``count`` counts non-null values of ``column``; ``name`` replaces ``<column>_<function>`` in the names.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    column: str
+    function: AggregationFunction
+    windows: tuple[Duration, ...]
+    name: str | None = None
+
+    @field_validator("column")
+    @classmethod
+    def _column(cls, v: str) -> str:
+        return _check_identifier(v, "aggregation column")
+
+    @field_validator("windows")
+    @classmethod
+    def _windows(cls, v: tuple[dt.timedelta, ...]) -> tuple[dt.timedelta, ...]:
+        if not v or any(w.total_seconds() <= 0 for w in v):
+            raise ValueError("windows must be positive durations")
+        return v
+
+    def feature_name(self, window: dt.timedelta) -> str:
+        return f"{self.name or f'{self.column}_{self.function}'}_{format_duration(window)}"
+
+    @property
+    def dtype(self) -> ValueType:
+        return ValueType.INT64 if self.function in ("count", "count_distinct") else ValueType.DOUBLE
+
+    def features(self) -> list[Feature]:
+        return [Feature(name=self.feature_name(w), dtype=self.dtype) for w in self.windows]
+
+
+class DbtComputation(BaseModel):
+    """Features computed by a dbt model: the view's source is that model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["dbt"] = "dbt"
+
+
+class TransformComputation(BaseModel):
+    """Features computed by a pure PySpark function ``(df, **params) -> DataFrame`` from the source rows.
+
+    The function returns the join keys, ``event_timestamp`` and the features.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    kind: Literal["transform"] = "transform"
+    function: Callable[..., Any]
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class WindowComputation(BaseModel):
+    """Declarative sliding-window aggregations over source events, from partial aggregates per tile.
+
+    A value at ``event_timestamp`` t covers events with ``t - window <= ts < t``; values are emitted at
+    every tile boundary, so the window slides by one tile.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["window"] = "window"
+    aggregations: tuple[Aggregation, ...]
+    tile: Duration = dt.timedelta(hours=1)
+
+    @model_validator(mode="after")
+    def _windows_are_tile_multiples(self) -> WindowComputation:
+        tile_s = int(self.tile.total_seconds())
+        if tile_s <= 0 or 86400 % tile_s:
+            raise ValueError("tile must divide a day (e.g. '1h', '15m', '1d')")
+        for agg in self.aggregations:
+            for w in agg.windows:
+                if int(w.total_seconds()) % tile_s:
+                    raise ValueError(f"window {format_duration(w)} of {agg.column} is not a multiple of the tile")
+        return self
+
+
+Computation = DbtComputation | TransformComputation | WindowComputation
+
+
+class FeatureView(_Definition):
+    """A versioned group of features about one or more entities, computed one way, with a ttl."""
+
+    version: int = Field(1, ge=1)
+    entities: tuple[str, ...]
+    source: DeltaTableSource | DbtModelSource | PathSource
+    features: tuple[Feature, ...] = ()
+    computation: Computation | None = None
+    ttl: OptionalDuration = None
+    online: bool = True
+    offline: bool = True
+    batch_schedule: Duration = dt.timedelta(days=1)
+    validation_policy: Literal["strict", "warn"] = "strict"
+    expected_freshness: OptionalDuration = None
+
+    @field_validator("entities", mode="before")
+    @classmethod
+    def _entities(cls, v: Any) -> Any:
+        names = tuple(e.name if isinstance(e, Entity) else e for e in ((v,) if isinstance(v, str | Entity) else v))
+        if not names:
+            raise ValueError("a feature view needs at least one entity")
+        return names
+
+    @field_validator("ttl")
+    @classmethod
+    def _ttl(cls, v: dt.timedelta | None) -> dt.timedelta | None:
+        if v is not None and v.total_seconds() <= 0:
+            raise ValueError("ttl must be positive (or None for no lower bound)")
+        return v
+
+    @model_validator(mode="after")
+    def _features_present(self) -> FeatureView:
+        if isinstance(self.computation, WindowComputation):
+            if self.features:
+                raise ValueError("a window-aggregation view derives its features from its aggregations")
+            object.__setattr__(self, "features", tuple(f for a in self.computation.aggregations for f in a.features()))
+        if not self.features:
+            raise ValueError("a feature view needs at least one feature")
+        return self
+
+    def __getitem__(self, names: str | list[str]) -> FeatureSelection:
+        """``view[["a", "b"]]``: a selection of this view's features, for a FeatureService."""
+        return FeatureSelection(view=self.name, features=tuple([names] if isinstance(names, str) else names))
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def is_materialized_by_featurelake(self) -> bool:
+        """True when featurelake writes the offline table (transform or window views)."""
+        return isinstance(self.computation, TransformComputation | WindowComputation)
+
+    @property
+    def offline_table(self) -> str | None:
+        """The catalog table the offline store reads (None for a path source read directly)."""
+        if self.is_materialized_by_featurelake:
+            return f"{FEATURES_DATABASE}.{self.name}_v{self.version}"
+        return getattr(self.source, "table", None)
+
+    @property
+    def timestamp_field(self) -> str:
+        return OFFLINE_TIMESTAMP if self.is_materialized_by_featurelake else self.source.timestamp_column
+
+    @property
+    def created_timestamp_field(self) -> str | None:
+        return OFFLINE_CREATED if self.is_materialized_by_featurelake else self.source.created_timestamp_column
+
+    @property
+    def date_partition_field(self) -> str | None:
+        return OFFLINE_DATE if self.is_materialized_by_featurelake else self.source.date_partition_column
+
+
+class FeatureSelection(BaseModel):
+    """Some features of one view (all of them when ``features`` is empty)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    view: str
+    features: tuple[str, ...] = ()
+
+
+class FeatureService(_Definition):
+    """The named set of features one model consumes."""
+
+    features: tuple[FeatureSelection, ...]
+
+    @field_validator("features", mode="before")
+    @classmethod
+    def _selections(cls, v: Any) -> Any:
+        out = []
+        for item in v:
+            if isinstance(item, FeatureView):
+                out.append(FeatureSelection(view=item.name))
+            elif isinstance(item, str):  # "view" or "view:feature"
+                view, _, feature = item.partition(":")
+                out.append(FeatureSelection(view=view, features=(feature,) if feature else ()))
+            else:
+                out.append(item)
+        if not out:
+            raise ValueError("a feature service needs at least one feature view or feature")
+        return out
