@@ -15,15 +15,17 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 def isolated_env(state_dir: Path, **extra: str) -> dict[str, str]:
     """Environment for a featurelake process whose state (warehouse, metastore, online store) is ``state_dir``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEATURELAKE")}
-    env.update({
-        "FEATURELAKE_HOME": str(REPO_ROOT),
-        "FEATURELAKE_ENV": "ci",
-        "FEATURELAKE__STATE_DIR": str(state_dir),
-        "FEATURELAKE__STORAGE__WAREHOUSE": str(state_dir / "warehouse"),
-        "FEATURELAKE__STORAGE__METASTORE__DERBY_DIR": str(state_dir / "metastore_db"),
-        "FEATURELAKE__ONLINE_STORE__SQLITE_PATH": str(state_dir / "online" / "online.db"),
-        "PYSPARK_PYTHON": sys.executable,
-    })
+    env.update(
+        {
+            "FEATURELAKE_HOME": str(REPO_ROOT),
+            "FEATURELAKE_ENV": "ci",
+            "FEATURELAKE__STATE_DIR": str(state_dir),
+            "FEATURELAKE__STORAGE__WAREHOUSE": str(state_dir / "warehouse"),
+            "FEATURELAKE__STORAGE__METASTORE__DERBY_DIR": str(state_dir / "metastore_db"),
+            "FEATURELAKE__ONLINE_STORE__SQLITE_PATH": str(state_dir / "online" / "online.db"),
+            "PYSPARK_PYTHON": sys.executable,
+        }
+    )
     env.update(extra)
     return env
 
@@ -31,8 +33,14 @@ def isolated_env(state_dir: Path, **extra: str) -> dict[str, str]:
 def run_cli(state_dir: Path, *args: str, check: bool = True, **extra_env: str) -> subprocess.CompletedProcess:
     """Run ``featurelake *args`` in a new process on ``state_dir``; output is captured as text."""
     exe = Path(sys.executable).parent / "featurelake"
-    proc = subprocess.run([str(exe), *args], env=isolated_env(state_dir, **extra_env), cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [str(exe), *args],
+        env=isolated_env(state_dir, **extra_env),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"featurelake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc

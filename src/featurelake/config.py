@@ -94,9 +94,9 @@ class Settings(_Section):
         return Path(self.path(self.state_dir))
 
 
-def find_root() -> Path:
+def find_root(environ: dict[str, str] | None = None) -> Path:
     """The repository root: $FEATURELAKE_HOME, else the nearest folder above cwd (or this file) with conf/."""
-    if home := os.environ.get(HOME_VAR):
+    if home := (os.environ if environ is None else environ).get(HOME_VAR):
         return Path(home).resolve()
     for start in (Path.cwd(), Path(__file__).resolve()):
         for candidate in (start, *start.parents):
@@ -156,7 +156,7 @@ def _origin_of(loc: tuple[Any, ...], origins: dict[str, str]) -> str:
 def load_settings(env: str | None = None, environ: dict[str, str] | None = None) -> Settings:
     """Load and validate the settings for ``env`` (default: $FEATURELAKE_ENV or ``local``)."""
     environ = dict(os.environ if environ is None else environ)
-    root = find_root()
+    root = find_root(environ)
     env = env or environ.get(ENV_VAR) or DEFAULT_ENV
     conf_dir = root / "conf"
     env_file = conf_dir / f"{env}.yaml"

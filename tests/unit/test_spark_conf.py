@@ -1,0 +1,32 @@
+"""The session factory's settings, and the live session the tests share."""
+
+from __future__ import annotations
+
+from featurelake.spark import spark_conf
+
+
+def test_conf_has_delta_catalog_utc_and_local_jars(settings):
+    conf = spark_conf(settings)
+    assert conf["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
+    assert conf["spark.sql.catalog.spark_catalog"] == "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+    assert conf["spark.sql.session.timeZone"] == "UTC"
+    assert conf["spark.sql.catalogImplementation"] == "hive"
+    jars = conf["spark.jars"].split(",")
+    assert any("delta-spark_4.2_2.13" in j for j in jars)
+    assert all(j.startswith(settings.path(settings.spark.jars_dir)) for j in jars)  # never resolved from the network
+    assert "spark.jars.packages" not in conf
+    assert str(settings.state_path / "metastore_db") in conf["spark.hadoop.javax.jdo.option.ConnectionURL"]
+
+
+def test_session_is_utc_with_databases(spark, settings):
+    assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
+    dbs = {r[0] for r in spark.sql("SHOW DATABASES").collect()}
+    assert set(settings.storage.databases) <= dbs
+
+
+def test_delta_time_travel_in_the_catalog(spark):
+    spark.range(3).write.format("delta").mode("overwrite").saveAsTable("monitoring.t_time_travel")
+    spark.range(7).write.format("delta").mode("overwrite").saveAsTable("monitoring.t_time_travel")
+    assert spark.sql("SELECT count(*) FROM monitoring.t_time_travel VERSION AS OF 0").first()[0] == 3
+    assert spark.table("monitoring.t_time_travel").count() == 7
+    spark.sql("DROP TABLE monitoring.t_time_travel")
