@@ -6,6 +6,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from featurelake.errors import FeaturelakeError
 
@@ -19,7 +20,7 @@ app = typer.Typer(
 err_console = Console(stderr=True, soft_wrap=True)
 
 # Command modules register themselves on `app` when imported.
-from featurelake.cli import data  # noqa: E402,F401
+from featurelake.cli import data, pipeline  # noqa: E402,F401
 
 
 def main() -> None:
@@ -27,5 +28,5 @@ def main() -> None:
     try:
         app()
     except FeaturelakeError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        err_console.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False)
         sys.exit(2)
