@@ -79,3 +79,19 @@ def _java_home_ok() -> bool:
 
     home = os.environ.get("JAVA_HOME")
     return bool(home) and (Path(home) / "bin" / "java").is_file()
+
+
+def spark_submit_command(settings: Settings, script: str, *args: str) -> list[str]:
+    """``spark-submit`` of a ``jobs/`` entry point with the same settings :func:`get_spark` applies.
+
+    Static settings (JARs, extensions, catalog, driver options) must be on the command line: in a submitted
+    application the JVM exists before the job's builder runs.
+    """
+    import sys
+
+    conf = spark_conf(settings)
+    cmd = [str(Path(sys.executable).with_name("spark-submit")), "--master", conf.pop("spark.master"),
+           "--name", conf.pop("spark.app.name"), "--jars", conf.pop("spark.jars")]
+    for key, value in conf.items():
+        cmd += ["--conf", f"{key}={value}"]
+    return [*cmd, str(settings.root / "jobs" / script), *args]

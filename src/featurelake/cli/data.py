@@ -64,3 +64,30 @@ def tables() -> None:
             s.last_write.strftime("%Y-%m-%d %H:%M:%S") if s.last_write else "-",
         )
     console.print(out)
+
+
+@app.command("spark-submit")
+def spark_submit(
+    script: Annotated[str, typer.Argument(help="a jobs/ entry point, e.g. ingest_raw.py")],
+    args: Annotated[list[str] | None, typer.Argument(help="the job's arguments (after --)")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the command instead of running it")] = False,
+) -> None:
+    """Submit a jobs/ entry point with spark-submit, with master, JARs and settings from conf/."""
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    from featurelake.config import get_settings
+    from featurelake.errors import InputError
+    from featurelake.spark import spark_submit_command
+
+    settings = get_settings()
+    if not (settings.root / "jobs" / script).is_file() or "/" in script:
+        raise InputError(f"no job {script!r} in {settings.root / 'jobs'}")
+    cmd = spark_submit_command(settings, script, *(args or []))
+    if dry_run:
+        console.print(shlex.join(cmd), soft_wrap=True, highlight=False)
+        return
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    raise typer.Exit(subprocess.call(cmd, env=env))
