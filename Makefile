@@ -11,12 +11,12 @@ JARS := $(STATE)/jars
 DEB_PACKAGES := openjdk-17-jre-headless maven redis-server
 MVN_EXCLUDED_GROUPS := org.scala-lang,com.fasterxml.jackson.core,org.apache.hadoop,org.apache.logging.log4j,org.apache.parquet,org.slf4j,org.xerial.snappy,com.github.luben,org.roaringbitmap,io.airlift,commons-pool,commons-logging,org.locationtech.jts,com.google.code.findbugs
 
-.PHONY: help setup run test lint bench lock clean
+.PHONY: help setup run test lint bench lock clean airflow dbt-manifest
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 
-setup: $(STATE)/deb.stamp $(VENV)/install.stamp $(JARS)/jars.stamp ## bootstrap: Debian packages, virtualenv, Delta JARs (idempotent)
+setup: $(STATE)/deb.stamp $(VENV)/install.stamp $(JARS)/jars.stamp $(STATE)/dynamodb/dynamodb.stamp ## bootstrap: Debian packages, virtualenv, Delta JARs, DynamoDB Local (idempotent)
 
 $(STATE)/deb.stamp: Makefile
 	@mkdir -p $(STATE)
@@ -43,11 +43,22 @@ $(JARS)/jars.stamp: conf/jars.pom.xml
 	  -DoutputDirectory=$(abspath $(JARS)) -DexcludeGroupIds=$(MVN_EXCLUDED_GROUPS)
 	@touch $@
 
+# DynamoDB Local (Maven Central) with its sqlite4java native libraries, for the DynamoDB online-store tests.
+$(STATE)/dynamodb/dynamodb.stamp: conf/dynamodb-local.pom.xml $(STATE)/deb.stamp
+	@rm -rf $(STATE)/dynamodb && mkdir -p $(STATE)/dynamodb
+	mvn -q -B -f conf/dynamodb-local.pom.xml dependency:copy-dependencies -DincludeScope=runtime \
+	  -DoutputDirectory=$(abspath $(STATE)/dynamodb)
+	@touch $@
+
 lock: $(BIN)/uv ## re-resolve requirements.lock from pyproject.toml
 	$(BIN)/uv pip compile -q -p $(BIN)/python --extra dev pyproject.toml -o requirements.lock
 
-run: setup ## the nightly pipeline on the bundled demo data (embedded defaults)
+run: setup ## the nightly DAG through Airflow on the bundled demo days (embedded defaults), then a summary
 	$(BIN)/featurelake run-demo
+
+airflow: setup ## Airflow standalone on this repo's DAGs (UI on http://localhost:8080; password in .state/airflow)
+	AIRFLOW_HOME=$(abspath $(STATE))/airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
+	  AIRFLOW__CORE__LOAD_EXAMPLES=False FEATURELAKE_HOME=$(CURDIR) PATH=$(abspath $(BIN)):$$PATH $(BIN)/airflow standalone
 
 test: setup ## the whole test suite (unit + integration)
 	$(BIN)/python -m pytest -m "not bench" $(PYTEST_ARGS)
@@ -61,4 +72,10 @@ bench: setup ## benchmarks; results land in bench/results/
 	$(BIN)/python -m pytest -m bench -s $(PYTEST_ARGS)
 
 clean: ## remove the local state (warehouse, metastore, online store); keeps the venv and JARs
-	rm -rf $(STATE)/warehouse $(STATE)/metastore_db $(STATE)/online $(STATE)/cache $(STATE)/derby.log
+	rm -rf $(STATE)/warehouse $(STATE)/metastore_db $(STATE)/online $(STATE)/cache $(STATE)/derby.log \
+	  $(STATE)/gx $(STATE)/manifests $(STATE)/airflow
+
+dbt_project/target/manifest.json: $(VENV)/install.stamp $(shell find dbt_project/models dbt_project/macros -type f) dbt_project/dbt_project.yml dbt_project/profiles.yml
+	$(BIN)/dbt parse --project-dir dbt_project --profiles-dir dbt_project --target ci --log-path dbt_project/logs --quiet
+
+dbt-manifest: dbt_project/target/manifest.json ## parse the dbt project into dbt_project/target/manifest.json (no Spark needed)

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from featurelake.tables import latest_commit
+from featurelake.tables import latest_commit, single_row
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -28,9 +28,9 @@ def table_summaries(spark: SparkSession, databases: list[str]) -> list[TableSumm
             continue
         for t in sorted(spark.catalog.listTables(db), key=lambda t: t.name):
             name = f"{db}.{t.name}"
-            rows = spark.sql(f"SELECT count(*) FROM `{db}`.`{t.name}`").first()[0]
+            rows = single_row(spark.sql(f"SELECT count(*) FROM `{db}`.`{t.name}`"))[0]
             is_delta = (
-                spark.sql(f"DESCRIBE DETAIL `{db}`.`{t.name}`").first()["format"] == "delta"
+                single_row(spark.sql(f"DESCRIBE DETAIL `{db}`.`{t.name}`"))["format"] == "delta"
                 if t.tableType != "VIEW"
                 else False
             )

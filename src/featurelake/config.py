@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from featurelake.errors import ConfigError
 
@@ -64,6 +64,7 @@ class OnlineStoreSettings(_Section):
     dynamodb_region: str = "us-east-1"
     dynamodb_endpoint_url: str | None = None
     dynamodb_table_prefix: str = "featurelake"
+    write_batch_size: int = Field(500, ge=1)  # records per store round trip when materializing
 
 
 class IngestSettings(_Section):
@@ -71,6 +72,87 @@ class IngestSettings(_Section):
     timezone: str = "America/New_York"
     demo_start: dt.date = dt.date(2013, 1, 1)
     demo_end: dt.date = dt.date(2013, 1, 7)
+
+
+class ValidationSettings(_Section):
+    """Validation gate thresholds that differ by environment (suites themselves live in expectations/)."""
+
+    expectations_dir: str = "expectations"
+    # A batch needs at least this share of the previous good run's rows per day of data interval.
+    min_row_ratio: float = Field(0.5, ge=0, le=1)
+    # Floor when there is no previous run: an empty day fails.
+    min_rows_per_day: int = Field(1, ge=0)
+    # Extra lateness allowed on top of a view's expected_freshness (default: its batch_schedule), e.g. "2h".
+    freshness_slack: str = "0h"
+    # Policy of the raw-table suites (raw.flights, raw.weather); feature views set theirs in the definition.
+    raw_policy: Literal["strict", "warn"] = "strict"
+    sample_rows: int = Field(5, ge=0, le=100)
+    data_docs: bool = True
+
+    @field_validator("freshness_slack")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        from featurelake.definitions import parse_duration
+
+        parse_duration(v)
+        return v
+
+
+class OrchestrationSettings(_Section):
+    """How the Airflow DAGs in dags/ run: ownership, schedule, retries, timeouts, concurrency, checks."""
+
+    owner: str = "featurelake"
+    # Cron in UTC; each nightly run covers its data interval's flight dates.
+    schedule: str = "0 0 * * *"
+    start_date: dt.date = dt.date(2013, 1, 1)
+    retries: int = Field(2, ge=0)
+    retry_delay: str = "1m"  # doubled per retry (exponential backoff) up to max_retry_delay
+    max_retry_delay: str = "30m"
+    task_timeout: str = "2h"
+    # Concurrent tasks per run. 1 locally: the embedded Derby metastore admits one Spark driver at a time.
+    max_active_tasks: int = Field(1, ge=1)
+    # One Airflow task (one Spark application) per window view, or one for all of them. Per view shows and
+    # retries each view on its own; locally each task pays a JVM start.
+    task_per_view: bool = False
+    # dbt model folders (dbt_project/models/<group>), built in this order, one Airflow task each.
+    dbt_model_groups: list[str] = Field(default_factory=lambda: ["staging", "features"])
+    # Entity keys sampled per online view by the nightly consistency check (mismatch rate must be 0).
+    online_check_sample: int = Field(200, ge=1)
+
+    @field_validator("retry_delay", "max_retry_delay", "task_timeout")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        from featurelake.definitions import parse_duration
+
+        parse_duration(v)
+        return v
+
+
+class MonitoringSettings(_Section):
+    """Feature monitoring: statistics on every write, drift, training-serving skew, reports."""
+
+    # Statistics stored in monitoring.feature_stats for every written interval of a feature table.
+    histogram_bins: int = Field(20, ge=2, le=1000)
+    quantiles: list[float] = Field(default_factory=lambda: [0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99])
+    # Drift: PSI bins (from the reference's quantiles) and the rows per side the KS test samples.
+    drift_bins: int = Field(10, ge=2, le=100)
+    drift_sample_rows: int = Field(20000, ge=10)
+    # Training rows compared per `featurelake skew` run, and the mismatch rate above which it fails.
+    skew_sample: int = Field(1000, ge=1)
+    skew_max_rate: float = Field(0.0, ge=0, le=1)
+    # Where the nightly report is written, and how many intervals / validation runs a page shows.
+    report_dir: str = ".state/reports"
+    report_intervals: int = Field(60, ge=1)
+    report_validation_runs: int = Field(30, ge=1)
+    # Seconds an alert webhook POST may take (the URL comes from $FEATURELAKE_ALERT_WEBHOOK).
+    alert_timeout_s: float = Field(10.0, gt=0)
+
+    @field_validator("quantiles")
+    @classmethod
+    def _probabilities(cls, v: list[float]) -> list[float]:
+        if not v or any(not 0 < q < 1 for q in v) or sorted(set(v)) != v:
+            raise ValueError("quantiles must be increasing, distinct probabilities strictly between 0 and 1")
+        return v
 
 
 class Settings(_Section):
@@ -81,6 +163,9 @@ class Settings(_Section):
     storage: StorageSettings = StorageSettings()
     online_store: OnlineStoreSettings = OnlineStoreSettings()
     ingest: IngestSettings = IngestSettings()
+    validation: ValidationSettings = ValidationSettings()
+    orchestration: OrchestrationSettings = OrchestrationSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
 
     def path(self, value: str) -> str:
         """Resolve a configured path: URIs (s3a://...) as they are, relative paths against the repo root."""

@@ -15,11 +15,24 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from enum import StrEnum
+from types import FrameType
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}(\.[A-Za-z_][A-Za-z0-9_]{0,127})?$")
@@ -29,6 +42,7 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 OFFLINE_TIMESTAMP = "event_timestamp"
 OFFLINE_CREATED = "created_timestamp"
 OFFLINE_DATE = "event_date"
+OFFLINE_SOURCE_DATE = "source_date"  # transform views: the source partition a row came from (replaced per run)
 FEATURES_DATABASE = "features"
 
 
@@ -57,19 +71,63 @@ def format_duration(value: dt.timedelta | None) -> str | None:
 def _caller_location() -> str:
     import sys
 
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame and (frame.f_code.co_filename == __file__ or "pydantic" in frame.f_code.co_filename):
         frame = frame.f_back
     return f"{frame.f_code.co_filename}:{frame.f_lineno}" if frame else "<unknown>"
 
 
-def _caller_location() -> str:
-    import sys
+@dataclass(frozen=True)
+class ConstructionProblem:
+    """A definition object that failed validation while problems were being collected."""
 
-    frame = sys._getframe(1)
-    while frame and (frame.f_code.co_filename == __file__ or "pydantic" in frame.f_code.co_filename):
-        frame = frame.f_back
-    return f"{frame.f_code.co_filename}:{frame.f_lineno}" if frame else "<unknown>"
+    location: str  # file:line of the call that built it
+    kind: str
+    name: str | None
+    errors: tuple[str, ...]
+    object_id: int
+
+    def messages(self, location: str | None = None) -> list[str]:
+        """One line per error: ``file:line: Kind 'name': field: message``."""
+        what = f"{self.kind} {self.name!r}" if isinstance(self.name, str) else self.kind
+        return [f"{location or self.location}: {what}: {e}" for e in self.errors]
+
+
+_PROBLEMS: ContextVar[list[ConstructionProblem] | None] = ContextVar("featurelake_definition_problems", default=None)
+
+
+@contextmanager
+def collecting_problems() -> Iterator[list[ConstructionProblem]]:
+    """Within this block, invalid definitions are recorded (not raised) and replaced by unvalidated stand-ins,
+    so a module's later objects still load and every problem is reported at once."""
+    token = _PROBLEMS.set([])
+    try:
+        yield _PROBLEMS.get()  # type: ignore[misc]
+    finally:
+        _PROBLEMS.reset(token)
+
+
+def _format_error(err: Any) -> str:
+    loc = ".".join(str(p) for p in err.get("loc", ()))
+    return f"{loc + ': ' if loc else ''}{err['msg'].removeprefix('Value error, ')}"
+
+
+class _Collecting(BaseModel):
+    """Base of every definition class: see :func:`collecting_problems`."""
+
+    def __init__(self, /, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            sink = _PROBLEMS.get()
+            if sink is None:
+                raise
+            stand_in = type(self).model_construct(**data)
+            for attr in ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__"):
+                object.__setattr__(self, attr, getattr(stand_in, attr))
+            errors = tuple(_format_error(e) for e in exc.errors())
+            name = data.get("name")
+            sink.append(ConstructionProblem(_caller_location(), type(self).__name__, name, errors, id(self)))
 
 
 Duration = Annotated[dt.timedelta, BeforeValidator(parse_duration)]
@@ -95,7 +153,7 @@ class ValueType(StrEnum):
     DATE = "date"
 
 
-class _Definition(BaseModel):
+class _Definition(_Collecting):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     name: str
@@ -190,7 +248,7 @@ class PathSource(Source):
     format: Literal["delta", "parquet", "csv"] = "delta"
 
 
-class Feature(BaseModel):
+class Feature(_Collecting):
     """A typed feature column."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -208,7 +266,7 @@ class Feature(BaseModel):
 AggregationFunction = Literal["count", "sum", "mean", "min", "max", "count_distinct"]
 
 
-class Aggregation(BaseModel):
+class Aggregation(_Collecting):
     """A windowed aggregate of a source column, one feature per window: ``<column>_<function>_<window>``.
 
     ``count`` counts non-null values of ``column``; ``name`` replaces ``<column>_<function>`` in the names.
@@ -244,14 +302,14 @@ class Aggregation(BaseModel):
         return [Feature(name=self.feature_name(w), dtype=self.dtype) for w in self.windows]
 
 
-class DbtComputation(BaseModel):
+class DbtComputation(_Collecting):
     """Features computed by a dbt model: the view's source is that model."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     kind: Literal["dbt"] = "dbt"
 
 
-class TransformComputation(BaseModel):
+class TransformComputation(_Collecting):
     """Features computed by a pure PySpark function ``(df, **params) -> DataFrame`` from the source rows.
 
     The function returns the join keys, ``event_timestamp`` and the features.
@@ -263,7 +321,7 @@ class TransformComputation(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-class WindowComputation(BaseModel):
+class WindowComputation(_Collecting):
     """Declarative sliding-window aggregations over source events, from partial aggregates per tile.
 
     A value at ``event_timestamp`` t covers events with ``t - window <= ts < t``; values are emitted at
@@ -290,6 +348,22 @@ class WindowComputation(BaseModel):
 Computation = DbtComputation | TransformComputation | WindowComputation
 
 
+class DriftPolicy(_Collecting):
+    """When a feature of a view counts as drifted, and whether the nightly report measures it.
+
+    A feature drifted when its population stability index is at least ``psi_threshold`` and the two-sample
+    Kolmogorov-Smirnov test rejects equal distributions at ``pvalue_threshold`` (a material and significant
+    change). ``reference_days``: the nightly report compares each run's interval with the ``reference_days``
+    days before it; None measures drift only on request (``featurelake drift``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    psi_threshold: float = Field(0.2, gt=0)
+    pvalue_threshold: float = Field(0.01, gt=0, lt=1)
+    reference_days: int | None = Field(None, ge=1)
+
+
 class FeatureView(_Definition):
     """A versioned group of features about one or more entities, computed one way, with a ttl."""
 
@@ -304,6 +378,7 @@ class FeatureView(_Definition):
     batch_schedule: Duration = dt.timedelta(days=1)
     validation_policy: Literal["strict", "warn"] = "strict"
     expected_freshness: OptionalDuration = None
+    drift: DriftPolicy = DriftPolicy()
 
     @field_validator("entities", mode="before")
     @classmethod
@@ -319,6 +394,23 @@ class FeatureView(_Definition):
         if v is not None and v.total_seconds() <= 0:
             raise ValueError("ttl must be positive (or None for no lower bound)")
         return v
+
+    @field_validator("batch_schedule", "expected_freshness")
+    @classmethod
+    def _positive(cls, v: dt.timedelta | None) -> dt.timedelta | None:
+        if v is not None and v.total_seconds() <= 0:
+            raise ValueError("must be a positive duration")
+        return v
+
+    @property
+    def monitored_freshness(self) -> dt.timedelta:
+        """How old the latest feature value may get before ``featurelake status`` calls the view late.
+
+        ``expected_freshness`` when set, else twice ``batch_schedule`` (Tecton's default: one missed run is
+        tolerated). The validation gate checks a batch against its own interval end with ``expected_freshness``
+        or one ``batch_schedule`` instead (see ``featurelake.validation.targets``).
+        """
+        return self.expected_freshness or 2 * self.batch_schedule
 
     @model_validator(mode="after")
     def _features_present(self) -> FeatureView:
@@ -363,7 +455,7 @@ class FeatureView(_Definition):
         return OFFLINE_DATE if self.is_materialized_by_featurelake else self.source.date_partition_column
 
 
-class FeatureSelection(BaseModel):
+class FeatureSelection(_Collecting):
     """Some features of one view (all of them when ``features`` is empty)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

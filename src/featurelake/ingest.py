@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from featurelake.config import Settings
 from featurelake.errors import InputError
+from featurelake.tables import single_row
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -400,7 +401,7 @@ def ingest(spark: SparkSession, settings: Settings, start: dt.date, end: dt.date
 def _check_coverage(flights: DataFrame, folder: Path, start: dt.date, end: dt.date) -> None:
     from pyspark.sql import functions as F
 
-    first, last = flights.where(F.size("_reasons") == 0).agg(F.min("flight_date"), F.max("flight_date")).first()
+    first, last = single_row(flights.where(F.size("_reasons") == 0).agg(F.min("flight_date"), F.max("flight_date")))
     if first is None or start < first or end > last:
         covered = f"{first}..{last}" if first else "no valid rows"
         raise InputError(f"date range {start}..{end} is outside the data in {folder / FLIGHTS.file} ({covered})")

@@ -13,10 +13,20 @@ import types
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from featurelake.definitions import Entity, FeatureSelection, FeatureService, FeatureView, Source
+from featurelake.definitions import (
+    OFFLINE_SOURCE_DATE,
+    Entity,
+    FeatureSelection,
+    FeatureService,
+    FeatureView,
+    Source,
+    TransformComputation,
+    collecting_problems,
+)
 from featurelake.errors import FeaturelakeError
 
 KINDS: tuple[type, ...] = (Entity, Source, FeatureView, FeatureService)
@@ -92,49 +102,87 @@ class Repo:
 
 
 def load_repo(root: str | Path) -> Repo:
-    """Import the definitions under ``root`` and check them; raise DefinitionError listing every problem."""
+    """Import the definitions under ``root`` and check them; raise DefinitionError listing every problem.
+
+    An object that fails validation is reported with the ``file:line`` that built it and left out; the rest
+    of its module still loads, so one run names every broken object.
+    """
     root = Path(root).resolve()
     if not root.is_dir():
         raise FeaturelakeError(f"feature repository {root} is not a folder")
-    repo, problems = Repo(root=root), []
+    repo, problems = Repo(root=root), list[str]()
     seen: dict[tuple[str, str], list[str]] = defaultdict(list)
+    broken_names: set[str] = set()
     _fresh_package(root)
-    for path in sorted(root.rglob("*.py")):
-        if path.name.startswith("_") and path.name != "__init__.py":
-            continue
-        rel = path.relative_to(root.parent)
-        parts = path.relative_to(root).with_suffix("").parts
-        module_name = ".".join((REPO_PACKAGE, *(parts[:-1] if parts[-1] == "__init__" else parts)))
-        try:
-            module = importlib.import_module(module_name)
-        except ValidationError as exc:
-            problems.extend(f"{rel}: {_describe(err)}" for err in exc.errors())
-            continue
-        except Exception as exc:  # a definition module that does not import is a definition problem
-            problems.append(f"{rel}: {type(exc).__name__}: {exc}")
-            continue
-        for var, obj in vars(module).items():
-            kind = next((k for k in KINDS if isinstance(obj, k)), None)
-            if kind is None or var.startswith("_"):
+    with collecting_problems() as constructed:
+        for path in sorted(root.rglob("*.py")):
+            if path.name.startswith("_") and path.name != "__init__.py":
                 continue
-            registered = _registered(repo, kind)
-            if registered.get(obj.name) is obj:
-                continue  # the same object imported into another module
-            where = _relative(obj.defined_at, root.parent)
-            seen[(kind.__name__, obj.name)].append(where)
-            registered[obj.name] = obj
-            repo.origins[(type(obj).__name__, obj.name)] = where
-    for (kind, name), places in seen.items():
+            rel = path.relative_to(root.parent)
+            parts = path.relative_to(root).with_suffix("").parts
+            module_name = ".".join((REPO_PACKAGE, *(parts[:-1] if parts[-1] == "__init__" else parts)))
+            try:
+                module = importlib.import_module(module_name)
+            except ValidationError as exc:
+                problems.extend(f"{rel}: {_describe(err)}" for err in exc.errors())
+                continue
+            except Exception as exc:  # a definition module that does not import is a definition problem
+                problems.append(f"{rel}: {_origin_line(exc, root.parent)}{type(exc).__name__}: {exc}")
+                continue
+            broken = {p.object_id for p in constructed}
+            for var, obj in vars(module).items():
+                kind: type | None = next((k for k in KINDS if isinstance(obj, k)), None)
+                if kind is None or var.startswith("_"):
+                    continue
+                if _contains(obj, broken):
+                    if isinstance(getattr(obj, "name", None), str):
+                        broken_names.add(obj.name)
+                    continue
+                registered = _registered(repo, kind)
+                if registered.get(obj.name) is obj:
+                    continue  # the same object imported into another module
+                where = _relative(obj.defined_at, root.parent)
+                seen[(kind.__name__, obj.name)].append(where)
+                registered[obj.name] = obj
+                repo.origins[(type(obj).__name__, obj.name)] = where
+    for problem in constructed:
+        problems.extend(problem.messages(_relative(problem.location, root.parent)))
+    for (kind_name, name), places in seen.items():
         if len(places) > 1:
-            problems.append(f"duplicate {kind} name {name!r}: defined in {' and '.join(places)}")
-    problems.extend(check_references(repo))
+            problems.append(f"duplicate {kind_name} name {name!r}: defined in {' and '.join(places)}")
+    problems.extend(check_references(repo, broken=broken_names))
     if problems:
-        raise DefinitionError(problems)
+        raise DefinitionError(list(dict.fromkeys(problems)))
     return repo
 
 
-def _registered(repo: Repo, kind: type) -> dict:
-    return {Entity: repo.entities, Source: repo.sources, FeatureView: repo.views, FeatureService: repo.services}[kind]
+def _contains(obj: object, ids: set[int]) -> bool:
+    """True when ``obj`` or a definition nested in it failed validation."""
+    if id(obj) in ids:
+        return True
+    if isinstance(obj, BaseModel):
+        return any(_contains(v, ids) for v in obj.__dict__.values())
+    if isinstance(obj, list | tuple):
+        return any(_contains(v, ids) for v in obj)
+    return False
+
+
+def _origin_line(exc: BaseException, base: Path) -> str:
+    """``line N: `` of the innermost traceback frame inside the feature repository, if any."""
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(str(base))]
+    return f"line {frames[-1].lineno}: " if frames else ""
+
+
+def _registered(repo: Repo, kind: type) -> dict[str, Any]:
+    by_kind: dict[type, dict[str, Any]] = {
+        Entity: repo.entities,
+        Source: repo.sources,
+        FeatureView: repo.views,
+        FeatureService: repo.services,
+    }
+    return by_kind[kind]
 
 
 def _relative(location: str, base: Path) -> str:
@@ -154,17 +202,21 @@ def _fresh_package(root: Path) -> None:
     sys.modules[REPO_PACKAGE] = package
 
 
-def _describe(err: dict) -> str:
+def _describe(err: Any) -> str:
     loc = ".".join(str(p) for p in err.get("loc", ()))
     return f"{loc + ': ' if loc else ''}{err['msg']}"
 
 
-def check_references(repo: Repo) -> list[str]:
-    """Problems between definitions: unknown entities, key/feature clashes, service references."""
+def check_references(repo: Repo, broken: set[str] | None = None) -> list[str]:
+    """Problems between definitions: unknown entities, key/feature clashes, service references.
+
+    ``broken`` names objects already reported as invalid: references to them are not reported again.
+    """
+    broken = broken or set()
     problems = []
     for view in repo.views.values():
         where = repo.origin(view)
-        unknown = [e for e in view.entities if e not in repo.entities]
+        unknown = [e for e in view.entities if e not in repo.entities and e not in broken]
         if unknown:
             problems.append(f"{where}: feature view {view.name!r} refers to unknown entity {', '.join(unknown)}")
         keys = [k for e in view.entities if e in repo.entities for k in repo.entities[e].join_keys]
@@ -175,13 +227,19 @@ def check_references(repo: Repo) -> list[str]:
         dup = sorted({f for f in view.feature_names if view.feature_names.count(f) > 1})
         if dup:
             problems.append(f"{where}: feature view {view.name!r} repeats feature(s) {', '.join(dup)}")
-        reserved = {*keys, view.timestamp_field, view.created_timestamp_field, view.date_partition_field} - {None}
+        reserved = {
+            c for c in (*keys, view.timestamp_field, view.created_timestamp_field, view.date_partition_field) if c
+        }
+        if isinstance(view.computation, TransformComputation):
+            reserved.add(OFFLINE_SOURCE_DATE)
         clash = sorted(reserved & set(view.feature_names))
         if clash:
             problems.append(f"{where}: feature view {view.name!r} has features named like keys/timestamps: {clash}")
     for service in repo.services.values():
         where = repo.origin(service)
         for sel in service.features:
+            if sel.view in broken:
+                continue
             if sel.view not in repo.views:
                 problems.append(f"{where}: feature service {service.name!r} refers to missing view {sel.view!r}")
                 continue

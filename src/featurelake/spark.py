@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -58,6 +60,10 @@ def get_spark(settings: Settings | None = None) -> SparkSession:
     if shutil.which("java") is None and not _java_home_ok():
         raise ConfigError("Java not found: install a JDK 17 (`make setup` does) or set JAVA_HOME")
     conf = spark_conf(settings)
+    if settings.spark.master.startswith("local"):
+        # Local Python workers must run this interpreter (the venv with featurelake), not python3 from PATH;
+        # an in-process session reads this from the environment only.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     settings.state_path.mkdir(parents=True, exist_ok=True)
     builder = SparkSession.builder
     for key, value in conf.items():
@@ -75,10 +81,8 @@ def ensure_databases(spark: SparkSession, settings: Settings) -> None:
 
 
 def _java_home_ok() -> bool:
-    import os
-
     home = os.environ.get("JAVA_HOME")
-    return bool(home) and (Path(home) / "bin" / "java").is_file()
+    return home is not None and (Path(home) / "bin" / "java").is_file()
 
 
 def spark_submit_command(settings: Settings, script: str, *args: str) -> list[str]:
@@ -87,11 +91,17 @@ def spark_submit_command(settings: Settings, script: str, *args: str) -> list[st
     Static settings (JARs, extensions, catalog, driver options) must be on the command line: in a submitted
     application the JVM exists before the job's builder runs.
     """
-    import sys
 
     conf = spark_conf(settings)
-    cmd = [str(Path(sys.executable).with_name("spark-submit")), "--master", conf.pop("spark.master"),
-           "--name", conf.pop("spark.app.name"), "--jars", conf.pop("spark.jars")]
+    cmd = [
+        str(Path(sys.executable).with_name("spark-submit")),
+        "--master",
+        conf.pop("spark.master"),
+        "--name",
+        conf.pop("spark.app.name"),
+        "--jars",
+        conf.pop("spark.jars"),
+    ]
     for key, value in conf.items():
         cmd += ["--conf", f"{key}={value}"]
     return [*cmd, str(settings.root / "jobs" / script), *args]

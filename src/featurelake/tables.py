@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from featurelake.errors import InputError
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import DataFrame, Row, SparkSession
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 RUNS_TABLE = "monitoring.runs"
@@ -33,6 +33,14 @@ def check_table_name(name: str, what: str = "table") -> str:
     for part in parts:
         check_identifier(part, what)
     return ".".join(f"`{p}`" for p in parts)
+
+
+def single_row(df: DataFrame) -> Row:
+    """The one row of a global aggregate (Spark always returns one; typed as present)."""
+    row = df.first()
+    if row is None:
+        raise RuntimeError("a global aggregate returned no row")
+    return row
 
 
 def table_exists(spark: SparkSession, name: str) -> bool:

@@ -20,7 +20,16 @@ app = typer.Typer(
 err_console = Console(stderr=True, soft_wrap=True)
 
 # Command modules register themselves on `app` when imported.
-from featurelake.cli import data, pipeline  # noqa: E402,F401
+from featurelake.cli import (  # noqa: E402,F401
+    compute,  # noqa: E402,F401
+    data,
+    monitor,
+    online,  # noqa: E402,F401
+    pipeline,
+    registry,
+    training,  # noqa: E402,F401
+    validate,  # noqa: E402,F401
+)
 
 
 def main() -> None:

@@ -32,12 +32,19 @@ def ingest(start: StartDate, end: EndDate) -> None:
 def sql(
     query: Annotated[str, typer.Argument(help="Spark SQL against the catalog, e.g. 'select * from raw.flights'")],
     limit: Annotated[int, typer.Option(help="rows to print at most")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object per row instead of a table")] = False,
 ) -> None:
     """Run Spark SQL against the catalog and print the result as a table (the analysts' door)."""
     from featurelake.spark import get_spark
 
     df = get_spark().sql(query)
     rows = df.limit(limit + 1).collect()
+    if as_json:
+        import json
+
+        for row in rows[:limit]:
+            typer.echo(json.dumps(row.asDict(recursive=True), default=str))
+        return
     table = Table(*df.columns, show_lines=False)
     for row in rows[:limit]:
         table.add_row(*("NULL" if v is None else str(v) for v in row))

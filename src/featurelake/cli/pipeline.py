@@ -1,25 +1,82 @@
-"""The demo pipeline command behind `make run`."""
+"""The demo command behind `make run`: the nightly DAG through Airflow on the demo days, then a summary."""
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Annotated
+
+import typer
 from rich.console import Console
+from rich.table import Table
 
 from featurelake.cli import app
+from featurelake.cli.options import parse_date
 
 console = Console()
+DEMO_TRAINING_SET = "flight_delay_demo"
 
 
 @app.command("run-demo")
-def run_demo() -> None:
-    """Run the nightly pipeline on the bundled demo range (conf: ingest.demo_start..demo_end), then list tables."""
-    from featurelake.cli.data import tables
+def run_demo(
+    start: Annotated[str | None, typer.Option("--start", help="first flight date (default: ingest.demo_start)")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="last flight date (default: ingest.demo_end)")] = None,
+) -> None:
+    """Run the feature_pipeline DAG through Airflow over the demo days, then the training_set DAG; summarize."""
     from featurelake.config import get_settings
-    from featurelake.ingest import ingest
+    from featurelake.orchestration import nightly_run_after, run_dag_test
+
+    settings = get_settings()
+    first = parse_date(start) if start else settings.ingest.demo_start
+    last = parse_date(end) if end else settings.ingest.demo_end
+    since = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    console.rule(f"feature_pipeline DAG over {first}..{last} (airflow dags test)")
+    run_dag_test(settings, "feature_pipeline", nightly_run_after(last), {"start": first, "end": last})
+    console.rule(f"training_set DAG: training.{DEMO_TRAINING_SET}")
+    run_dag_test(
+        settings,
+        "training_set",
+        dt.datetime.now(dt.UTC),
+        {"name": DEMO_TRAINING_SET, "overwrite": True, "start": first, "end": last},
+    )
+    print_summary(since)
+
+
+def print_summary(since: dt.datetime) -> None:
+    """Tables written with versions, validation outcomes, rows materialized and the demo training set."""
+    from featurelake.config import get_settings
+    from featurelake.offline.training_set import load_manifest
+    from featurelake.run_summary import summarize
     from featurelake.spark import get_spark
 
     settings = get_settings()
     spark = get_spark(settings)
-    start, end = settings.ingest.demo_start, settings.ingest.demo_end
-    report = ingest(spark, settings, start, end)
-    console.print(f"ingested {start}..{end}: {report.rows}; rejects {report.rejects}")
-    tables()
+    summary = summarize(spark, since)
+    writes = Table("job", "table", "interval", "Delta version", "rows written", title="Tables written")
+    for w in summary.writes:
+        interval = f"{w['interval_start']}..{w['interval_end']}" if w["interval_start"] else "-"
+        writes.add_row(w["job"], w["target"], interval, str(w["delta_version"]), f"{w['rows_written'] or 0:,}")
+    checks = Table("target", "mode", "interval", "version", "outcome", "published", title="Validation")
+    for v in summary.validations:
+        outcome = "passed" if v["passed"] else f"FAILED {v['failed_expectations']}/{v['expectations']}"
+        checks.add_row(
+            v["target"],
+            v["mode"],
+            f"{v['interval_start']}..{v['interval_end']}",
+            str(v["delta_version"]),
+            outcome,
+            "yes" if v["published"] else "-",
+        )
+    online = Table(
+        "feature table", "Delta version", "rows written", title=f"Materialized ({settings.online_store.type})"
+    )
+    for m in summary.materialized:
+        online.add_row(m["target"], str(m["delta_version"]), f"{m['rows_written'] or 0:,}")
+    for table in (writes, checks, online):
+        console.print(table)
+    manifest = load_manifest(spark, DEMO_TRAINING_SET)
+    console.print(
+        f"demo training set: {manifest['table']} (Delta version {manifest['table_version']}, "
+        f"{manifest['rows']['output']:,} rows), manifest {settings.state_path / 'manifests' / DEMO_TRAINING_SET}.json",
+        highlight=False,
+        soft_wrap=True,
+    )

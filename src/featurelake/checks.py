@@ -1,0 +1,93 @@
+"""The nightly pipeline's closing checks: online/offline consistency and freshness of every feature view."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from featurelake.config import Settings
+from featurelake.definitions import parse_duration
+from featurelake.errors import FeaturelakeError
+from featurelake.tables import check_table_name, single_row, table_exists
+from featurelake.validation.targets import view_target
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from featurelake.definitions import FeatureView
+    from featurelake.online.check import CheckResult
+    from featurelake.repo import Repo
+
+
+class ChecksFailed(FeaturelakeError):
+    """A feature view is stale or its online values differ from the offline ones."""
+
+
+@dataclass(frozen=True)
+class Freshness:
+    view: str
+    table: str
+    latest: dt.datetime | None  # latest feature timestamp at or before the check time
+    required: dt.datetime  # check time minus the view's expected freshness (and the configured slack)
+
+    @property
+    def fresh(self) -> bool:
+        return self.latest is not None and self.latest >= self.required
+
+    def describe(self) -> str:
+        state = "fresh" if self.fresh else "LATE"
+        return f"{self.view}: {state}, latest {self.latest or 'none'} (needs >= {self.required}) in {self.table}"
+
+
+def freshness(spark: SparkSession, settings: Settings, repo: Repo, as_of: dt.datetime) -> list[Freshness]:
+    """Each view's latest feature timestamp known at ``as_of`` against its expected freshness."""
+    slack = parse_duration(settings.validation.freshness_slack) or dt.timedelta(0)
+    out = []
+    for name, view in sorted(repo.views.items()):
+        target = view_target(view, repo.join_keys(view))
+        table = view.offline_table
+        if table is None or target.freshness is None:
+            continue
+        out.append(Freshness(name, table, latest_timestamp(spark, view, as_of), as_of - target.freshness - slack))
+    return out
+
+
+def latest_timestamp(spark: SparkSession, view: FeatureView, as_of: dt.datetime) -> dt.datetime | None:
+    """The latest feature timestamp of ``view``'s offline table at or before ``as_of`` (None: no table or rows)."""
+    from pyspark.sql import functions as F
+
+    table = view.offline_table
+    if table is None or not table_exists(spark, table):
+        return None
+    ts = F.col(f"`{view.timestamp_field}`")
+    return single_row(spark.table(check_table_name(table)).where(ts <= F.lit(as_of)).agg(F.max(ts)))[0]
+
+
+def online_consistency(
+    spark: SparkSession, settings: Settings, repo: Repo, *, sample: int, views: list[str] | None = None
+) -> list[CheckResult]:
+    """Sampled online values against the offline point-in-time values, for every online view."""
+    from featurelake.online.check import check_view
+    from featurelake.online.materialize import online_views
+    from featurelake.online.store import StoreConfig, open_store
+
+    with open_store(StoreConfig.from_settings(settings)) as store:
+        return [check_view(spark, repo, store, v.name, sample=sample) for v in online_views(repo, views)]
+
+
+def pipeline_checks(
+    spark: SparkSession, settings: Settings, repo: Repo, as_of: dt.datetime, *, sample: int
+) -> tuple[list[Freshness], list[CheckResult]]:
+    """Run both checks; raise ``ChecksFailed`` naming every late view and every view with mismatches."""
+    fresh = freshness(spark, settings, repo, as_of)
+    online = online_consistency(spark, settings, repo, sample=sample)
+    problems = [f.describe() for f in fresh if not f.fresh]
+    problems += [
+        f"{c.view}: {c.mismatches} of {c.sampled} sampled keys differ online ({'; '.join(c.examples[:2])})"
+        for c in online
+        if c.mismatches
+    ]
+    if problems:
+        raise ChecksFailed("pipeline checks failed:\n  " + "\n  ".join(problems))
+    return fresh, online

@@ -1,0 +1,119 @@
+"""Online store commands: `materialize`, `online get`, `online check`."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from featurelake.cli import app
+from featurelake.errors import InputError
+
+console = Console()
+online_app = typer.Typer(help="Read and check the online store.", no_args_is_help=True)
+app.add_typer(online_app, name="online")
+
+RepoOption = Annotated[
+    str | None, typer.Option("--repo", help="feature repository folder (default: features/ in the repo root)")
+]
+
+
+def _context(repo_dir: str | None):
+    from featurelake.config import get_settings
+    from featurelake.repo import load_repo
+
+    settings = get_settings()
+    return settings, load_repo(repo_dir or settings.root / "features")
+
+
+def _spark(settings):
+    from featurelake.spark import get_spark
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # executors write the store: same interpreter
+    return get_spark(settings)
+
+
+@app.command()
+def materialize(
+    view: Annotated[list[str] | None, typer.Option("--view", help="a feature view (repeatable)")] = None,
+    all_views: Annotated[bool, typer.Option("--all", help="every online feature view")] = False,
+    full: Annotated[bool, typer.Option("--full", help="read the whole table instead of the change data")] = False,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="materialization time, ISO (naive = UTC); default now")
+    ] = None,
+    repo: RepoOption = None,
+) -> None:
+    """Write the point-in-time latest feature values to the configured online store (incremental by default)."""
+    from featurelake.online.materialize import materialize as run
+    from featurelake.online.materialize import parse_as_of
+
+    if bool(view) == all_views:
+        raise InputError("name the views with --view NAME (repeatable) or pass --all")
+    when = parse_as_of(as_of)
+    settings, definitions = _context(repo)
+    results = run(_spark(settings), settings, definitions, None if all_views else view, as_of=when, full=full)
+    out = Table("view", "mode", "versions", "written", "deleted", "unchanged", "seconds", "why")
+    for r in results:
+        versions = f"{'-' if r.from_version is None else r.from_version} -> {r.to_version}"
+        out.add_row(r.view, r.mode, versions, f"{r.written:,}", f"{r.deleted:,}", f"{r.skipped:,}",
+                    f"{r.seconds:.1f}", r.reason)  # fmt: skip
+    console.print(f"materialized as of {when.isoformat()} into {results[0].store if results else '-'}")
+    console.print(out)
+
+
+def _parse_keys(keys: list[str]) -> dict[str, str]:
+    row = {}
+    for item in keys:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise InputError(f"--key {item!r} is not NAME=VALUE (e.g. --key carrier=UA)")
+        row[name] = value
+    return row
+
+
+@online_app.command("get")
+def get(
+    key: Annotated[list[str], typer.Option("--key", help="a join key value, NAME=VALUE (repeatable)")],
+    service: Annotated[str | None, typer.Option("--service", help="a feature service")] = None,
+    feature: Annotated[list[str] | None, typer.Option("--feature", help="view or view:feature (repeatable)")] = None,
+    repo: RepoOption = None,
+) -> None:
+    """Print the online feature values of one entity row as JSON (null for missing keys)."""
+    from featurelake.online.client import OnlineClient
+
+    settings, definitions = _context(repo)
+    client = OnlineClient.from_settings(settings, definitions)
+    try:
+        row = client.get_online_features([_parse_keys(key)], service=service, features=feature)[0]
+    finally:
+        client.close()
+    typer.echo(json.dumps(row, indent=2, default=str))
+
+
+@online_app.command("check")
+def check(
+    view: Annotated[str, typer.Option("--view", help="the feature view to check")],
+    sample: Annotated[int, typer.Option("--sample", min=1, help="entity keys to sample")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="sampling seed")] = 0,
+    repo: RepoOption = None,
+) -> None:
+    """Compare online values with the offline PIT values for sampled keys; exit 1 on any mismatch."""
+    from featurelake.online.check import check_view
+    from featurelake.online.store import StoreConfig, open_store
+
+    settings, definitions = _context(repo)
+    with open_store(StoreConfig.from_settings(settings)) as store:
+        result = check_view(_spark(settings), definitions, store, view, sample=sample, seed=seed)
+    console.print(
+        f"{result.view}: {result.sampled} keys sampled from {result.table}@{result.version} "
+        f"(as of {result.as_of.isoformat()}): {result.mismatches} mismatches, rate {result.mismatch_rate:.4f}"
+    )
+    for example in result.examples:
+        console.print(f"  {example}", highlight=False)
+    if result.mismatches:
+        raise typer.Exit(1)

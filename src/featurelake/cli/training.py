@@ -1,0 +1,87 @@
+"""Training-set commands: `training-set build` and `training-set rebuild`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from featurelake.cli import app
+
+console = Console()
+training_app = typer.Typer(
+    help="Point-in-time correct training sets, reproducible from a manifest.", no_args_is_help=True
+)
+app.add_typer(training_app, name="training-set")
+
+
+def _report(manifest: dict) -> None:
+    views = ", ".join(f"{v['name']}@v{v.get('delta_version')}" for v in manifest["views"])
+    console.print(
+        f"wrote {manifest['table']} (Delta version {manifest['table_version']}, {manifest['rows']['output']:,} rows) "
+        f"from {views}; registry version {manifest['registry_version']}",
+        highlight=False,
+    )
+
+
+@training_app.command("build")
+def build(
+    entities: Annotated[str, typer.Option("--entities", help="entity rows: a table, a path or a SELECT query")],
+    name: Annotated[str, typer.Option("--name", help="output table training.<name>")],
+    service: Annotated[str | None, typer.Option("--service", help="feature service")] = None,
+    features: Annotated[list[str] | None, typer.Option("--features", help="view:feature or view (repeatable)")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing training set")] = False,
+    full_feature_names: Annotated[
+        bool, typer.Option("--full-feature-names", help="name columns <view>__<feature>")
+    ] = False,
+    timestamp_column: Annotated[
+        str, typer.Option("--timestamp-column", help="the entity rows' event timestamp column")
+    ] = "event_timestamp",
+    start: Annotated[
+        dt.datetime | None, typer.Option("--start", formats=["%Y-%m-%d"], help="only entity rows from this UTC date")
+    ] = None,
+    end: Annotated[
+        dt.datetime | None, typer.Option("--end", formats=["%Y-%m-%d"], help="...up to this UTC date, inclusive")
+    ] = None,
+    repo: Annotated[str | None, typer.Option("--repo", help="feature repository (default: features/)")] = None,
+) -> None:
+    """Join the features as of each entity row's timestamp into training.<name>, with a manifest."""
+    from featurelake.config import get_settings
+    from featurelake.offline.training_set import build_training_set
+    from featurelake.repo import load_repo
+    from featurelake.spark import get_spark
+
+    settings = get_settings()
+    definitions = load_repo(repo or settings.root / "features")
+    manifest = build_training_set(
+        get_spark(settings),
+        definitions,
+        name=name,
+        entities=entities,
+        service=service,
+        features=features,
+        overwrite=overwrite,
+        full_feature_names=full_feature_names,
+        event_timestamp_column=timestamp_column,
+        start=start.date() if start else None,
+        end=end.date() if end else None,
+        state_dir=settings.state_path,
+    )
+    _report(manifest)
+    console.print(f"manifest: {settings.state_path / 'manifests' / (name + '.json')}", highlight=False)
+
+
+@training_app.command("rebuild")
+def rebuild(
+    manifest: Annotated[str, typer.Option("--manifest", help="a manifest JSON file or a training set name")],
+    name: Annotated[str | None, typer.Option("--name", help="write to training.<name> (default: the same)")] = None,
+) -> None:
+    """Rebuild a training set from its manifest: every table read VERSION AS OF the recorded version."""
+    from featurelake.config import get_settings
+    from featurelake.offline.training_set import rebuild as run_rebuild
+    from featurelake.spark import get_spark
+
+    settings = get_settings()
+    _report(run_rebuild(get_spark(settings), manifest, name=name, state_dir=settings.state_path))

@@ -1,0 +1,93 @@
+"""``featurelake validate``: run the suites on published intervals and print what failed, with sample rows."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from featurelake.cli import app
+from featurelake.cli.options import EndDate, StartDate, parse_date
+
+if TYPE_CHECKING:
+    from featurelake.validation import GateResult
+
+
+def render(result: GateResult, out: Console) -> None:
+    """A readable summary of one run: status line, failed expectations, sample failing rows, Data Docs."""
+    if result.success:
+        mark, style = "PASS", "bold green"
+    elif result.blocking:
+        mark, style = "FAIL", "bold red"
+    else:
+        mark, style = "WARN", "bold yellow"
+    out.print(Text.assemble((f"{mark} ", style), result.headline()), highlight=False)
+    out.print(f"  {len(result.outcomes)} expectations, {result.row_count or 0:,} rows", highlight=False)
+    if result.failures:
+        table = Table(show_lines=True)
+        for header in ("expectation", "column(s)", "expected", "observed"):
+            table.add_column(header, overflow="fold")
+        for o in result.failures:
+            table.add_row(o.expectation_type, ", ".join(o.columns) or "-", o.expected, o.observed)
+        out.print(table)
+        for o in result.failures:
+            if not o.sample:
+                continue
+            keys = list(dict.fromkeys(k for row in o.sample for k in row))
+            rows = Table(*keys, title=f"failing rows: {o.label} (sample of {len(o.sample)})", title_justify="left")
+            for row in o.sample:
+                rows.add_row(*("NULL" if row.get(k) is None else str(row.get(k)) for k in keys))
+            out.print(rows)
+    if result.data_docs:
+        out.print(f"  Data Docs: {result.data_docs}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def validate(
+    start: StartDate,
+    end: EndDate,
+    view: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--view",
+            help="feature view (or raw.flights / raw.weather) to validate; repeat for several; default: all",
+        ),
+    ] = None,
+) -> None:
+    """Validate published intervals against their suites; exit 1 when a strict view fails."""
+    from featurelake.config import get_settings
+    from featurelake.repo import load_repo
+    from featurelake.spark import get_spark
+    from featurelake.tables import table_exists
+    from featurelake.validation import resolve_target
+    from featurelake.validation import validate as run_validation
+    from featurelake.validation.gate import data_docs_index
+    from featurelake.validation.targets import RAW_TABLES
+
+    console = Console()
+    first, last = parse_date(start), parse_date(end)
+    settings = get_settings()
+    repo = load_repo(settings.root / "features")
+    spark = get_spark(settings)
+    names = list(view or [])
+    if not names:  # everything that exists: raw tables first, then every feature view with a catalog table
+        candidates = [*RAW_TABLES, *sorted(n for n, v in repo.views.items() if v.offline_table)]
+        for name in candidates:
+            if table_exists(spark, resolve_target(settings, name, repo).table):
+                names.append(name)
+            else:
+                console.print(f"[yellow]skip[/] {name}: its table does not exist yet", highlight=False)
+    blocking = []
+    for name in names:
+        result = run_validation(spark, settings, name, first, last, repo=repo)
+        render(result, console)
+        if result.blocking:
+            blocking.append(name)
+    if settings.validation.data_docs:
+        console.print(f"Data Docs index: file://{data_docs_index(settings)}", highlight=False, soft_wrap=True)
+    if blocking:
+        console.print(f"[bold red]strict validation failed:[/] {', '.join(blocking)}", highlight=False)
+        raise typer.Exit(1)

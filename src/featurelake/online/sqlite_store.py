@@ -1,0 +1,102 @@
+"""SQLite online store: one file (default ``.state/online/online.db``), the embedded default.
+
+Layout: ``feature_values(view, k, ts, cts, v, exp_ms)`` keyed by (view, k) and ``watermarks(view, doc)``.
+Expired values are filtered on read and purged after each materialization.
+
+Concurrent writers: a SQLite file takes one writer at a time. Executors writing partitions in parallel
+each hold the write lock for one batch (one transaction); the others wait on ``busy_timeout`` (WAL mode
+keeps readers unblocked). Writes are thereby serialized but correct; SQLite suits one machine (local
+Spark), use Redis or DynamoDB on a cluster.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+
+from featurelake.online.store import OnlineStore, Record, StoreConfig, Watermark, WriteStats, batched
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS feature_values (
+  view TEXT NOT NULL, k TEXT NOT NULL, ts INTEGER NOT NULL, cts INTEGER NOT NULL, v TEXT NOT NULL, exp_ms INTEGER,
+  PRIMARY KEY (view, k)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS watermarks (view TEXT PRIMARY KEY, doc TEXT NOT NULL);
+"""
+_UPSERT = """
+INSERT INTO feature_values (view, k, ts, cts, v, exp_ms) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (view, k) DO UPDATE SET ts = excluded.ts, cts = excluded.cts, v = excluded.v, exp_ms = excluded.exp_ms
+WHERE excluded.ts > feature_values.ts OR (excluded.ts = feature_values.ts AND excluded.cts >= feature_values.cts)
+"""
+_DELETE = "DELETE FROM feature_values WHERE view = ? AND k = ? AND ts < ?"
+_CHUNK = 500  # keys per IN (...) on read, below SQLite's variable limit
+
+
+class SqliteStore(OnlineStore):
+    def __init__(self, config: StoreConfig):
+        super().__init__(config)
+        path = Path(config.sqlite_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(path, timeout=300, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA busy_timeout = 300000")
+        self.conn.execute("PRAGMA journal_mode = WAL")
+        self.conn.execute("PRAGMA synchronous = NORMAL")
+        self.conn.executescript(_SCHEMA)
+
+    def prepare(self, view: str) -> None:
+        pass  # one shared table
+
+    def write(self, view: str, records: Iterable[Record]) -> WriteStats:
+        stats = WriteStats()
+        for batch in batched(records, self.config.batch_size):
+            ups = [(view, r.key, r.ts, r.cts, r.payload, r.exp_ms) for r in batch if r.payload is not None]
+            dels = [(view, r.key, r.cutoff_us) for r in batch if r.payload is None]
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                before = self.conn.total_changes
+                if ups:
+                    self.conn.executemany(_UPSERT, ups)
+                written = self.conn.total_changes - before
+                if dels:
+                    self.conn.executemany(_DELETE, dels)
+                deleted = self.conn.total_changes - before - written
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            stats.add(WriteStats(written, deleted, len(batch) - written - deleted))
+        return stats
+
+    def read(self, requests: list[tuple[str, list[str]]], now_ms: int) -> list[list[str | None]]:
+        out = []
+        for view, keys in requests:
+            found: dict[str, str] = {}
+            for i in range(0, len(keys), _CHUNK):
+                chunk = keys[i : i + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = self.conn.execute(
+                    f"SELECT k, v FROM feature_values WHERE view = ? AND k IN ({marks}) "
+                    "AND (exp_ms IS NULL OR exp_ms > ?)",
+                    (view, *chunk, now_ms),
+                )
+                found.update(rows)
+            out.append([found.get(k) for k in keys])
+        return out
+
+    def get_watermark(self, view: str) -> Watermark | None:
+        row = self.conn.execute("SELECT doc FROM watermarks WHERE view = ?", (view,)).fetchone()
+        return Watermark.from_json(row[0]) if row else None
+
+    def set_watermark(self, view: str, watermark: Watermark) -> None:
+        self.conn.execute(
+            "INSERT INTO watermarks (view, doc) VALUES (?, ?) ON CONFLICT (view) DO UPDATE SET doc = excluded.doc",
+            (view, watermark.to_json()),
+        )
+
+    def purge_expired(self, view: str, now_ms: int) -> int:
+        cur = self.conn.execute("DELETE FROM feature_values WHERE view = ? AND exp_ms <= ?", (view, now_ms))
+        return cur.rowcount
+
+    def close(self) -> None:
+        self.conn.close()

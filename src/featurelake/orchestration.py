@@ -1,0 +1,192 @@
+"""What the Airflow DAGs in ``dags/`` share, kept light: no Spark, dbt or GE imports (DAG files parse fast).
+
+A task's work is a ``featurelake spark-submit <job> -- <args>`` command (master, JARs and resources from
+``conf/``), run from the repository root with the task's environment (``FEATURELAKE_ENV``, overrides).
+Its interval is the run's data interval as inclusive flight dates, or the ``start``/``end`` params when a run
+is triggered for a range (a backfill in one run: every job covers the range in one Spark job).
+``run_dag_test`` runs a DAG through Airflow itself (``airflow dags test``) with ``AIRFLOW_HOME`` under the
+state folder: what ``make run`` and the DAG tests do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from featurelake.config import HOME_VAR, Settings
+from featurelake.definitions import parse_duration
+from featurelake.errors import FeaturelakeError, InputError
+
+PARAM_DATE_SCHEMA: dict[str, Any] = {"type": ["null", "string"], "format": "date"}
+# The demo's entity rows: every flight that arrived, as of its scheduled departure, labelled late (> 15 min).
+DEMO_ENTITIES_SQL = (
+    "SELECT flight_id, carrier, origin, dest, tailnum, sched_dep_ts AS event_timestamp, "
+    "CAST(arr_delay > 15 AS INT) AS arrived_late FROM raw.flights WHERE arr_delay IS NOT NULL"
+)
+
+
+class AirflowRunFailed(FeaturelakeError):
+    """An Airflow DAG run did not succeed."""
+
+
+def featurelake_bin() -> str:
+    """The ``featurelake`` executable of the interpreter Airflow runs in (the project's venv)."""
+    return str(Path(sys.executable).with_name("featurelake"))
+
+
+def job_command(script: str, *args: str) -> str:
+    """The shell command of a task: ``featurelake spark-submit <script> -- <args>``."""
+    return shlex.join([featurelake_bin(), "spark-submit", script, "--", *args])
+
+
+def cli_command(*args: str) -> str:
+    """The shell command of a task that runs a ``featurelake`` subcommand (no Spark of its own)."""
+    return shlex.join([featurelake_bin(), *args])
+
+
+def run_interval(context: Mapping[str, Any]) -> tuple[dt.date, dt.date]:
+    """The inclusive flight dates a run covers: the params ``start``/``end`` if given, else its data interval.
+
+    A daily data interval [2013-01-02 00:00, 2013-01-03 00:00) covers 2013-01-02.
+    """
+    params = context.get("params") or {}
+    if params.get("start") or params.get("end"):
+        start = dt.date.fromisoformat(str(params.get("start") or params.get("end")))
+        end = dt.date.fromisoformat(str(params.get("end") or start))
+    else:
+        lo, hi = context.get("data_interval_start"), context.get("data_interval_end")
+        if lo is None or hi is None:
+            raise InputError("this run has no data interval: trigger it with params start and end")
+        start = lo.date()
+        end = max(start, (hi - dt.timedelta(microseconds=1)).date())
+    if start > end:
+        raise InputError(f"param start {start} is after end {end}")
+    return start, end
+
+
+def materialization_time(end: dt.date) -> str:
+    """The as-of time of a run's materialization: the end of its last day (UTC), not the wall clock.
+
+    Replaying an old interval then writes what was known at its end, as a nightly run would have.
+    """
+    return dt.datetime.combine(end + dt.timedelta(days=1), dt.time()).isoformat()
+
+
+def dbt_model_group(settings: Settings, model: str) -> str | None:
+    """The model group (folder under ``dbt_project/models``) that holds ``<model>.sql``, if any."""
+    models = settings.root / "dbt_project" / "models"
+    return next((p.relative_to(models).parts[0] for p in models.rglob(f"{model}.sql")), None)
+
+
+def default_args(settings: Settings) -> dict[str, Any]:
+    """Owner, retries with exponential backoff and the task timeout, from ``conf/`` (``orchestration``), and the
+    failure alert (a webhook POST when ``$FEATURELAKE_ALERT_WEBHOOK`` is set, see featurelake.monitoring.alerts)."""
+    from featurelake.monitoring.alerts import alert_on_failure
+
+    o = settings.orchestration
+    return {
+        "on_failure_callback": alert_on_failure,
+        "owner": o.owner,
+        "retries": o.retries,
+        "retry_delay": parse_duration(o.retry_delay),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": parse_duration(o.max_retry_delay),
+        "execution_timeout": parse_duration(o.task_timeout),
+    }
+
+
+def start_datetime(settings: Settings) -> dt.datetime:
+    return dt.datetime.combine(settings.orchestration.start_date, dt.time(), tzinfo=dt.UTC)
+
+
+def task_options(settings: Settings) -> dict[str, Any]:
+    """Options of every command task: run from the repository root, the worker's environment plus the root
+    and the interpreter Spark's Python workers use."""
+    return {
+        "cwd": str(settings.root),
+        "env": {HOME_VAR: str(settings.root), "PYSPARK_PYTHON": sys.executable},
+        "append_env": True,
+    }
+
+
+def airflow_env(settings: Settings, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment for running Airflow locally: home under the state folder, this repo's dags/, no examples."""
+    env = dict(os.environ if environ is None else environ)
+    home = settings.state_path / "airflow"
+    env.setdefault("AIRFLOW_HOME", str(home))
+    env[HOME_VAR] = str(settings.root)
+    env["AIRFLOW__CORE__DAGS_FOLDER"] = str(settings.root / "dags")
+    env["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+    env.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
+    env.setdefault("NO_COLOR", "1")
+    return env
+
+
+def _airflow(
+    settings: Settings, *args: str, environ: Mapping[str, str] | None = None, capture: bool = False
+) -> subprocess.CompletedProcess:
+    cmd = [str(Path(sys.executable).with_name("airflow")), *args]
+    return subprocess.run(
+        cmd,
+        env=airflow_env(settings, environ),
+        cwd=settings.root,
+        check=False,
+        capture_output=capture,
+        text=True,
+    )
+
+
+def ensure_airflow_db(settings: Settings, environ: Mapping[str, str] | None = None) -> None:
+    """Create or migrate the local Airflow metadata database (SQLite under the state folder); idempotent."""
+    proc = _airflow(settings, "db", "migrate", environ=environ, capture=True)
+    if proc.returncode != 0:
+        raise AirflowRunFailed(f"`airflow db migrate` failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+
+
+def nightly_run_after(day: dt.date) -> dt.datetime:
+    """When the nightly run covering flight date ``day`` runs: the end of its data interval."""
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+
+
+def run_dag_test(
+    settings: Settings,
+    dag_id: str,
+    run_after: dt.datetime,
+    conf: Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    capture: bool = False,
+) -> str:
+    """Run one DAG run through Airflow (``airflow dags test``: every task in turn, in this machine's Airflow).
+
+    A scheduled DAG's run covers the data interval that ends at ``run_after``. Returns the output when
+    ``capture`` (else it streams); raises ``AirflowRunFailed`` when the run did not succeed.
+    """
+    ensure_airflow_db(settings, environ)
+    args = ["dags", "test", dag_id, run_after.isoformat()]
+    if conf:
+        args += ["--conf", json.dumps(dict(conf), default=str)]
+    proc = _airflow(settings, *args, environ=environ, capture=capture)
+    output = (proc.stdout or "") + (proc.stderr or "")
+    if proc.returncode != 0 or not _run_succeeded(settings, dag_id, environ):
+        tail = f":\n{output[-4000:]}" if capture else " (the failing task's log is above)"
+        raise AirflowRunFailed(f"DAG {dag_id} run after {run_after.isoformat()} failed{tail}")
+    return output
+
+
+def _run_succeeded(settings: Settings, dag_id: str, environ: Mapping[str, str] | None) -> bool:
+    """Whether the DAG's latest run succeeded (``airflow dags test`` can exit 0 after a failed task)."""
+    proc = _airflow(settings, "dags", "list-runs", dag_id, "--output", "json", environ=environ, capture=True)
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("[{") or line == "[]":
+            runs = json.loads(line)
+            latest = max(runs, key=lambda r: r.get("run_after") or "", default=None)
+            return latest is not None and latest.get("state") == "success"
+    return False

@@ -1,0 +1,418 @@
+"""The validation gate: write-audit-publish of a feature view's interval, and checks of published intervals.
+
+``validate_and_publish`` writes a candidate batch to ``staging.<view>_v<n>__audit`` (overwritten: one Delta
+version per run), runs the view's suite on that version through GE's Spark data source, stores the outcome in
+``monitoring.validation_results`` and Data Docs, then publishes that same version (``publish``, e.g. a
+replaceWhere into the feature table) when the suite passed or the view's policy is ``warn``. A strict view
+whose suite fails raises ``ValidationFailed``: nothing is published, so the feature table keeps its version
+and nothing downstream (training sets, materialization) sees the batch. The audit table keeps the rejected
+batch for inspection until the next run.
+
+GE's state (great_expectations.yml, suites as JSON, validation results, Data Docs) lives under
+``<state_dir>/gx``; the suites' source is ``featurelake.validation.suites`` plus ``expectations/``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from featurelake.config import Settings
+from featurelake.definitions import FeatureView
+from featurelake.errors import FeaturelakeError, InputError
+from featurelake.tables import Commit, check_table_name, latest_commit, overwrite_where, table_exists
+from featurelake.validation.results import (
+    ROW_COUNT,
+    Outcome,
+    RunInfo,
+    outcome_from,
+    previous_good_run,
+    record_results,
+)
+from featurelake.validation.suites import build_suite, interval_days, run_parameters
+from featurelake.validation.targets import RAW_PREFIX, Target, raw_target, view_target
+
+if TYPE_CHECKING:
+    from great_expectations.data_context import AbstractDataContext
+    from pyspark.sql import DataFrame, SparkSession
+
+    from featurelake.repo import Repo
+
+DATASOURCE = "featurelake"
+BATCH_DEFINITION = "whole_dataframe"
+_LOCK = threading.Lock()  # GE's file context is not safe for concurrent use within a process
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The outcome of one validation run of one target over one interval."""
+
+    run_id: str
+    target: str
+    suite: str
+    mode: str  # gate | check
+    policy: str
+    start: dt.date
+    end: dt.date
+    table: str  # the table validated (the audit table for a gate)
+    delta_version: int | None
+    row_count: int | None
+    outcomes: tuple[Outcome, ...]
+    published: bool = False
+    commit: Commit | None = None  # the publishing commit
+    published_table: str | None = None
+    published_version_before: int | None = None
+    data_docs: str | None = None  # URL of this run's Data Docs page
+    duration_s: float = 0.0
+
+    @property
+    def success(self) -> bool:
+        return all(o.success for o in self.outcomes)
+
+    @property
+    def failures(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.success]
+
+    @property
+    def blocking(self) -> bool:
+        """True when the run failed under the strict policy (a gate did not publish; a check must fail)."""
+        return self.policy == "strict" and not self.success
+
+    @property
+    def status(self) -> str:
+        """``passed``; ``warned`` (failed under the warn policy: recorded, published); or ``failed``."""
+        if self.success:
+            return "passed"
+        return "failed" if self.blocking else "warned"
+
+    def headline(self) -> str:
+        what = f"{'raw table' if self.target.startswith(RAW_PREFIX) else 'feature view'} {self.target!r}"
+        status = "passed" if self.success else f"FAILED {len(self.failures)} of {len(self.outcomes)} expectations"
+        return (
+            f"{what} ({self.policy}), interval {self.start}..{self.end}, suite {self.suite!r}, "
+            f"{self.table}@v{self.delta_version}, run {self.run_id}: {status}"
+        )
+
+    def message(self) -> str:
+        """A readable account: the headline, the publication decision and each failed expectation."""
+        lines = [self.headline()]
+        if self.mode == "gate":
+            if self.published and self.commit:
+                lines.append(f"published to {self.commit.table} version {self.commit.version}")
+            elif self.blocking:
+                before = (
+                    "(did not exist)"
+                    if self.published_version_before is None
+                    else (f"stays at version {self.published_version_before}")
+                )
+                lines.append(f"NOT published: {self.published_table} {before}")
+        for o in self.failures:
+            lines.append(f"  - {o.label}: expected {o.expected}; observed {o.observed}")
+            for row in o.sample:
+                lines.append("      " + ", ".join(f"{k}={v}" for k, v in row.items()))
+        if self.data_docs:
+            lines.append(f"Data Docs: {self.data_docs}")
+        return "\n".join(lines)
+
+
+class ValidationFailed(FeaturelakeError):
+    """A strict view's batch failed its suite and was not published."""
+
+    def __init__(self, result: GateResult):
+        self.result = result
+        super().__init__("validation failed: " + result.message())
+
+
+@cache
+def gx_context(state_path: str) -> AbstractDataContext:
+    """The file-backed GE context under ``<state_path>/gx`` (created on first use; no analytics, no bars)."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="file", project_root_dir=state_path)
+    if context.variables.analytics_enabled is not False or context.variables.progress_bars is None:
+        context.variables.analytics_enabled = False
+        context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        context.variables.save()
+    return context
+
+
+def data_docs_index(settings: Settings) -> Path:
+    """Where the Data Docs site's index page is written."""
+    return settings.state_path / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+
+
+def run_suite(
+    settings: Settings, target: Target, df: DataFrame, params: dict[str, Any], run_id: str
+) -> tuple[list[Outcome], int | None, str | None]:
+    """Validate ``df`` with ``target``'s suite; return the outcomes, the row count and the Data Docs URL."""
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    cfg = settings.validation
+    with _LOCK:
+        context = gx_context(str(settings.state_path))
+        suite = context.suites.add_or_update(build_suite(target, settings))
+        source: Any
+        try:
+            source = context.data_sources.get(DATASOURCE)
+        except (KeyError, ValueError):
+            source = context.data_sources.add_spark(name=DATASOURCE)
+        if target.name in source.get_asset_names():
+            asset = source.get_asset(target.name)
+        else:
+            asset = source.add_dataframe_asset(name=target.name)
+        try:
+            batch_definition = asset.get_batch_definition(BATCH_DEFINITION)
+        except KeyError:
+            batch_definition = asset.add_batch_definition_whole_dataframe(BATCH_DEFINITION)
+        definition = context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=target.name, data=batch_definition, suite=suite)
+        )
+        index_columns = [c for c in (*target.keys, target.timestamp) if c in df.columns]
+        result_format: dict[str, Any] = {
+            "result_format": "SUMMARY",
+            "partial_unexpected_count": max(cfg.sample_rows, 1),
+        }
+        if index_columns:
+            result_format["unexpected_index_column_names"] = index_columns
+        checkpoint = context.checkpoints.add_or_update(
+            gx.Checkpoint(
+                name=target.name,
+                validation_definitions=[definition],
+                actions=[UpdateDataDocsAction(name="update_data_docs")] if cfg.data_docs else [],
+                result_format=result_format,
+            )
+        )
+        try:
+            result = checkpoint.run(
+                batch_parameters={"dataframe": df},
+                expectation_parameters=params,
+                run_id=RunIdentifier(run_name=run_id, run_time=dt.datetime.now(dt.UTC)),
+            )
+        finally:
+            df.unpersist()
+        identifier, suite_result = next(iter(result.run_results.items()))
+        outcomes, rows = [], None
+        for item in suite_result.results:
+            raw = cast(dict[str, Any], item.to_json_dict())
+            outcomes.append(outcome_from(raw, cfg.sample_rows))
+            if (raw.get("expectation_config") or {}).get("type") == ROW_COUNT:
+                observed = (raw.get("result") or {}).get("observed_value")
+                rows = int(observed) if isinstance(observed, int) else None
+        docs = None
+        if cfg.data_docs:
+            urls = context.get_docs_sites_urls(resource_identifier=identifier)
+            docs = next((u["site_url"] for u in urls if u.get("site_url")), None)
+    return outcomes, rows, docs
+
+
+def resolve_target(settings: Settings, name: str, repo: Repo | None = None) -> Target:
+    """The target called ``name``: a feature view of the repo, or ``raw.flights`` / ``raw.weather``."""
+    if name.startswith(RAW_PREFIX):
+        return raw_target(name, settings.validation.raw_policy)
+    if repo is None:
+        from featurelake.repo import load_repo
+
+        repo = load_repo(settings.root / "features")
+    view = repo.view(name)
+    return view_target(view, repo.join_keys(view))
+
+
+def _check_interval(start: dt.date, end: dt.date) -> None:
+    if start > end:
+        raise InputError(f"interval start {start} is after its end {end}")
+
+
+def _version_or_none(spark: SparkSession, table: str) -> int | None:
+    if not table_exists(spark, table):
+        return None
+    try:
+        return latest_commit(spark, table).version
+    except Exception:  # not a Delta table: no versions to report
+        return None
+
+
+def _finish(
+    spark: SparkSession,
+    settings: Settings,
+    result: GateResult,
+    kind: str,
+    started: dt.datetime,
+) -> None:
+    """Store the outcomes, one row per expectation."""
+    run = RunInfo(
+        run_id=result.run_id,
+        target=result.target,
+        kind=kind,
+        suite=result.suite,
+        mode=result.mode,
+        policy=result.policy,
+        interval_start=result.start,
+        interval_end=result.end,
+        table=result.table,
+        delta_version=result.delta_version,
+        row_count=result.row_count,
+        run_success=result.success,
+        published=result.published,
+        validated_at=started,
+    )
+    record_results(spark, run, list(result.outcomes))
+
+
+def _baseline(spark: SparkSession, target: Target, mode: str) -> tuple[int, int] | None:
+    previous = previous_good_run(spark, target.name, mode)
+    if previous is None:
+        return None
+    rows, start, end = previous
+    return rows, interval_days(target, start, end)
+
+
+def gate(
+    spark: SparkSession,
+    settings: Settings,
+    target: Target,
+    candidate: DataFrame,
+    *,
+    start: dt.date,
+    end: dt.date,
+    publish: Callable[[DataFrame], Commit],
+) -> GateResult:
+    """Write-audit-publish ``candidate`` (the rows of data interval [start, end]) for ``target``."""
+    _check_interval(start, end)
+    run_id, t0 = uuid.uuid4().hex, time.monotonic()
+    started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    audit = overwrite_where(candidate, target.audit_table, None)
+    batch = spark.sql(f"SELECT * FROM {check_table_name(target.audit_table)} VERSION AS OF {audit.version}")
+    params = run_parameters(target, settings, start, end, _baseline(spark, target, "gate"))
+    outcomes, rows, docs = run_suite(settings, target, batch, params, run_id)
+    result = GateResult(
+        run_id=run_id,
+        target=target.name,
+        suite=target.suite_name,
+        mode="gate",
+        policy=target.policy,
+        start=start,
+        end=end,
+        table=target.audit_table,
+        delta_version=audit.version,
+        row_count=rows,
+        outcomes=tuple(outcomes),
+        published_table=target.table,
+        published_version_before=_version_or_none(spark, target.table),
+        data_docs=docs,
+    )
+    commit = None
+    try:
+        if not result.blocking:
+            commit = publish(batch)
+    finally:
+        result = replace(result, published=commit is not None, commit=commit, duration_s=time.monotonic() - t0)
+        _finish(spark, settings, result, target.kind, started)
+    if result.blocking:
+        raise ValidationFailed(result)
+    return result
+
+
+def validate_and_publish(
+    spark: SparkSession,
+    settings: Settings,
+    view: FeatureView,
+    candidate: DataFrame,
+    *,
+    start: dt.date,
+    end: dt.date,
+    publish: Callable[[DataFrame], Commit],
+    repo: Repo | None = None,
+    keys: list[str] | None = None,
+) -> GateResult:
+    """Gate ``candidate`` (a computed interval of ``view``) and publish it with ``publish`` if it may be.
+
+    ``start``/``end`` is the data interval the run computed (the row count is compared per day of it).
+    ``publish`` receives the audited rows (a DataFrame over the audit table's validated version) and returns
+    the publishing commit, e.g. ``lambda df: write_interval(df, view.offline_table, ...)``. The view's join
+    keys come from ``keys`` or ``repo`` (default: the repository under ``<root>/features``). Raises
+    ``ValidationFailed`` (naming the view, interval and failed expectations) when a strict view fails; a
+    warn view is published and its failures recorded.
+    """
+    if keys is None:
+        if repo is None:
+            from featurelake.repo import load_repo
+
+            repo = load_repo(settings.root / "features")
+        keys = repo.join_keys(view)
+    target = view_target(view, list(keys))
+    return gate(spark, settings, target, candidate, start=start, end=end, publish=publish)
+
+
+def validate(
+    spark: SparkSession,
+    settings: Settings,
+    name: str,
+    start: dt.date,
+    end: dt.date,
+    *,
+    repo: Repo | None = None,
+) -> GateResult:
+    """Validate the published interval [start, end] of a feature view (or raw table) as of its latest version.
+
+    Stores the outcome like a gate run (mode ``check``) and returns it; the caller decides what a failure
+    means (``result.blocking`` is True for a failed strict target).
+    """
+    from pyspark.sql import functions as F
+
+    _check_interval(start, end)
+    target = resolve_target(settings, name, repo)
+    if not table_exists(spark, target.table):
+        raise FeaturelakeError(f"{target.kind.replace('_', ' ')} {name!r}: table {target.table} does not exist")
+    run_id, t0 = uuid.uuid4().hex, time.monotonic()
+    started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    quoted = check_table_name(target.table)
+    version = _version_or_none(spark, target.table)
+    df = spark.sql(f"SELECT * FROM {quoted}" + (f" VERSION AS OF {version}" if version is not None else ""))
+    if target.date_partition and target.date_partition in df.columns:
+        df = df.where(F.col(target.date_partition).between(F.lit(start), F.lit(end)))
+    params = run_parameters(target, settings, start, end, _baseline(spark, target, "check"))
+    outcomes, rows, docs = run_suite(settings, target, df, params, run_id)
+    result = GateResult(
+        run_id=run_id,
+        target=target.name,
+        suite=target.suite_name,
+        mode="check",
+        policy=target.policy,
+        start=start,
+        end=end,
+        table=target.table,
+        delta_version=version,
+        row_count=rows,
+        outcomes=tuple(outcomes),
+        data_docs=docs,
+        duration_s=time.monotonic() - t0,
+    )
+    _finish(spark, settings, result, target.kind, started)
+    return result
+
+
+def validate_all(
+    spark: SparkSession,
+    settings: Settings,
+    names: list[str],
+    start: dt.date,
+    end: dt.date,
+    *,
+    repo: Repo | None = None,
+) -> list[GateResult]:
+    """Validate each named target over [start, end] (all of them run); raise for the first strict failure."""
+    results = [validate(spark, settings, name, start, end, repo=repo) for name in names]
+    for r in results:
+        if r.blocking:
+            raise ValidationFailed(r)
+    return results

