@@ -71,8 +71,9 @@ def print_summary(since: dt.datetime) -> None:
     )
     for m in summary.materialized:
         online.add_row(m["target"], str(m["delta_version"]), f"{m['rows_written'] or 0:,}")
+    wide = Console(width=max(console.width, 150))  # full table names also when output is not a terminal
     for table in (writes, checks, online):
-        console.print(table)
+        wide.print(table)
     manifest = load_manifest(spark, DEMO_TRAINING_SET)
     console.print(
         f"demo training set: {manifest['table']} (Delta version {manifest['table_version']}, "
