@@ -6,9 +6,11 @@ For a data interval [start, end] of the source's date partitions (``flight_date`
    lie from its partition date; checked, not assumed) from the source partitions that can hold such events,
    and replaces them in ``features.<view>_v<version>__tiles`` (``replaceWhere`` on ``tile_date``);
 2. rolls up the rows whose windows see those tiles, i.e. ``event_date`` in [start - 1, end + 3 + 1 + max
-   window], from the tile table, validates them through the view's gate (write-audit-publish: a strict view
-   that fails raises ``ValidationFailed`` and publishes nothing) and replaces them in
-   ``features.<view>_v<version>`` (``replaceWhere`` on ``event_date``).
+   window] but no later than the day after the newest stored tile (rows of later days are computed when
+   those days arrive, so a nightly run on the newest day rolls up a few days and a re-run of an old day
+   reaches every window its tiles feed), from the tile table, validates them through the view's gate
+   (write-audit-publish: a strict view that fails raises ``ValidationFailed`` and publishes nothing) and
+   replaces them in ``features.<view>_v<version>`` (``replaceWhere`` on ``event_date``).
 
 So re-running an interval gives identical content (``created_timestamp`` is deterministic), late data for an
 old day is picked up by re-running that day, and a backfill of any range is one Spark job per table.
@@ -29,7 +31,15 @@ from featurelake.config import Settings
 from featurelake.definitions import OFFLINE_DATE, FeatureView, PathSource, WindowComputation
 from featurelake.errors import InputError
 from featurelake.monitoring.stats import published_interval, record_write_stats
-from featurelake.tables import Commit, RunRecord, check_identifier, check_table_name, record_runs, write_interval
+from featurelake.tables import (
+    Commit,
+    RunRecord,
+    check_identifier,
+    check_table_name,
+    record_runs,
+    single_row,
+    write_interval,
+)
 from featurelake.validation.gate import GateResult, validate_and_publish
 
 if TYPE_CHECKING:
@@ -171,6 +181,10 @@ def compute_view(
     t_commit = write_interval(tiles, t_name, date_column=TILE_DATE, start=tile_lo, end=tile_hi)
     t1 = time.monotonic()
 
+    # Rows after the newest stored tile's day are computed when their days arrive: a nightly run on the newest
+    # day rolls up a few days; a re-run of an older day (late data) reaches every window its tiles feed.
+    newest = single_row(spark.table(t_name).agg(F.max(TILE_DATE)))[0] or tile_hi
+    out_hi = min(out_hi, max(newest, tile_hi) + dt.timedelta(days=1))
     stored = spark.table(t_name).where(F.col(TILE_DATE).between(F.lit(read_lo), F.lit(out_hi)))
     rows = rollup(stored, plan=plan, start=tile_lo, end=out_hi + dt.timedelta(days=1))
     o_name = view.offline_table or ""
