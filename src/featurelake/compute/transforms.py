@@ -17,7 +17,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from featurelake.compute.aggregations import utc_date
-from featurelake.compute.windows import ViewResult, publish_validated, read_source
+from featurelake.compute.windows import ViewResult, check_inputs, publish_validated, read_partitioned_source
 from featurelake.config import Settings
 from featurelake.definitions import (
     OFFLINE_CREATED,
@@ -29,7 +29,7 @@ from featurelake.definitions import (
 )
 from featurelake.errors import InputError
 from featurelake.schema_check import transform_output_problems
-from featurelake.tables import RunRecord, check_identifier, record_runs
+from featurelake.tables import RunRecord, record_runs
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -78,18 +78,10 @@ def compute_transform_view(
     """(Re)compute the rows of source interval [start, end] of a transform view: one validated Delta commit."""
     from pyspark.sql import functions as F
 
-    if start > end:
-        raise InputError(f"--start {start} is after --end {end}")
-    if not isinstance(view.computation, TransformComputation):
-        raise InputError(f"feature view {view.name!r} is not computed by a PySpark transform")
-    for k in keys:
-        check_identifier(k, "join key")
+    check_inputs(view, keys, start, end, TransformComputation, "a PySpark transform")
     run_id = run_id or uuid.uuid4().hex
     started, t0 = dt.datetime.now(dt.UTC).replace(tzinfo=None), time.monotonic()
-    source = read_source(spark, view)
-    part_col = view.source.date_partition_column
-    if part_col and part_col not in source.columns:
-        raise InputError(f"feature view {view.name!r}: source has no date partition column {part_col!r}")
+    source, part_col = read_partitioned_source(spark, view)
     day = F.col(part_col) if part_col else utc_date(F.col(view.source.timestamp_column))
     rows = transform_rows(view, keys, source.where(day.between(F.lit(start), F.lit(end))), day)
     table = view.offline_table or ""

@@ -109,6 +109,25 @@ def read_source(spark: SparkSession, view: FeatureView) -> DataFrame:
     return spark.table(table)
 
 
+def check_inputs(view: FeatureView, keys: list[str], start: dt.date, end: dt.date, kind: type, what: str) -> None:
+    """Refuse a reversed interval, a view computed another way and join keys that are not identifiers."""
+    if start > end:
+        raise InputError(f"--start {start} is after --end {end}")
+    if not isinstance(view.computation, kind):
+        raise InputError(f"feature view {view.name!r} is not computed by {what}")
+    for k in keys:
+        check_identifier(k, "join key")
+
+
+def read_partitioned_source(spark: SparkSession, view: FeatureView) -> tuple[DataFrame, str | None]:
+    """The view's source rows and its date partition column (checked to exist), if it has one."""
+    source = read_source(spark, view)
+    part_col = view.source.date_partition_column
+    if part_col and part_col not in source.columns:
+        raise InputError(f"feature view {view.name!r}: source has no date partition column {part_col!r}")
+    return source, part_col
+
+
 def _date_window(start: dt.date, end: dt.date, plan: WindowPlan, partitioned: bool):
     tile_lo, tile_hi = (start - SLACK_BEFORE, end + SLACK_AFTER) if partitioned else (start, end)
     max_days = math.ceil(plan.max_window / dt.timedelta(days=1))
@@ -151,19 +170,11 @@ def compute_view(
     """(Re)compute the tiles and feature rows a source interval [start, end] affects (two Delta commits)."""
     from pyspark.sql import functions as F
 
-    if start > end:
-        raise InputError(f"--start {start} is after --end {end}")
-    if not isinstance(view.computation, WindowComputation):
-        raise InputError(f"feature view {view.name!r} is not computed by window aggregations")
-    for k in keys:
-        check_identifier(k, "join key")
+    check_inputs(view, keys, start, end, WindowComputation, "window aggregations")
     plan = WindowPlan.from_view(view, keys)
     run_id = run_id or uuid.uuid4().hex
     started, t0 = dt.datetime.now(dt.UTC).replace(tzinfo=None), time.monotonic()
-    source = read_source(spark, view)
-    part_col = view.source.date_partition_column
-    if part_col and part_col not in source.columns:
-        raise InputError(f"feature view {view.name!r}: source has no date partition column {part_col!r}")
+    source, part_col = read_partitioned_source(spark, view)
     tile_lo, tile_hi, out_hi, read_lo = _date_window(start, end, plan, partitioned=bool(part_col))
     ts_day = utc_date(F.col(plan.timestamp_column))
     if part_col:
