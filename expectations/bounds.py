@@ -18,7 +18,8 @@ TEMP_F = (-40, 130)
 DEWPOINT_F = (-60, 100)
 HUMIDITY_PCT = (0, 100)
 WIND_DIR_DEG = (0, 360)
-WIND_SPEED_MPH = (0, 200)  # the 2013 data holds one 1048 mph reading (EWR, 2013-02-12 08:00 UTC): a sensor error
+WIND_SPEED_MPH = (0, 200)  # the 2013 data holds one 1048 mph reading (EWR, 2013-02-12 08:00 UTC): a sensor
+# error, nulled in staging (stg_nycflights__weather)
 PRECIP_IN_PER_HOUR = (0, 5)
 PRESSURE_MB = (900, 1100)
 VISIBILITY_MILES = (0, 10)

@@ -65,6 +65,12 @@ def direct_day(spark, view, keys, day: dt.date) -> int:
 def test_bench_window_features_full_year(spark, settings):
     from featurelake.ingest import ingest
 
+    # The 2013 weather ends 2013-12-30 23:00 UTC: a day of slack keeps the year's freshness check of the
+    # weather view on the data gap it is, not on what is measured here.
+    settings = settings.model_copy(
+        update={"validation": settings.validation.model_copy(update={"freshness_slack": "1d"})}
+    )
+
     info = {"command": COMMAND, "machine": machine(spark), "generated_at": dt.datetime.now(dt.UTC).isoformat()}
     t = time.monotonic()
     ingest(spark, settings, *YEAR)

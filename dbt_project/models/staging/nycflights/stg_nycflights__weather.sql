@@ -24,8 +24,9 @@ renamed as (
         dewp as dewpoint,
         humid as humidity,
         wind_dir,
-        wind_speed,
-        wind_gust,
+        -- readings no anemometer gives are sensor errors (2013-02-12 EWR: 1048 mph): null, not a feature value
+        case when wind_speed between 0 and 200 then wind_speed end as wind_speed,
+        case when wind_gust between 0 and 300 then wind_gust end as wind_gust,
         precip,
         pressure,
         visib
