@@ -8,8 +8,6 @@ Exits non-zero naming every late view and every online view whose sampled values
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -24,7 +22,6 @@ def main(argv: list[str] | None = None) -> None:
     from featurelake.repo import load_repo
     from featurelake.spark import get_spark
 
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     settings = get_settings()
     sample = args.sample or settings.orchestration.online_check_sample
     as_of = parse_as_of(args.as_of).replace(tzinfo=None)

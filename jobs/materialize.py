@@ -6,8 +6,6 @@ featurelake spark-submit materialize.py -- --all [--full] [--as-of 2013-01-08T00
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -25,7 +23,6 @@ def main(argv: list[str] | None = None) -> None:
     from featurelake.repo import load_repo
     from featurelake.spark import get_spark
 
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # executors import featurelake to write the store
     settings = get_settings()
     repo = load_repo(args.repo or settings.root / "features")
     views = None if args.all else args.view

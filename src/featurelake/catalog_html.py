@@ -314,7 +314,8 @@ def render_catalog(data: CatalogData) -> str:
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>featurelake catalog</title><style>{STYLE}</style></head>
 <body><header><h1>featurelake feature catalog</h1><p>{esc(summary)} · {esc(version)}</p></header>
-<main><input id="search" type="search" placeholder="Search features, views, services, owners…" autofocus>
+<main><label for="search">Search features, views, services, owners</label><br>
+<input id="search" type="search" autofocus>
 <h2 id="graph">Lineage <small id="traced"></small> <button id="clear" class="trace">show all</button></h2>
 <div class="legend">{legend}</div>
 <div class="graph">{svg}</div>

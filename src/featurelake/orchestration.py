@@ -107,11 +107,11 @@ def start_datetime(settings: Settings) -> dt.datetime:
 
 
 def task_options(settings: Settings) -> dict[str, Any]:
-    """Options of every command task: run from the repository root, the worker's environment plus the root
-    and the interpreter Spark's Python workers use."""
+    """Options of every command task: run from the repository root, with the worker's environment plus the root
+    (``featurelake spark-submit`` sets the interpreter Spark's Python workers use)."""
     return {
         "cwd": str(settings.root),
-        "env": {HOME_VAR: str(settings.root), "PYSPARK_PYTHON": sys.executable},
+        "env": {HOME_VAR: str(settings.root)},
         "append_env": True,
     }
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
 from typing import Annotated
 
 import typer
@@ -34,7 +32,6 @@ def _context(repo_dir: str | None):
 def _spark(settings):
     from featurelake.spark import get_spark
 
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # executors write the store: same interpreter
     return get_spark(settings)
 
 

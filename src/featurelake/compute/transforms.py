@@ -34,8 +34,6 @@ from featurelake.tables import RunRecord, record_runs
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
-SOURCE_DATE = OFFLINE_SOURCE_DATE
-
 
 def transform_rows(view: FeatureView, keys: list[str], source: DataFrame, source_day: Column) -> DataFrame:
     """Apply the view's function to ``source`` and shape its result into the offline table's columns."""
@@ -43,13 +41,13 @@ def transform_rows(view: FeatureView, keys: list[str], source: DataFrame, source
 
     computation = view.computation
     assert isinstance(computation, TransformComputation)
-    out = computation.function(source.withColumn(SOURCE_DATE, source_day), **computation.params)
+    out = computation.function(source.withColumn(OFFLINE_SOURCE_DATE, source_day), **computation.params)
     problems = transform_output_problems(view, keys, out.schema)
     if problems:
         raise InputError("transform output does not match its definition:\n  " + "\n  ".join(problems))
-    if SOURCE_DATE not in out.columns:
+    if OFFLINE_SOURCE_DATE not in out.columns:
         raise InputError(
-            f"feature view {view.name!r}: the transform dropped the {SOURCE_DATE!r} column of its input "
+            f"feature view {view.name!r}: the transform dropped the {OFFLINE_SOURCE_DATE!r} column of its input "
             "(keep it so each output row is attributed to its source day)"
         )
     ts = F.col(OFFLINE_TIMESTAMP)
@@ -60,7 +58,7 @@ def transform_rows(view: FeatureView, keys: list[str], source: DataFrame, source
         created.cast("timestamp").alias(OFFLINE_CREATED),
         *[F.col(f"`{f.name}`") for f in view.features],
         utc_date(ts).alias(OFFLINE_DATE),
-        F.col(SOURCE_DATE),
+        F.col(OFFLINE_SOURCE_DATE),
     )
 
 
@@ -86,7 +84,7 @@ def compute_transform_view(
     rows = transform_rows(view, keys, source.where(day.between(F.lit(start), F.lit(end))), day)
     table = view.offline_table or ""
     commit, gate = publish_validated(
-        spark, settings, view, keys, rows, start=start, end=end, date_column=SOURCE_DATE, replace=(start, end)
+        spark, settings, view, keys, rows, start=start, end=end, date_column=OFFLINE_SOURCE_DATE, replace=(start, end)
     )
     record = RunRecord(
         run_id,
