@@ -66,6 +66,32 @@ def latest_commit(spark: SparkSession, name: str) -> Commit:
     )
 
 
+def current_version(spark: SparkSession, name: str) -> int:
+    """The newest Delta version of ``name``, from the Delta log's cached snapshot (milliseconds, where
+    DESCRIBE HISTORY runs a Spark job). That is Delta's internal ``DeltaLog`` API: if it moved, DESCRIBE
+    HISTORY answers instead."""
+    from py4j.protocol import Py4JError
+
+    check_table_name(name)
+    schema, _, table = name.rpartition(".")
+    jvm: Any = spark.sparkContext._jvm
+    if jvm is None:  # Spark Connect: no JVM in this process
+        return latest_commit(spark, name).version
+    try:
+        none = getattr(getattr(jvm.scala, "None$"), "MODULE$")
+        ident = jvm.org.apache.spark.sql.catalyst.TableIdentifier.apply(table, jvm.scala.Option.apply(schema or None))
+        log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, ident)
+        return int(log.update(False, none, none).version())
+    except Py4JError:
+        return latest_commit(spark, name).version
+
+
+def table_property(spark: SparkSession, name: str, key: str) -> str | None:
+    """One table property (e.g. ``delta.enableChangeDataFeed``), None when unset."""
+    rows = spark.sql(f"SHOW TBLPROPERTIES {check_table_name(name)}").collect()
+    return next((r["value"] for r in rows if r["key"] == key), None)
+
+
 def write_interval(
     df: DataFrame,
     name: str,

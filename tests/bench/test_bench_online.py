@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from featurelake.online.client import OnlineClient
-from featurelake.online.materialize import materialize_view
+from featurelake.online.materialize import materialize_views
 from featurelake.online.servers import start_redis
 from featurelake.online.store import StoreConfig, open_store
 from featurelake.repo import load_repo
@@ -95,7 +95,7 @@ def config(kind: str, tmp: Path, port: int = 0) -> StoreConfig:
 
 def timed_materialize(spark, repo, cfg, **kw) -> tuple[float, list]:
     started = time.perf_counter()
-    results = [materialize_view(spark, repo, repo.view(v), cfg, as_of=AS_OF, **kw) for v in ("view_a", "view_b")]
+    results = materialize_views(spark, repo, [repo.view(v) for v in ("view_a", "view_b")], cfg, as_of=AS_OF, **kw)
     return time.perf_counter() - started, results
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from featurelake.online.client import OnlineClient
-from featurelake.online.materialize import materialize_view
+from featurelake.online.materialize import materialize_views
 from featurelake.online.servers import start_dynamodb_local, start_redis
 from featurelake.online.store import open_store
 from featurelake.repo import load_repo
@@ -182,9 +182,8 @@ ALL_ROUTES = [(o, d) for o in ["EWR", "JFK", "LGA", "A:B", "LAX"] for d in ["EWR
 
 
 def run_both(spark, repo, config, as_of, **kw):
-    return [
-        materialize_view(spark, repo, repo.view(v), config, as_of=as_of, **kw) for v in ("driver_stats", "route_stats")
-    ]
+    views = [repo.view(v) for v in ("driver_stats", "route_stats")]
+    return materialize_views(spark, repo, views, config, as_of=as_of, **kw)
 
 
 @pytest.mark.parametrize("setup", ["sqlite", "redis", "dynamodb"], indirect=True)
@@ -222,6 +221,12 @@ def test_full_then_incremental_match_the_pit_reference(setup):
     ref_r = reference(all_r, ["origin", "dest"], ROUTE_FEATURES, as_of2, None)
     assert_online_matches(client, ref_d, ref_r, keys_d, keys_r)
 
+    # nothing changed and the same as-of time: nothing is read or written
+    results = run_both(spark, repo, config, as_of2)
+    counts = [(r.mode, r.from_version, r.written, r.deleted, r.skipped) for r in results]
+    assert counts == [("incremental", 1, 0, 0, 0)] * 2
+    assert_online_matches(client, ref_d, ref_r, keys_d, keys_r)
+
     # replaying older runs (full and incremental) never regresses a value nor brings back an expired one
     run_both(spark, repo, config, as_of1, full=True)
     run_both(spark, repo, config, as_of1)
@@ -237,16 +242,16 @@ def test_crash_midway_then_rerun_converges(setup):
     append(spark, route_rows(rng, 10, T0), route_table, ROUTE_SCHEMA)
     view = repo.view("driver_stats")
     as_of1 = T0 + dt.timedelta(days=4)
-    materialize_view(spark, repo, view, config, as_of=as_of1)
+    materialize_views(spark, repo, [view], config, as_of=as_of1)
     d2 = driver_rows(rng, 200, 40, T0 + dt.timedelta(days=3), 3)
     append(spark, d2, driver_table, DRIVER_SCHEMA, "event_date")
     as_of2 = as_of1 + dt.timedelta(days=1)
     with pytest.raises(Exception, match="injected failure"):
-        materialize_view(spark, repo, view, config, as_of=as_of2, fail_after_partitions=1)
+        materialize_views(spark, repo, [view], config, as_of=as_of2, fail_after_partitions=1)
     with open_store(config) as store:
         wm = store.get_watermark("driver_stats")
     assert (wm.version, wm.as_of) == (0, as_of1)  # not advanced by the failed run
-    result = materialize_view(spark, repo, view, config, as_of=as_of2)
+    result = materialize_views(spark, repo, [view], config, as_of=as_of2)[0]
     assert (result.mode, result.from_version, result.to_version) == ("incremental", 0, 1)
     ref = reference(pd.concat([d1, d2]), ["driver_id"], DRIVER_FEATURES, as_of2, dt.timedelta(days=2), "created_ts")
     client = OnlineClient(repo, open_store(config))
@@ -264,10 +269,10 @@ def test_table_without_change_data_falls_back_to_full(setup):
     spark.createDataFrame(r1, ROUTE_SCHEMA).write.format("delta").saveAsTable(route_table)
     view = repo.view("route_stats")
     as_of = T0 + dt.timedelta(days=20)
-    assert materialize_view(spark, repo, view, config, as_of=as_of).mode == "full"
+    assert materialize_views(spark, repo, [view], config, as_of=as_of)[0].mode == "full"
     r2 = route_rows(random.Random(1), 10, T0 + dt.timedelta(days=1))
     spark.createDataFrame(r2, ROUTE_SCHEMA).write.format("delta").mode("append").saveAsTable(route_table)
-    result = materialize_view(spark, repo, view, config, as_of=as_of)
+    result = materialize_views(spark, repo, [view], config, as_of=as_of)[0]
     assert result.mode == "full" and "change data feed is off" in result.reason
     ref = reference(pd.concat([r1, r2]), ["origin", "dest"], ROUTE_FEATURES, as_of, None)
     client = OnlineClient(repo, open_store(config))

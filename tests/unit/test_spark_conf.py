@@ -30,3 +30,18 @@ def test_delta_time_travel_in_the_catalog(spark):
     assert spark.sql("SELECT count(*) FROM monitoring.t_time_travel VERSION AS OF 0").first()[0] == 3
     assert spark.table("monitoring.t_time_travel").count() == 7
     spark.sql("DROP TABLE monitoring.t_time_travel")
+
+
+def test_current_version_and_table_property_match_the_delta_history(spark):
+    from featurelake.tables import current_version, table_property
+
+    name = "monitoring.t_current_version"
+    spark.sql(f"DROP TABLE IF EXISTS {name}")
+    spark.range(3).write.format("delta").option("delta.enableChangeDataFeed", "true").saveAsTable(name)
+    for n in (4, 5):
+        assert current_version(spark, name) == spark.sql(f"DESCRIBE HISTORY {name}").first()["version"]
+        spark.range(n).write.format("delta").mode("append").saveAsTable(name)
+    assert current_version(spark, name) == 2  # three commits
+    assert table_property(spark, name, "delta.enableChangeDataFeed") == "true"
+    assert table_property(spark, name, "delta.no_such_property") is None
+    spark.sql(f"DROP TABLE {name}")

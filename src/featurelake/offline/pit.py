@@ -8,16 +8,16 @@ included, every entity column passed through.
 
 Algorithm (no range join): per view, entity rows and feature rows are unioned and a running
 ``last(feature, ignorenulls)`` over ``(ts, feature-before-entity, created)`` picks the match. The window is
-partitioned by (keys, time bucket) so that one key with many rows is spread over many tasks; the last
-feature row of earlier buckets reaches a bucket as one "carry" row per (keys, bucket) (with a ttl only the
-``k`` previous buckets can hold a match, so no second pass over the entity rows is needed). Every
-comparison is on ``unix_micros`` (instants), so the session time zone does not matter.
+partitioned by (keys, time bucket) so that one key with many rows is spread over many tasks. With a ttl, a
+bucket spans at least ``TTLS_PER_BUCKET`` ttls and the feature rows in the last ttl of a bucket are also put
+in the next one, so each bucket holds every row its entity rows can match: at most a quarter more rows, no
+aggregation. Without a ttl, the last feature row of earlier buckets reaches a bucket as one "carry" row per
+(keys, bucket). Every comparison is on ``unix_micros`` (instants), so the session time zone does not matter.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 P = "__pit_"  # prefix of internal columns; entity and feature columns may not use it
 MIN_LONG = -(2**63)
 DEFAULT_BUCKET = dt.timedelta(days=7)
-MAX_CARRY_BUCKETS = 8
+TTLS_PER_BUCKET = 4  # with a ttl, a bucket spans at least this many ttls: <= 1/4 of the feature rows are doubled
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,6 @@ class _Plan:
     view: ViewInput
     out_names: dict[str, str]  # feature -> output column
     bucket_us: int
-    carry_buckets: int | None  # k previous buckets (ttl), None: all previous buckets (no ttl)
 
 
 def output_names(views: Sequence[ViewInput], entity_columns: Sequence[str], full_feature_names: bool) -> list[dict]:
@@ -111,14 +110,14 @@ def _check(entity_df: DataFrame, views: Sequence[ViewInput], ts_col: str) -> Non
 
 
 def _plan(v: ViewInput, names: dict[str, str], bucket: dt.timedelta) -> _Plan:
-    target = int(bucket / dt.timedelta(microseconds=1))
-    if v.ttl is None:
-        return _Plan(v, names, target, None)
-    ttl_us = int(v.ttl / dt.timedelta(microseconds=1))
-    if ttl_us <= target:  # any bucket at least as wide as the ttl: only the previous bucket can hold a match
-        return _Plan(v, names, target, 1)
-    k = min(MAX_CARRY_BUCKETS, math.ceil(ttl_us / target))
-    return _Plan(v, names, -(-ttl_us // k), k)  # k buckets cover the ttl
+    size = _micros(bucket)
+    if v.ttl is not None:
+        size = max(size, TTLS_PER_BUCKET * _micros(v.ttl))
+    return _Plan(v, names, size)
+
+
+def _micros(d: dt.timedelta) -> int:
+    return int(d / dt.timedelta(microseconds=1))
 
 
 def spine_range(entity_df: DataFrame, ts_col: str) -> tuple[int, int] | None:
@@ -201,54 +200,54 @@ def _join_view(spine: DataFrame, plan: _Plan, ts_col: str, span: tuple[int, int]
         F.lit(None).cast(feat_type).alias(feat),
     ).withColumn(bucket, _bucket(ts, plan.bucket_us))
 
-    # The last feature row of each (keys, bucket), carried into the buckets after it.
-    last = features.groupBy(*kcols, bucket).agg(
-        F.max_by(F.struct(F.col(feat), F.col(cr)), F.struct(F.col(ts), F.col(cr))).alias("c")
-    )
-    if plan.carry_buckets is not None:
-        carry = last.select(
-            *kcols,
-            F.explode(F.sequence(F.col(bucket) + 1, F.col(bucket) + plan.carry_buckets)).alias(bucket),
-            F.col("c"),
+    if v.ttl is not None:  # rows within the ttl before the next bucket are also put in that bucket
+        nxt = F.col(bucket) + 1
+        doubled = F.col(ts) >= nxt * F.lit(plan.bucket_us) - F.lit(_micros(v.ttl))
+        features = features.withColumn(
+            bucket, F.explode(F.when(doubled, F.array(bucket, nxt)).otherwise(F.array(bucket)))
         )
-    else:  # no ttl: the last row of any earlier bucket, for the buckets holding entity rows
-        wanted = entities.select(*kcols, bucket).distinct().withColumn("c", F.lit(None).cast(last.schema["c"].dataType))
-        # A wanted bucket sorts before the feature rows of its own bucket: only earlier buckets are carried
-        # (a same-bucket row later than the entity rows would otherwise hide the earlier match).
-        both = last.withColumn(P + "e", F.lit(1)).unionByName(wanted.withColumn(P + "e", F.lit(0)))
-        w = Window.partitionBy(*kcols).orderBy(bucket, P + "e").rowsBetween(Window.unboundedPreceding, -1)
-        carry = (
-            both.withColumn("c", F.last("c", ignorenulls=True).over(w))
-            .where((F.col(P + "e") == 0) & F.col("c").isNotNull())
-            .drop(P + "e")
-        )
-    carry = carry.select(
-        *kcols,
-        F.col("c").getField(feat).getField("t").alias(ts),
-        F.lit(0).alias(kind),
-        F.col("c").getField(cr).alias(cr),
-        F.lit(None).cast(row_type).alias(row),
-        F.col("c").getField(feat).alias(feat),
-        F.col(bucket),
-    )
+        rows = entities.unionByName(features)
+    else:  # the last row of any earlier bucket, carried into the buckets holding entity rows
+        rows = entities.unionByName(features).unionByName(_carry(features, entities, kcols))
 
     w = (
         Window.partitionBy(*kcols, bucket)
         .orderBy(F.col(ts), F.col(kind), F.col(cr))
         .rowsBetween(Window.unboundedPreceding, Window.currentRow)
     )
-    matched = (
-        entities.unionByName(features)
-        .unionByName(carry)
-        .withColumn("m", F.last(F.col(feat), ignorenulls=True).over(w))
-        .where(F.col(kind) == 1)
-    )
+    matched = rows.withColumn("m", F.last(F.col(feat), ignorenulls=True).over(w)).where(F.col(kind) == 1)
     ok = F.col("m").isNotNull()
     if v.ttl is not None:
-        ok = ok & (F.col("m").getField("t") >= F.col(ts) - F.lit(int(v.ttl / dt.timedelta(microseconds=1))))
+        ok = ok & (F.col("m").getField("t") >= F.col(ts) - F.lit(_micros(v.ttl)))
     return matched.select(
         *[F.col(row).getField(c).alias(c) for c in spine.columns],
         *[F.when(ok, F.col("m").getField(f"f{i}")).alias(out) for i, out in enumerate(plan.out_names.values())],
+    )
+
+
+def _carry(features: DataFrame, entities: DataFrame, kcols: list[str]) -> DataFrame:
+    """Without a ttl: per (keys, bucket) holding entity rows, the last feature row of the earlier buckets."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    ts, kind, cr, row, feat, bucket, e = (f"{P}{n}" for n in ("ts", "kind", "cr", "row", "feat", "bucket", "e"))
+    last = features.groupBy(*kcols, bucket).agg(
+        F.max_by(F.struct(F.col(feat), F.col(cr)), F.struct(F.col(ts), F.col(cr))).alias("c")
+    )
+    wanted = entities.select(*kcols, bucket).distinct().withColumn("c", F.lit(None).cast(last.schema["c"].dataType))
+    # A wanted bucket sorts before the feature rows of its own bucket: only earlier buckets are carried
+    # (a same-bucket row later than the entity rows would otherwise hide the earlier match).
+    both = last.withColumn(e, F.lit(1)).unionByName(wanted.withColumn(e, F.lit(0)))
+    w = Window.partitionBy(*kcols).orderBy(bucket, e).rowsBetween(Window.unboundedPreceding, -1)
+    carry = both.withColumn("c", F.last("c", ignorenulls=True).over(w)).where((F.col(e) == 0) & F.col("c").isNotNull())
+    return carry.select(
+        *kcols,
+        F.col("c").getField(feat).getField("t").alias(ts),
+        F.lit(0).alias(kind),
+        F.col("c").getField(cr).alias(cr),
+        F.lit(None).cast(entities.schema[row].dataType).alias(row),
+        F.col("c").getField(feat).alias(feat),
+        F.col(bucket),
     )
 
 

@@ -10,7 +10,7 @@ then highest created ts); keys without one get a conditional delete (removed onl
 older than ``as_of - ttl``). Every store write is conditional on ``(ts, cts)``, so replays and overlapping
 runs never regress a value, and writes are idempotent: after a crash midway, re-running converges.
 The watermark (per view, kept in the store itself, so a wiped store starts over with a full run) advances
-only after every partition was written.
+only after every partition was written. All views of a run are written by one Spark job.
 
 Expiry: a value with ttl expires ``ts + ttl - as_of`` after the run started (the store's clock is the wall
 clock shifted to the as-of time; with the default as-of = now that is exactly ``ts + ttl``).
@@ -26,13 +26,14 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
+from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
 from featurelake.definitions import Feature, FeatureView, ValueType
 from featurelake.errors import FeaturelakeError, InputError
 from featurelake.online.encoding import EPOCH, NO_CREATED
-from featurelake.online.store import OnlineStore, Record, StoreConfig, Watermark, open_store
-from featurelake.tables import RunRecord, check_table_name, record_runs
+from featurelake.online.store import OnlineStore, Record, StoreConfig, Watermark, WriteStats, open_store
+from featurelake.tables import RunRecord, check_table_name, current_version, record_runs, table_property
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -143,23 +144,6 @@ class MaterializeResult:
     seconds: float
 
 
-def _cdf_enabled(spark: SparkSession, table: str) -> bool:
-    from delta.tables import DeltaTable
-
-    row = DeltaTable.forName(spark, table).detail().select("properties").first()
-    props = (row[0] if row else None) or {}
-    return str(props.get("delta.enableChangeDataFeed", "false")).lower() == "true"
-
-
-def _current_version(spark: SparkSession, table: str) -> int:
-    from delta.tables import DeltaTable
-
-    row = DeltaTable.forName(spark, table).history(1).select("version").first()
-    if row is None:
-        raise FeaturelakeError(f"{table} has no Delta history")
-    return int(row[0])
-
-
 def _snapshot(spark: SparkSession, table: str, version: int) -> DataFrame:
     return spark.sql(f"SELECT * FROM {check_table_name(table)} VERSION AS OF {int(version)}")
 
@@ -179,7 +163,8 @@ def _between(view: FeatureView, lo: dt.datetime, hi: dt.datetime, *, include_hi:
 
 def _incremental_rows(
     spark: SparkSession, view: FeatureView, table: str, wm: Watermark, version: int, as_of: dt.datetime, cols: list
-) -> DataFrame:
+) -> DataFrame | None:
+    """The candidate rows since the watermark; None when nothing changed and the as-of time did not move."""
     from functools import reduce
 
     from pyspark.sql import functions as F
@@ -195,17 +180,23 @@ def _incremental_rows(
         )
         parts.append(cdf.where(F.col("_change_type").isin(*CHANGE_TYPES)).select(*cols))
     lo, hi = sorted((wm.as_of, as_of))
-    window = _between(view, lo, hi, include_hi=True)
-    if view.ttl is not None:
-        window = window | _between(view, lo - view.ttl, hi - view.ttl, include_hi=False)
-    parts.append(_snapshot(spark, table, version).where(window).select(*cols))
+    if lo < hi:  # the as-of time moved: rows that became valid or aged out in between
+        window = _between(view, lo, hi, include_hi=True)
+        if view.ttl is not None:
+            window = window | _between(view, lo - view.ttl, hi - view.ttl, include_hi=False)
+        parts.append(_snapshot(spark, table, version).where(window).select(*cols))
+    if not parts:
+        return None
     return reduce(lambda a, b: a.unionByName(b), parts)
 
 
-def _write(df: DataFrame, config: StoreConfig, view: str, keys: list[str], fail_after: int | None) -> tuple[int, ...]:
-    """foreachPartition: each task opens the store and writes its rows in batches; returns the counts."""
+def _write(df: DataFrame, config: StoreConfig, views: list[str], fail_after: int | None) -> dict[str, WriteStats]:
+    """foreachPartition over the records of every view: each task opens the store once and writes its rows in
+    batches, view by view; returns the counts per view."""
+    from pyspark.sql import functions as F
+
     sc = df.sparkSession.sparkContext
-    written, deleted, skipped = sc.accumulator(0), sc.accumulator(0), sc.accumulator(0)
+    counts = {v: (sc.accumulator(0), sc.accumulator(0), sc.accumulator(0)) for v in views}
 
     def write_partition(rows: Any) -> None:
         from pyspark import TaskContext
@@ -216,33 +207,38 @@ def _write(df: DataFrame, config: StoreConfig, view: str, keys: list[str], fail_
         if fail_after is not None and ctx is not None and ctx.partitionId() >= fail_after:
             raise RuntimeError(f"injected failure in partition {ctx.partitionId()}")
         dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-        records = (Record(dumps([r[k] for k in keys]), r.ts, r.cts, r.payload, r.exp_ms, r.cutoff_us) for r in rows)
         with open_(config) as store:
-            stats = store.write(view, records)
-        written.add(stats.written)
-        deleted.add(stats.deleted)
-        skipped.add(stats.skipped)
+            for view, group in groupby(rows, key=lambda r: r.view):
+                records = (Record(dumps(r.key), r.ts, r.cts, r.payload, r.exp_ms, r.cutoff_us) for r in group)
+                stats = store.write(view, records)
+                for acc, n in zip(counts[view], (stats.written, stats.deleted, stats.skipped), strict=True):
+                    acc.add(n)
 
     partitions = max(2, sc.defaultParallelism)
-    df.repartition(partitions).foreachPartition(write_partition)
-    return written.value, deleted.value, skipped.value
+    df.repartition(partitions).sortWithinPartitions(F.col("view")).foreachPartition(write_partition)
+    return {v: WriteStats(*(acc.value for acc in accs)) for v, accs in counts.items()}
 
 
-def materialize_view(
-    spark: SparkSession,
-    repo: Repo,
-    view: FeatureView,
-    config: StoreConfig,
-    *,
-    as_of: dt.datetime,
-    full: bool = False,
-    fail_after_partitions: int | None = None,
-) -> MaterializeResult:
-    """Materialize one view; ``fail_after_partitions`` makes tasks of later partitions fail (crash tests)."""
+@dataclass
+class _ViewRun:
+    """One view's part of a materialization: what it reads and from which watermark."""
+
+    view: FeatureView
+    table: str
+    keys: list[str]
+    version: int
+    watermark: Watermark | None
+    mode: str
+    reason: str
+    horizon: dt.datetime
+    rows: DataFrame | None  # None: no change since the watermark and the same as-of time
+
+
+def _plan_view(
+    spark: SparkSession, repo: Repo, view: FeatureView, store: OnlineStore, as_of: dt.datetime, full: bool
+) -> _ViewRun:
     from pyspark.errors import AnalysisException
 
-    started = time.perf_counter()
-    as_of = utc(as_of)
     table = view.offline_table
     if table is None:
         raise FeaturelakeError(f"feature view {view.name!r} has no catalog table to materialize from")
@@ -250,12 +246,10 @@ def materialize_view(
         raise FeaturelakeError(f"offline table {table} of feature view {view.name!r} does not exist yet")
     keys = repo.join_keys(view)
     cols = list(dict.fromkeys([*keys, view.timestamp_field, *filter(None, [view.created_timestamp_field])]))
-    cols += [f.name for f in view.features]
-    cols = [f"`{c}`" for c in cols]
-    version = _current_version(spark, table)
-    with open_store(config) as store:
-        store.prepare(view.name)
-        wm = store.get_watermark(view.name)
+    cols = [f"`{c}`" for c in [*cols, *(f.name for f in view.features)]]
+    version = current_version(spark, table)
+    store.prepare(view.name)
+    wm = store.get_watermark(view.name)
     mode, reason = "incremental", f"changes since version {wm.version if wm else None}"
     if full:
         mode, reason = "full", "--full"
@@ -263,47 +257,90 @@ def materialize_view(
         mode, reason = "full", "first run for this store"
     elif wm.table != table or wm.version > version:
         mode, reason = "full", f"offline table changed ({wm.table}@{wm.version} -> {table}@{version})"
-    elif not _cdf_enabled(spark, table):
+    elif str(table_property(spark, table, "delta.enableChangeDataFeed")).lower() != "true":
         mode, reason = "full", f"change data feed is off on {table}"
-    rows = None
+    rows: DataFrame | None = None
     if mode == "incremental" and wm is not None:
         try:
             rows = _incremental_rows(spark, view, table, wm, version, as_of, cols)
         except AnalysisException as exc:
             mode, reason = "full", f"change data unavailable ({str(exc).splitlines()[0][:120]})"
-    if rows is None:
+    if mode == "full":
         rows = _snapshot(spark, table, version).select(*cols)
-    wall_ms = int(time.time() * 1000)
     horizon = max(as_of, wm.as_of) if wm is not None and wm.table == table else as_of
-    records = latest_values(
-        rows,
-        keys=keys,
-        timestamp=view.timestamp_field,
-        created=view.created_timestamp_field,
-        features=list(view.features),
-        as_of=as_of,
-        ttl=view.ttl,
-        clock_offset_ms=wall_ms - to_micros(as_of) // 1000,
-        horizon=horizon,
-    )
-    written, deleted, skipped = _write(records, config, view.name, keys, fail_after_partitions)
+    return _ViewRun(view, table, keys, version, wm, mode, reason, horizon, rows)
+
+
+def materialize_views(
+    spark: SparkSession,
+    repo: Repo,
+    views: list[FeatureView],
+    config: StoreConfig,
+    *,
+    as_of: dt.datetime,
+    full: bool = False,
+    fail_after_partitions: int | None = None,
+) -> list[MaterializeResult]:
+    """Materialize ``views`` in one Spark job; ``fail_after_partitions`` makes tasks of later partitions fail
+    (crash tests). Watermarks move only after every partition was written."""
+    from functools import reduce
+
+    from pyspark.sql import functions as F
+
+    started = time.perf_counter()
+    as_of = utc(as_of)
     with open_store(config) as store:
-        store.purge_expired(view.name, wall_ms)
-        store.set_watermark(view.name, Watermark(table, version, horizon, wall_ms, mode))
-    return MaterializeResult(
-        view.name,
-        table,
-        config.identity,
-        mode,
-        reason,
-        wm.version if wm else None,
-        version,
-        as_of,
-        written,
-        deleted,
-        skipped,
-        time.perf_counter() - started,
-    )
+        runs = [_plan_view(spark, repo, view, store, as_of, full) for view in views]
+    wall_ms = int(time.time() * 1000)
+    records = [
+        latest_values(
+            run.rows,
+            keys=run.keys,
+            timestamp=run.view.timestamp_field,
+            created=run.view.created_timestamp_field,
+            features=list(run.view.features),
+            as_of=as_of,
+            ttl=run.view.ttl,
+            clock_offset_ms=wall_ms - to_micros(as_of) // 1000,
+            horizon=run.horizon,
+        ).select(
+            F.lit(run.view.name).alias("view"),
+            F.array(*[F.col(f"`{k}`") for k in run.keys]).alias("key"),
+            "ts",
+            "cts",
+            "payload",
+            "exp_ms",
+            "cutoff_us",
+        )
+        for run in runs
+        if run.rows is not None
+    ]
+    stats = {run.view.name: WriteStats() for run in runs}
+    if records:
+        union = reduce(lambda a, b: a.unionAll(b), records)
+        stats.update(_write(union, config, [run.view.name for run in runs], fail_after_partitions))
+    with open_store(config) as store:
+        for run in runs:
+            store.purge_expired(run.view.name, wall_ms)
+            store.set_watermark(run.view.name, Watermark(run.table, run.version, run.horizon, wall_ms, run.mode))
+    seconds = time.perf_counter() - started
+    return [
+        MaterializeResult(
+            run.view.name,
+            run.table,
+            config.identity,
+            run.mode,
+            run.reason,
+            run.watermark.version if run.watermark else None,
+            run.version,
+            as_of,
+            stats[run.view.name].written,
+            stats[run.view.name].deleted,
+            stats[run.view.name].skipped,
+            seconds,
+        )
+        for run in runs
+    ]
 
 
 def online_views(repo: Repo, names: list[str] | None) -> list[FeatureView]:
@@ -330,7 +367,7 @@ def materialize(
     """Materialize the named views (all online views when None) into the configured store."""
     config = store.config if store else StoreConfig.from_settings(settings)
     run_id, started = uuid.uuid4().hex, dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    results = [materialize_view(spark, repo, v, config, as_of=as_of, full=full) for v in online_views(repo, view_names)]
+    results = materialize_views(spark, repo, online_views(repo, view_names), config, as_of=as_of, full=full)
     record_runs(
         spark,
         [
