@@ -116,6 +116,7 @@ def main() -> None:
     def save(df, name):
         df.write.format("delta").mode("overwrite").saveAsTable(name)
 
+    load_at_start = [round(x, 1) for x in os.getloadavg()]
     t0 = time.perf_counter()
     save(feature_table(spark, 100_000, 30, 86400, "user_id"), "features.bench_users")
     save(feature_table(spark, 10_000, 120, 6 * 3600, "merchant_id"), "features.bench_merchants")
@@ -174,6 +175,7 @@ def main() -> None:
         "growth_s_per_million": {str(n): round(s / n * 1e6, 2) for n, s in growth.items()},
         "rows_out_last": rows_out,
         "load_average": [round(x, 1) for x in os.getloadavg()],
+        "load_average_start": load_at_start,
         "data_generation_s": gen_s,
         "spark": {
             "version": spark.version,
@@ -217,8 +219,8 @@ def main() -> None:
         f"Machine: {result['machine']['cpus']} CPUs, {result['machine']['memory_gib']} GiB, "
         f"{result['machine']['platform']}; Spark {spark.version} {result['spark']['master']}, "
         f"{result['spark']['shuffle_partitions']} shuffle partitions, AQE {result['spark']['aqe']}, "
-        f"driver memory {result['spark']['driver_memory']}. Measured {result['measured_at']} on a machine shared "
-        "with other Spark jobs.",
+        f"driver memory {result['spark']['driver_memory']}. Measured {result['measured_at']}; load average at the "
+        f"start {result['load_average_start']} (above the core count, other processes shared the CPU).",
         "",
         f"Command: `{COMMAND}`",
     ]
