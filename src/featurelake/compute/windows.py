@@ -198,12 +198,17 @@ def compute_view(
     later = spark.table(t_name).where(F.col(TILE_DATE) > F.lit(tile_hi))
     newest = single_row(later.agg(F.max(TILE_DATE)))[0] or tile_hi
     out_hi = min(out_hi, newest + dt.timedelta(days=1))
-    stored = spark.table(t_name).where(F.col(TILE_DATE).between(F.lit(read_lo), F.lit(out_hi)))
-    rows = rollup(stored, plan=plan, start=tile_lo, end=out_hi + dt.timedelta(days=1))
-    o_name = view.offline_table or ""
-    o_commit, gate = publish_validated(
-        spark, settings, view, keys, rows, start=start, end=end, date_column=OFFLINE_DATE, replace=(tile_lo, out_hi)
-    )
+    # The roll-up refers to the tiles once per window (the boundary grid) and once more for the values: cached,
+    # they are read from the table once.
+    stored = spark.table(t_name).where(F.col(TILE_DATE).between(F.lit(read_lo), F.lit(out_hi))).persist()
+    try:
+        rows = rollup(stored, plan=plan, start=tile_lo, end=out_hi + dt.timedelta(days=1))
+        o_name = view.offline_table or ""
+        o_commit, gate = publish_validated(
+            spark, settings, view, keys, rows, start=start, end=end, date_column=OFFLINE_DATE, replace=(tile_lo, out_hi)
+        )
+    finally:
+        stored.unpersist()
     t2 = time.monotonic()
     records = [
         RunRecord(
