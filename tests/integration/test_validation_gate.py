@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import textwrap
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -151,6 +152,7 @@ def test_a_good_batch_passes_and_publishes(spark, project, repo):
     assert ("expect_column_values_to_be_between", ("departures_1h",)) in stored  # counts >= 0, generated
     index = settings.state_path / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
     assert index.is_file() and "gate_strict" in index.read_text()
+    assert result.data_docs and result.run_id in result.data_docs and Path(result.data_docs[7:]).is_file()
 
 
 def corrupted(spark, day):
@@ -204,6 +206,10 @@ def blocked(spark, settings, repo, df):
     }
     assert not any(r["published"] for r in stored.values())
     assert spark.table("staging.gate_strict_v1__audit").count() == df.count()  # kept for inspection
+    # the failing first pass was replaced by the detailed one: one stored GE result, the one in Data Docs
+    validations = settings.state_path / "gx" / "uncommitted" / "validations"
+    assert len(list(validations.glob(f"*/{result.run_id}/*/*.json"))) == 1
+    assert result.data_docs and result.run_id in result.data_docs
     return result
 
 

@@ -193,15 +193,22 @@ def compute_view(
     t1 = time.monotonic()
 
     # Rows after the newest stored tile's day are computed when their days arrive: a nightly run on the newest
-    # day rolls up a few days; a re-run of an older day (late data) reaches every window its tiles feed.
-    newest = single_row(spark.table(t_name).agg(F.max(TILE_DATE)))[0] or tile_hi
-    out_hi = min(out_hi, max(newest, tile_hi) + dt.timedelta(days=1))
-    stored = spark.table(t_name).where(F.col(TILE_DATE).between(F.lit(read_lo), F.lit(out_hi)))
-    rows = rollup(stored, plan=plan, start=tile_lo, end=out_hi + dt.timedelta(days=1))
-    o_name = view.offline_table or ""
-    o_commit, gate = publish_validated(
-        spark, settings, view, keys, rows, start=start, end=end, date_column=OFFLINE_DATE, replace=(tile_lo, out_hi)
-    )
+    # day rolls up a few days; a re-run of an older day (late data) reaches every window its tiles feed. Only
+    # tiles after tile_hi can move that bound, so the lookup reads those partitions alone (none at night).
+    later = spark.table(t_name).where(F.col(TILE_DATE) > F.lit(tile_hi))
+    newest = single_row(later.agg(F.max(TILE_DATE)))[0] or tile_hi
+    out_hi = min(out_hi, newest + dt.timedelta(days=1))
+    # The roll-up refers to the tiles once per window (the boundary grid) and once more for the values: cached,
+    # they are read from the table once.
+    stored = spark.table(t_name).where(F.col(TILE_DATE).between(F.lit(read_lo), F.lit(out_hi))).persist()
+    try:
+        rows = rollup(stored, plan=plan, start=tile_lo, end=out_hi + dt.timedelta(days=1))
+        o_name = view.offline_table or ""
+        o_commit, gate = publish_validated(
+            spark, settings, view, keys, rows, start=start, end=end, date_column=OFFLINE_DATE, replace=(tile_lo, out_hi)
+        )
+    finally:
+        stored.unpersist()
     t2 = time.monotonic()
     records = [
         RunRecord(
@@ -251,7 +258,8 @@ def publish_validated(
 
     Write-audit-publish: the gate validates ``rows`` and, unless a strict suite fails (``ValidationFailed``,
     nothing written), replaces the ``replace`` range of ``date_column`` in the view's offline table with them.
-    The statistics of the published interval land in ``monitoring.feature_stats``.
+    The statistics of the published interval land in ``monitoring.feature_stats``, keyed by the publishing
+    commit; they are computed from the audited version the gate published (the same rows, already read).
     """
     table = view.offline_table or ""
     props = feature_table_properties(settings)
@@ -271,7 +279,8 @@ def publish_validated(
     commit = gate.commit
     assert commit is not None  # a gate that did not raise has published
     ensure_properties(spark, table, props)
-    published = published_interval(spark, view, table, commit.version, start, end, date_column=date_column)
+    assert gate.delta_version is not None
+    published = published_interval(spark, view, gate.table, gate.delta_version, start, end, date_column=date_column)
     record_write_stats(
         spark, view, published, start=start, end=end, table=table, version=commit.version, settings=settings.monitoring
     )

@@ -68,7 +68,7 @@ class GateResult:
     published: bool = False
     commit: Commit | None = None  # the publishing commit
     published_table: str | None = None
-    published_version_before: int | None = None
+    published_version_before: int | None = None  # the version a blocked batch left in place
     data_docs: str | None = None  # URL of this run's Data Docs page
     duration_s: float = 0.0
 
@@ -149,13 +149,32 @@ def data_docs_index(settings: Settings) -> Path:
     return settings.state_path / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
 
 
+# The first pass of a suite: success and observed values (counts, observed aggregates) but no failing rows
+# (a limit of 0 is optimized away), so the aggregate metrics are bundled into a few Spark jobs instead of
+# two more per column-map expectation. Only a failing suite is validated again with failing-row samples.
+SCREEN_FORMAT: dict[str, Any] = {"result_format": "BASIC", "partial_unexpected_count": 0}
+
+
+def report_format(target: Target, df: DataFrame, sample_rows: int) -> dict[str, Any]:
+    """The result format of a failure report: up to ``sample_rows`` failing rows with their keys and timestamp."""
+    result_format: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": max(sample_rows, 1)}
+    index_columns = [c for c in (*target.keys, target.timestamp) if c in df.columns]
+    if index_columns:
+        result_format["unexpected_index_column_names"] = index_columns
+    return result_format
+
+
 def run_suite(
     settings: Settings, target: Target, df: DataFrame, params: dict[str, Any], run_id: str
 ) -> tuple[list[Outcome], int | None, str | None]:
-    """Validate ``df`` with ``target``'s suite; return the outcomes, the row count and the Data Docs URL."""
+    """Validate ``df`` with ``target``'s suite; return the outcomes, the row count and the Data Docs URL.
+
+    The suite runs with ``SCREEN_FORMAT``; when it fails it runs again with ``report_format`` and that
+    result, with failing rows, replaces the first one in GE's store (one stored result, one Data Docs page).
+    """
     import great_expectations as gx
-    from great_expectations.checkpoint import UpdateDataDocsAction
     from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 
     cfg = settings.validation
     with _LOCK:
@@ -177,27 +196,22 @@ def run_suite(
         definition = context.validation_definitions.add_or_update(
             gx.ValidationDefinition(name=target.name, data=batch_definition, suite=suite)
         )
-        index_columns = [c for c in (*target.keys, target.timestamp) if c in df.columns]
-        result_format: dict[str, Any] = {
-            "result_format": "SUMMARY",
-            "partial_unexpected_count": max(cfg.sample_rows, 1),
-        }
-        if index_columns:
-            result_format["unexpected_index_column_names"] = index_columns
-        checkpoint = context.checkpoints.add_or_update(
-            gx.Checkpoint(
-                name=target.name,
-                validation_definitions=[definition],
-                actions=[UpdateDataDocsAction(name="update_data_docs")] if cfg.data_docs else [],
-                result_format=result_format,
+
+        def run(result_format: dict[str, Any]):
+            checkpoint = context.checkpoints.add_or_update(
+                gx.Checkpoint(name=target.name, validation_definitions=[definition], result_format=result_format)
             )
-        )
-        try:
-            result = checkpoint.run(
+            return checkpoint.run(
                 batch_parameters={"dataframe": df},
                 expectation_parameters=params,
                 run_id=RunIdentifier(run_name=run_id, run_time=dt.datetime.now(dt.UTC)),
             )
+
+        try:
+            result = run(SCREEN_FORMAT)
+            if not result.success:
+                context.validation_results_store.remove_key(next(iter(result.run_results)))
+                result = run(report_format(target, df, cfg.sample_rows))
         finally:
             df.unpersist()
         identifier, suite_result = next(iter(result.run_results.items()))
@@ -210,6 +224,7 @@ def run_suite(
                 rows = int(observed) if isinstance(observed, int) else None
         docs = None
         if cfg.data_docs:
+            context.build_data_docs(resource_identifiers=[identifier, ExpectationSuiteIdentifier(name=suite.name)])
             urls = context.get_docs_sites_urls(resource_identifier=identifier)
             docs = next((u["site_url"] for u in urls if u.get("site_url")), None)
     return outcomes, rows, docs
@@ -307,12 +322,13 @@ def gate(
         row_count=rows,
         outcomes=tuple(outcomes),
         published_table=target.table,
-        published_version_before=_version_or_none(spark, target.table),
         data_docs=docs,
     )
     commit = None
     try:
-        if not result.blocking:
+        if result.blocking:
+            result = replace(result, published_version_before=_version_or_none(spark, target.table))
+        else:
             commit = publish(batch)
     finally:
         result = replace(result, published=commit is not None, commit=commit, duration_s=time.monotonic() - t0)
