@@ -220,7 +220,7 @@ def main() -> None:
         f"{result['machine']['platform']}; Spark {spark.version} {result['spark']['master']}, "
         f"{result['spark']['shuffle_partitions']} shuffle partitions, AQE {result['spark']['aqe']}, "
         f"driver memory {result['spark']['driver_memory']}. Measured {result['measured_at']}; load average at the "
-        f"start {result['load_average_start']} (above the core count, other processes shared the CPU).",
+        f"start {result['load_average_start']} (a value above the core count means other processes shared the CPU).",
         "",
         f"Command: `{COMMAND}`",
     ]

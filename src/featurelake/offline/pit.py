@@ -215,6 +215,8 @@ def _join_view(spine: DataFrame, plan: _Plan, ts_col: str, span: tuple[int, int]
         .orderBy(F.col(ts), F.col(kind), F.col(cr))
         .rowsBetween(Window.unboundedPreceding, Window.currentRow)
     )
+    # An explicit partition count: AQE would coalesce to a count that need not be a multiple of the cores.
+    rows = rows.repartition(int(spine.sparkSession.conf.get("spark.sql.shuffle.partitions") or 8), *kcols, bucket)
     matched = rows.withColumn("m", F.last(F.col(feat), ignorenulls=True).over(w)).where(F.col(kind) == 1)
     ok = F.col("m").isNotNull()
     if v.ttl is not None:
