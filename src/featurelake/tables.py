@@ -86,10 +86,9 @@ def current_version(spark: SparkSession, name: str) -> int:
         return latest_commit(spark, name).version
 
 
-def table_property(spark: SparkSession, name: str, key: str) -> str | None:
-    """One table property (e.g. ``delta.enableChangeDataFeed``), None when unset."""
-    rows = spark.sql(f"SHOW TBLPROPERTIES {check_table_name(name)}").collect()
-    return next((r["value"] for r in rows if r["key"] == key), None)
+def table_properties(spark: SparkSession, name: str) -> dict[str, str]:
+    """The table's properties (e.g. ``delta.enableChangeDataFeed``), from the catalog: no Spark job."""
+    return {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {check_table_name(name)}").collect()}
 
 
 def write_interval(

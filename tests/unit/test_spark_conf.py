@@ -32,8 +32,8 @@ def test_delta_time_travel_in_the_catalog(spark):
     spark.sql("DROP TABLE monitoring.t_time_travel")
 
 
-def test_current_version_and_table_property_match_the_delta_history(spark):
-    from featurelake.tables import current_version, table_property
+def test_current_version_and_table_properties_match_the_delta_history(spark):
+    from featurelake.tables import current_version, table_properties
 
     name = "monitoring.t_current_version"
     spark.sql(f"DROP TABLE IF EXISTS {name}")
@@ -42,6 +42,6 @@ def test_current_version_and_table_property_match_the_delta_history(spark):
         assert current_version(spark, name) == spark.sql(f"DESCRIBE HISTORY {name}").first()["version"]
         spark.range(n).write.format("delta").mode("append").saveAsTable(name)
     assert current_version(spark, name) == 2  # three commits
-    assert table_property(spark, name, "delta.enableChangeDataFeed") == "true"
-    assert table_property(spark, name, "delta.no_such_property") is None
+    assert table_properties(spark, name).get("delta.enableChangeDataFeed") == "true"
+    assert table_properties(spark, name).get("delta.no_such_property") is None
     spark.sql(f"DROP TABLE {name}")

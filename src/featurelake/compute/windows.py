@@ -38,6 +38,7 @@ from featurelake.tables import (
     check_table_name,
     record_runs,
     single_row,
+    table_properties,
     write_interval,
 )
 from featurelake.validation.gate import GateResult, validate_and_publish
@@ -289,12 +290,11 @@ def publish_validated(
 
 def ensure_properties(spark: SparkSession, table: str, properties: dict[str, str]) -> None:
     """Set table properties that differ from ``properties`` (a new commit only when something changes)."""
-    quoted = check_table_name(table)
-    current = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {quoted}").collect()}
+    current = table_properties(spark, table)
     changed = {k: v for k, v in properties.items() if current.get(k) != v}
     if changed:
         for k, v in changed.items():
             if not k.replace(".", "").replace("_", "").isalnum() or "'" in v:
                 raise InputError(f"table property {k}={v!r} is not safe to set")
         assignments = ", ".join(f"'{k}' = '{v}'" for k, v in changed.items())
-        spark.sql(f"ALTER TABLE {quoted} SET TBLPROPERTIES ({assignments})")
+        spark.sql(f"ALTER TABLE {check_table_name(table)} SET TBLPROPERTIES ({assignments})")

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 P = "__pit_"  # prefix of internal columns; entity and feature columns may not use it
 MIN_LONG = -(2**63)
 DEFAULT_BUCKET = dt.timedelta(days=7)
+# internal columns of the union: (keys...), ts, kind (0 feature, 1 entity), created, entity row, feature struct, bucket
+COLUMNS = tuple(f"{P}{n}" for n in ("ts", "kind", "cr", "row", "feat", "bucket"))
 TTLS_PER_BUCKET = 4  # with a ttl, a bucket spans at least this many ttls: <= 1/4 of the feature rows are doubled
 
 
@@ -167,7 +169,7 @@ def _join_view(spine: DataFrame, plan: _Plan, ts_col: str, span: tuple[int, int]
     v = plan.view
     key_types = {f.name: f.dataType for f in spine.schema.fields}
     kcols = [f"{P}k{i}" for i in range(len(v.join_keys))]
-    ts, kind, cr, row, feat, bucket = (f"{P}{n}" for n in ("ts", "kind", "cr", "row", "feat", "bucket"))
+    ts, kind, cr, row, feat, bucket = COLUMNS
 
     fdf = prune(v, span)
     for k in v.join_keys:
@@ -232,7 +234,8 @@ def _carry(features: DataFrame, entities: DataFrame, kcols: list[str]) -> DataFr
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    ts, kind, cr, row, feat, bucket, e = (f"{P}{n}" for n in ("ts", "kind", "cr", "row", "feat", "bucket", "e"))
+    ts, kind, cr, row, feat, bucket = COLUMNS
+    e = f"{P}e"
     last = features.groupBy(*kcols, bucket).agg(
         F.max_by(F.struct(F.col(feat), F.col(cr)), F.struct(F.col(ts), F.col(cr))).alias("c")
     )

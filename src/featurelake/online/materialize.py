@@ -33,7 +33,7 @@ from featurelake.definitions import Feature, FeatureView, ValueType
 from featurelake.errors import FeaturelakeError, InputError
 from featurelake.online.encoding import EPOCH, NO_CREATED
 from featurelake.online.store import OnlineStore, Record, StoreConfig, Watermark, WriteStats, open_store
-from featurelake.tables import RunRecord, check_table_name, current_version, record_runs, table_property
+from featurelake.tables import RunRecord, check_table_name, current_version, record_runs, table_properties
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -257,7 +257,7 @@ def _plan_view(
         mode, reason = "full", "first run for this store"
     elif wm.table != table or wm.version > version:
         mode, reason = "full", f"offline table changed ({wm.table}@{wm.version} -> {table}@{version})"
-    elif str(table_property(spark, table, "delta.enableChangeDataFeed")).lower() != "true":
+    elif table_properties(spark, table).get("delta.enableChangeDataFeed", "").lower() != "true":
         mode, reason = "full", f"change data feed is off on {table}"
     rows: DataFrame | None = None
     if mode == "incremental" and wm is not None:
