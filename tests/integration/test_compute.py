@@ -173,3 +173,44 @@ def test_source_rows_outside_the_slack_are_refused(spark, settings):
             dt.date(2013, 3, 1),
             dt.date(2013, 3, 1),
         )
+
+
+def test_row_count_gate_compares_rows_per_day_they_cover_across_nightly_backfill_and_late_runs(spark, settings):
+    """A run rewrites more days than it computed (the days its windows reach): a nightly run of one day, a
+    re-run of an old day and a backfill must each be held to the same rows per day, not per computed day."""
+    rng = random.Random(11)
+    base = dt.datetime(2013, 4, 1)
+    rows = [
+        (k, base + dt.timedelta(days=day, minutes=rng.randrange(0, 1440)), float(rng.randint(0, 30)), "x")
+        for day in range(12)
+        for k in "ab"
+        for _ in range(6)
+    ]
+    df = spark.createDataFrame(rows, "k string, ts timestamp, x double, c string").selectExpr("*", "to_date(ts) as d")
+    df.write.format("delta").mode("overwrite").partitionBy("d").saveAsTable("staging.test_row_days_events")
+    view = late_view("test_row_days", "staging.test_row_days_events")
+    last, first = dt.date(2013, 4, 12), dt.date(2013, 4, 1)
+
+    runs = []
+    for lo, hi in [(last, last), (dt.date(2013, 4, 3), dt.date(2013, 4, 3)), (last, last), (first, last)]:
+        run = compute_view(spark, settings, view, ["k"], lo, hi)
+        a, b = run.event_dates
+        assert run.validation.status == "passed", run.validation.message()
+        assert run.validation.row_days == (b - a).days + 1
+        published = spark.table(view.offline_table).where(f"event_date between '{a}' and '{b}'").count()
+        assert run.validation.row_count == published
+        runs.append(run)
+    nightly, old_day, again, backfill = runs
+    # the old day's run rewrote every day its windows reach (2 d): more than the one day it computed
+    assert old_day.event_dates[1] - old_day.event_dates[0] > dt.timedelta(days=2)
+    stored = (
+        spark.table("monitoring.validation_results")
+        .where("target = 'test_row_days' and expectation_type = 'expect_table_row_count_to_be_between'")
+        .orderBy("validated_at")
+        .select("row_count", "row_days")
+        .collect()
+    )
+    assert [(r["row_count"], r["row_days"]) for r in stored] == [
+        (run.validation.row_count, run.validation.row_days) for run in runs
+    ]
+    assert nightly.validation.row_count == again.validation.row_count

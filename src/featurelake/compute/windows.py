@@ -258,7 +258,8 @@ def publish_validated(
     """Publish the computed rows of data interval [start, end] through the view's gate, then record statistics.
 
     Write-audit-publish: the gate validates ``rows`` and, unless a strict suite fails (``ValidationFailed``,
-    nothing written), replaces the ``replace`` range of ``date_column`` in the view's offline table with them.
+    nothing written), replaces the ``replace`` range of ``date_column`` in the view's offline table with them
+    (the row count is checked per day of that range: a window view's run rewrites more days than it computed).
     The statistics of the published interval land in ``monitoring.feature_stats``, keyed by the publishing
     commit; they are computed from the audited version the gate published (the same rows, already read).
     """
@@ -276,6 +277,7 @@ def publish_validated(
         publish=lambda audited: write_interval(
             audited, table, date_column=date_column, start=lo, end=hi, properties=props
         ),
+        row_dates=replace,
     )
     commit = gate.commit
     assert commit is not None  # a gate that did not raise has published

@@ -65,6 +65,7 @@ class GateResult:
     delta_version: int | None
     row_count: int | None
     outcomes: tuple[Outcome, ...]
+    row_days: int = 1  # days the validated rows cover (the row count floor is per day of them)
     published: bool = False
     commit: Commit | None = None  # the publishing commit
     published_table: str | None = None
@@ -276,6 +277,7 @@ def _finish(
         table=result.table,
         delta_version=result.delta_version,
         row_count=result.row_count,
+        row_days=result.row_days,
         run_success=result.success,
         published=result.published,
         validated_at=started,
@@ -287,8 +289,8 @@ def _baseline(spark: SparkSession, target: Target, mode: str) -> tuple[int, int]
     previous = previous_good_run(spark, target.name, mode)
     if previous is None:
         return None
-    rows, start, end = previous
-    return rows, interval_days(target, start, end)
+    rows, start, end, days = previous
+    return rows, interval_days(target, start, end) if days is None else days
 
 
 def gate(
@@ -300,14 +302,20 @@ def gate(
     start: dt.date,
     end: dt.date,
     publish: Callable[[DataFrame], Commit],
+    row_dates: tuple[dt.date, dt.date] | None = None,
 ) -> GateResult:
-    """Write-audit-publish ``candidate`` (the rows of data interval [start, end]) for ``target``."""
+    """Write-audit-publish ``candidate`` (the rows of data interval [start, end]) for ``target``.
+
+    ``row_dates`` is the date range the candidate's rows cover when it differs from the data interval (a
+    window view's run also rewrites the days its windows reach): the row count is compared per day of it.
+    """
     _check_interval(start, end)
+    days = interval_days(target, *(row_dates or (start, end)))
     run_id, t0 = uuid.uuid4().hex, time.monotonic()
     started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     audit = overwrite_where(candidate, target.audit_table, None)
     batch = spark.sql(f"SELECT * FROM {check_table_name(target.audit_table)} VERSION AS OF {audit.version}")
-    params = run_parameters(target, settings, start, end, _baseline(spark, target, "gate"))
+    params = run_parameters(target, settings, start, end, _baseline(spark, target, "gate"), days)
     outcomes, rows, docs = run_suite(settings, target, batch, params, run_id)
     result = GateResult(
         run_id=run_id,
@@ -321,6 +329,7 @@ def gate(
         delta_version=audit.version,
         row_count=rows,
         outcomes=tuple(outcomes),
+        row_days=days,
         published_table=target.table,
         data_docs=docs,
     )
@@ -349,12 +358,14 @@ def validate_and_publish(
     publish: Callable[[DataFrame], Commit],
     repo: Repo | None = None,
     keys: list[str] | None = None,
+    row_dates: tuple[dt.date, dt.date] | None = None,
 ) -> GateResult:
     """Gate ``candidate`` (a computed interval of ``view``) and publish it with ``publish`` if it may be.
 
     ``start``/``end`` is the data interval the run computed (the row count is compared per day of it).
     ``publish`` receives the audited rows (a DataFrame over the audit table's validated version) and returns
-    the publishing commit, e.g. ``lambda df: write_interval(df, view.offline_table, ...)``. The view's join
+    the publishing commit, e.g. ``lambda df: write_interval(df, view.offline_table, ...)``; ``row_dates`` the
+    date range the rows cover when it is not [start, end] (see ``gate``). The view's join
     keys come from ``keys`` or ``repo`` (default: the repository under ``<root>/features``). Raises
     ``ValidationFailed`` (naming the view, interval and failed expectations) when a strict view fails; a
     warn view is published and its failures recorded.
@@ -366,7 +377,7 @@ def validate_and_publish(
             repo = load_repo(settings.root / "features")
         keys = repo.join_keys(view)
     target = view_target(view, list(keys))
-    return gate(spark, settings, target, candidate, start=start, end=end, publish=publish)
+    return gate(spark, settings, target, candidate, start=start, end=end, publish=publish, row_dates=row_dates)
 
 
 def validate(
@@ -410,6 +421,7 @@ def validate(
         delta_version=version,
         row_count=rows,
         outcomes=tuple(outcomes),
+        row_days=interval_days(target, start, end),
         data_docs=docs,
         duration_s=time.monotonic() - t0,
     )

@@ -157,6 +157,7 @@ class RunInfo:
     table: str
     delta_version: int | None
     row_count: int | None
+    row_days: int  # days the validated rows cover: the row count floor of later runs is per day of them
     run_success: bool
     published: bool
     validated_at: dt.datetime
@@ -190,6 +191,7 @@ def _schema():
             T.StructField("run_success", T.BooleanType(), False),
             T.StructField("published", T.BooleanType(), False),
             T.StructField("validated_at", T.TimestampType(), False),
+            T.StructField("row_days", T.LongType()),  # added later: null in older rows
         ]
     )
 
@@ -221,21 +223,27 @@ def record_results(spark: SparkSession, run: RunInfo, outcomes: list[Outcome]) -
             run.run_success,
             run.published,
             run.validated_at,
+            run.row_days,
         )
         for o in outcomes
     ]
-    spark.createDataFrame(rows, _schema()).write.format("delta").mode("append").saveAsTable(RESULTS_TABLE)
+    df = spark.createDataFrame(rows, _schema())
+    df.write.format("delta").mode("append").option("mergeSchema", "true").saveAsTable(RESULTS_TABLE)
 
 
-def previous_good_run(spark: SparkSession, target: str, mode: str) -> tuple[int, dt.date, dt.date] | None:
-    """(rows, interval start, interval end) of the latest run of ``target`` in ``mode`` that passed or published."""
+def previous_good_run(
+    spark: SparkSession, target: str, mode: str
+) -> tuple[int, dt.date, dt.date, int | None] | None:
+    """(rows, interval start, interval end, days the rows cover) of the latest run of ``target`` in ``mode``
+    that passed or published (days: None for runs recorded before they were stored)."""
     from pyspark.sql import functions as F
 
     if not table_exists(spark, RESULTS_TABLE):
         return None
+    table = spark.table(RESULTS_TABLE)
+    days = F.col("row_days") if "row_days" in table.columns else F.lit(None).cast("long")
     rows = (
-        spark.table(RESULTS_TABLE)
-        .where(
+        table.where(
             (F.col("target") == target)
             & (F.col("mode") == mode)
             & (F.col("expectation_type") == ROW_COUNT)
@@ -243,8 +251,11 @@ def previous_good_run(spark: SparkSession, target: str, mode: str) -> tuple[int,
             & F.col("row_count").isNotNull()
         )
         .orderBy(F.col("validated_at").desc())
-        .select("row_count", "interval_start", "interval_end")
+        .select("row_count", "interval_start", "interval_end", days.alias("row_days"))
         .limit(1)
         .collect()
     )
-    return (int(rows[0]["row_count"]), rows[0]["interval_start"], rows[0]["interval_end"]) if rows else None
+    if not rows:
+        return None
+    row = rows[0]
+    return int(row["row_count"]), row["interval_start"], row["interval_end"], row["row_days"]

@@ -129,16 +129,17 @@ def run_parameters(
     start: dt.date,
     end: dt.date,
     previous: tuple[int, int] | None,
+    days: int | None = None,
 ) -> dict[str, Any]:
     """Values of the suite parameters for a run over [start, end].
 
     ``previous`` is (rows, days) of the previous good run of the same target and mode, or None. The
-    row count must reach ``min_row_ratio`` of its rows per day (and ``min_rows_per_day``) times this
-    interval's days. The latest timestamp must reach the end of the interval (``end`` + 1 day, midnight)
-    minus the target's freshness and ``freshness_slack``.
+    row count must reach ``min_row_ratio`` of its rows per day (and ``min_rows_per_day``) times ``days``,
+    the days this batch's rows cover (default: the interval's days). The latest timestamp must reach the end
+    of the interval (``end`` + 1 day, midnight) minus the target's freshness and ``freshness_slack``.
     """
     cfg = settings.validation
-    days = interval_days(target, start, end)
+    days = interval_days(target, start, end) if days is None else days
     floor = cfg.min_rows_per_day * days
     if previous and previous[1] > 0:
         floor = max(floor, math.ceil(cfg.min_row_ratio * previous[0] / previous[1] * days))
