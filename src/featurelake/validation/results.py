@@ -231,9 +231,7 @@ def record_results(spark: SparkSession, run: RunInfo, outcomes: list[Outcome]) -
     df.write.format("delta").mode("append").option("mergeSchema", "true").saveAsTable(RESULTS_TABLE)
 
 
-def previous_good_run(
-    spark: SparkSession, target: str, mode: str
-) -> tuple[int, dt.date, dt.date, int | None] | None:
+def previous_good_run(spark: SparkSession, target: str, mode: str) -> tuple[int, dt.date, dt.date, int | None] | None:
     """(rows, interval start, interval end, days the rows cover) of the latest run of ``target`` in ``mode``
     that passed or published (days: None for runs recorded before they were stored)."""
     from pyspark.sql import functions as F
