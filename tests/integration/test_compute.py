@@ -15,6 +15,7 @@ from featurelake.compute.windows import compute_view, tiles_table
 from featurelake.definitions import Aggregation, DeltaTableSource, FeatureView, WindowComputation
 from featurelake.errors import InputError
 from featurelake.ingest import ingest
+from featurelake.validation.results import ROW_COUNT, Outcome, RunInfo, record_results
 
 pytestmark = pytest.mark.integration
 
@@ -190,6 +191,25 @@ def test_row_count_gate_compares_rows_per_day_they_cover_across_nightly_backfill
     df.write.format("delta").mode("overwrite").partitionBy("d").saveAsTable("staging.test_row_days_events")
     view = late_view("test_row_days", "staging.test_row_days_events")
     last, first = dt.date(2013, 4, 12), dt.date(2013, 4, 1)
+    # a passing run recorded before row_days was stored (null): no baseline, whatever its count
+    old = RunInfo(
+        "old",
+        "test_row_days",
+        "feature_view",
+        "test_row_days",
+        "gate",
+        "strict",
+        last,
+        last,
+        "t",
+        1,
+        10**6,
+        None,
+        True,
+        True,
+        dt.datetime.now(),
+    )
+    record_results(spark, old, [Outcome(ROW_COUNT, (), True, "", "", {}, None, None, (), None)])
 
     runs = []
     for lo, hi in [(last, last), (dt.date(2013, 4, 3), dt.date(2013, 4, 3)), (last, last), (first, last)]:
@@ -210,7 +230,7 @@ def test_row_count_gate_compares_rows_per_day_they_cover_across_nightly_backfill
         .select("row_count", "row_days")
         .collect()
     )
-    assert [(r["row_count"], r["row_days"]) for r in stored] == [
+    assert [(r["row_count"], r["row_days"]) for r in stored] == [(10**6, None)] + [
         (run.validation.row_count, run.validation.row_days) for run in runs
     ]
     assert nightly.validation.row_count == again.validation.row_count

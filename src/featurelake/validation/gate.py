@@ -285,14 +285,6 @@ def _finish(
     record_results(spark, run, list(result.outcomes))
 
 
-def _baseline(spark: SparkSession, target: Target, mode: str) -> tuple[int, int] | None:
-    previous = previous_good_run(spark, target.name, mode)
-    if previous is None:
-        return None
-    rows, start, end, days = previous
-    return rows, interval_days(target, start, end) if days is None else days
-
-
 def gate(
     spark: SparkSession,
     settings: Settings,
@@ -315,7 +307,7 @@ def gate(
     started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     audit = overwrite_where(candidate, target.audit_table, None)
     batch = spark.sql(f"SELECT * FROM {check_table_name(target.audit_table)} VERSION AS OF {audit.version}")
-    params = run_parameters(target, settings, start, end, _baseline(spark, target, "gate"), days)
+    params = run_parameters(target, settings, start, end, previous_good_run(spark, target.name, "gate"), days)
     outcomes, rows, docs = run_suite(settings, target, batch, params, run_id)
     result = GateResult(
         run_id=run_id,
@@ -407,7 +399,7 @@ def validate(
     df = spark.sql(f"SELECT * FROM {quoted}" + (f" VERSION AS OF {version}" if version is not None else ""))
     if target.date_partition and target.date_partition in df.columns:
         df = df.where(F.col(target.date_partition).between(F.lit(start), F.lit(end)))
-    params = run_parameters(target, settings, start, end, _baseline(spark, target, "check"))
+    params = run_parameters(target, settings, start, end, previous_good_run(spark, target.name, "check"))
     outcomes, rows, docs = run_suite(settings, target, df, params, run_id)
     result = GateResult(
         run_id=run_id,

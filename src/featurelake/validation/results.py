@@ -231,15 +231,19 @@ def record_results(spark: SparkSession, run: RunInfo, outcomes: list[Outcome]) -
     df.write.format("delta").mode("append").option("mergeSchema", "true").saveAsTable(RESULTS_TABLE)
 
 
-def previous_good_run(spark: SparkSession, target: str, mode: str) -> tuple[int, dt.date, dt.date, int | None] | None:
-    """(rows, interval start, interval end, days the rows cover) of the latest run of ``target`` in ``mode``
-    that passed or published (days: None for runs recorded before they were stored)."""
+def previous_good_run(spark: SparkSession, target: str, mode: str) -> tuple[int, int] | None:
+    """(rows, days they cover) of the latest run of ``target`` in ``mode`` that passed or published.
+
+    Runs recorded before ``row_days`` was stored are skipped: a window view's count then covered more days
+    than its interval, so it is no baseline (the first run after the upgrade gets the per-day floor only).
+    """
     from pyspark.sql import functions as F
 
     if not table_exists(spark, RESULTS_TABLE):
         return None
     table = spark.table(RESULTS_TABLE)
-    days = F.col("row_days") if "row_days" in table.columns else F.lit(None).cast("long")
+    if "row_days" not in table.columns:
+        return None
     rows = (
         table.where(
             (F.col("target") == target)
@@ -247,13 +251,11 @@ def previous_good_run(spark: SparkSession, target: str, mode: str) -> tuple[int,
             & (F.col("expectation_type") == ROW_COUNT)
             & (F.col("run_success") | F.col("published"))
             & F.col("row_count").isNotNull()
+            & (F.col("row_days") > 0)
         )
         .orderBy(F.col("validated_at").desc())
-        .select("row_count", "interval_start", "interval_end", days.alias("row_days"))
+        .select("row_count", "row_days")
         .limit(1)
         .collect()
     )
-    if not rows:
-        return None
-    row = rows[0]
-    return int(row["row_count"]), row["interval_start"], row["interval_end"], row["row_days"]
+    return (int(rows[0]["row_count"]), int(rows[0]["row_days"])) if rows else None
