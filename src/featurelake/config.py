@@ -78,7 +78,7 @@ class ValidationSettings(_Section):
     """Validation gate thresholds that differ by environment (suites themselves live in expectations/)."""
 
     expectations_dir: str = "expectations"
-    # A batch needs at least this share of the previous good run's rows per day of data interval.
+    # A batch needs at least this share of the previous good run's rows per day its rows cover.
     min_row_ratio: float = Field(0.5, ge=0, le=1)
     # Floor when there is no previous run: an empty day fails.
     min_rows_per_day: int = Field(1, ge=0)
