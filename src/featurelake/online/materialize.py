@@ -110,15 +110,14 @@ def latest_values(
     present = ts.isNotNull()
     for k in keys:
         present = present & F.col(f"`{k}`").isNotNull()
+    # Grouped by the keys as they are (a long sorts faster than its string), cast to strings after.
     grouped = (
-        df.where(present)
-        .groupBy(*[F.col(f"`{k}`").cast("string").alias(k) for k in keys])
-        .agg(F.max(F.when(valid, rec)).alias("w"))
+        df.where(present).groupBy(*[F.col(f"`{k}`").alias(k) for k in keys]).agg(F.max(F.when(valid, rec)).alias("w"))
     )
     w = F.col("w")
     exp = (w.ts / 1000).cast("bigint") + F.lit(int(ttl.total_seconds() * 1000) + clock_offset_ms) if ttl else None
     out = grouped.select(
-        *keys,
+        *[F.col(f"`{k}`").cast("string").alias(k) for k in keys],
         w.ts.alias("ts"),
         w.cts.alias("cts"),
         F.when(w.isNotNull(), F.to_json(w.f)).alias("payload"),
