@@ -357,9 +357,9 @@ def validate_and_publish(
     ``start``/``end`` is the data interval the run computed (the row count is compared per day of it, or of
     ``row_dates``: see ``gate``). ``publish`` receives the audited rows (a DataFrame over the audit table's
     validated version) and returns the publishing commit, e.g. ``lambda df: write_interval(df,
-    view.offline_table, ...)``. The view's join keys come from ``keys`` or ``repo`` (default: the repository under ``<root>/features``). Raises
-    ``ValidationFailed`` (naming the view, interval and failed expectations) when a strict view fails; a
-    warn view is published and its failures recorded.
+    view.offline_table, ...)``. The view's join keys come from ``keys`` or ``repo`` (default: the repository
+    under ``<root>/features``). Raises ``ValidationFailed`` (naming the view, interval and failed
+    expectations) when a strict view fails; a warn view is published and its failures recorded.
     """
     if keys is None:
         if repo is None:
