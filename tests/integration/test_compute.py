@@ -193,21 +193,21 @@ def test_row_count_gate_compares_rows_per_day_they_cover_across_nightly_backfill
     last, first = dt.date(2013, 4, 12), dt.date(2013, 4, 1)
     # a passing run recorded before row_days was stored (null): no baseline, whatever its count
     old = RunInfo(
-        "old",
-        "test_row_days",
-        "feature_view",
-        "test_row_days",
-        "gate",
-        "strict",
-        last,
-        last,
-        "t",
-        1,
-        10**6,
-        None,
-        True,
-        True,
-        dt.datetime.now(),
+        run_id="old",
+        target="test_row_days",
+        kind="feature_view",
+        suite="test_row_days",
+        mode="gate",
+        policy="strict",
+        interval_start=last,
+        interval_end=last,
+        table="t",
+        delta_version=1,
+        row_count=10**6,
+        row_days=None,  # type: ignore[arg-type]  # as stored before the column existed
+        run_success=True,
+        published=True,
+        validated_at=dt.datetime.now(),
     )
     record_results(spark, old, [Outcome(ROW_COUNT, (), True, "", "", {}, None, None, (), None)])
 

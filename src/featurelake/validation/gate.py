@@ -398,7 +398,8 @@ def validate(
     df = spark.sql(f"SELECT * FROM {quoted}" + (f" VERSION AS OF {version}" if version is not None else ""))
     if target.date_partition and target.date_partition in df.columns:
         df = df.where(F.col(target.date_partition).between(F.lit(start), F.lit(end)))
-    params = run_parameters(target, settings, start, end, previous_good_run(spark, target.name, "check"))
+    days = interval_days(target, start, end)
+    params = run_parameters(target, settings, start, end, previous_good_run(spark, target.name, "check"), days)
     outcomes, rows, docs = run_suite(settings, target, df, params, run_id)
     result = GateResult(
         run_id=run_id,
@@ -412,7 +413,7 @@ def validate(
         delta_version=version,
         row_count=rows,
         outcomes=tuple(outcomes),
-        row_days=interval_days(target, start, end),
+        row_days=days,
         data_docs=docs,
         duration_s=time.monotonic() - t0,
     )
