@@ -98,6 +98,14 @@ class ValidationSettings(_Section):
         return v
 
 
+class ComputeSettings(_Section):
+    """How ``featurelake compute`` runs the views of one interval."""
+
+    # Views computed at once, each from its own driver thread (Spark runs their jobs side by side). A one-day
+    # run of a view is mostly fixed latency (Delta commits, the gate); other views' jobs fill it. 1: in turn.
+    parallel_views: int = Field(2, ge=1)
+
+
 class OrchestrationSettings(_Section):
     """How the Airflow DAGs in dags/ run: ownership, schedule, retries, timeouts, concurrency, checks."""
 
@@ -164,6 +172,7 @@ class Settings(_Section):
     online_store: OnlineStoreSettings = OnlineStoreSettings()
     ingest: IngestSettings = IngestSettings()
     validation: ValidationSettings = ValidationSettings()
+    compute: ComputeSettings = ComputeSettings()
     orchestration: OrchestrationSettings = OrchestrationSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
 

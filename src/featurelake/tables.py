@@ -150,13 +150,10 @@ class RunRecord:
     message: str | None = None
 
 
-def record_runs(spark: SparkSession, records: list[RunRecord]) -> None:
-    """Append run records to ``monitoring.runs`` (one commit)."""
-    if not records:
-        return
+def runs_schema():
     from pyspark.sql import types as T
 
-    schema = T.StructType(
+    return T.StructType(
         [
             T.StructField("run_id", T.StringType(), False),
             T.StructField("job", T.StringType(), False),
@@ -171,5 +168,17 @@ def record_runs(spark: SparkSession, records: list[RunRecord]) -> None:
             T.StructField("message", T.StringType()),
         ]
     )
+
+
+def record_runs(spark: SparkSession, records: list[RunRecord]) -> None:
+    """Append run records to ``monitoring.runs`` (one commit)."""
+    if not records:
+        return
     rows: list[dict[str, Any]] = [asdict(r) for r in records]
-    spark.createDataFrame(rows, schema).write.format("delta").mode("append").saveAsTable(RUNS_TABLE)
+    spark.createDataFrame(rows, runs_schema()).write.format("delta").mode("append").saveAsTable(RUNS_TABLE)
+
+
+def create_if_missing(spark: SparkSession, name: str, schema: Any) -> None:
+    """Create the empty Delta table ``name`` with ``schema`` unless it exists (as a first append would)."""
+    if not table_exists(spark, name):
+        spark.createDataFrame([], schema).write.format("delta").mode("append").saveAsTable(name)

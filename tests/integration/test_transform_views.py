@@ -131,6 +131,25 @@ def test_output_missing_a_declared_feature_is_refused_naming_it(spark, project):
     assert not spark.catalog.tableExists(repo.view("broken_departures").offline_table)
 
 
+@pytest.mark.parametrize("parallel_views", [1, 2])
+def test_a_failing_view_does_not_stop_the_others_and_the_run_fails_naming_it(spark, project, parallel_views):
+    from featurelake.compute.pipeline import compute
+    from featurelake.errors import InputError
+
+    settings, repo = project
+    compute_settings = settings.compute.model_copy(update={"parallel_views": parallel_views})
+    settings = settings.model_copy(update={"compute": compute_settings})
+    day = dt.date(2024, 6, parallel_views)
+    rows = [("AA", day, 6, 3.0), ("UA", day, 7, 16.0 + parallel_views)]
+    events(spark, rows)
+    with pytest.raises(InputError, match=r"feature view 'broken_departures'.*'delay_seconds' is missing"):
+        compute(spark, settings, day, day, views=["broken_departures", "late_departures"], dbt=False, repo=repo)
+    table = repo.view("late_departures").offline_table
+    computed = [r for r in table_rows(spark, table) if r[-1] == day]
+    assert computed == expected(rows)
+    assert not spark.catalog.tableExists(repo.view("broken_departures").offline_table)
+
+
 def test_dbt_views_are_not_computed_by_featurelake(project):
     from featurelake.compute.pipeline import computed_views
     from featurelake.errors import InputError

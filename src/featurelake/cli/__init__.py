@@ -37,5 +37,6 @@ def main() -> None:
     try:
         app()
     except FeaturelakeError as exc:
-        err_console.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False)
+        message = "\n".join([str(exc), *getattr(exc, "__notes__", ())])
+        err_console.print(Text.assemble(("error: ", "bold red"), message), highlight=False)
         sys.exit(2)

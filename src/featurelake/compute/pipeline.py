@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -12,9 +13,11 @@ from featurelake.compute.windows import ViewResult, compute_view
 from featurelake.config import Settings
 from featurelake.definitions import DbtComputation, FeatureView, TransformComputation, WindowComputation
 from featurelake.errors import InputError
-from featurelake.monitoring.stats import published_interval, record_write_stats
+from featurelake.monitoring import FEATURE_STATS_TABLE
+from featurelake.monitoring.stats import feature_stats_schema, published_interval, record_write_stats
 from featurelake.repo import Repo, load_repo
-from featurelake.tables import RunRecord, latest_commit, record_runs
+from featurelake.tables import RUNS_TABLE, RunRecord, create_if_missing, latest_commit, record_runs, runs_schema
+from featurelake.validation.results import RESULTS_TABLE, results_schema
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -151,9 +154,43 @@ def compute(
     report = ComputeReport(uuid.uuid4().hex, start, end)
     if dbt:
         report.dbt_models, report.dbt_validation = run_dbt_build(spark, settings, start, end, report.run_id, repo=repo)
-    for name in names:
-        report.views.append(compute_one(spark, settings, repo, name, start, end, run_id=report.run_id))
+    report.views = compute_views(spark, settings, repo, names, start, end, run_id=report.run_id)
     return report
+
+
+def compute_views(
+    spark: SparkSession,
+    settings: Settings,
+    repo: Repo,
+    names: list[str],
+    start: dt.date,
+    end: dt.date,
+    *,
+    run_id: str,
+) -> list[ViewResult]:
+    """Compute ``names`` over [start, end], ``compute.parallel_views`` at once (one driver thread each).
+
+    Views are independent: a failing view does not stop the others. After all finished, the first failure
+    (in the order of ``names``) is raised, noting the other views that failed.
+    """
+    # The tables every view appends to: created up front, so concurrent views never race to create them.
+    for table, schema in (
+        (RUNS_TABLE, runs_schema()),
+        (RESULTS_TABLE, results_schema()),
+        (FEATURE_STATS_TABLE, feature_stats_schema()),
+    ):
+        create_if_missing(spark, table, schema)
+    workers = max(1, min(settings.compute.parallel_views, len(names)))
+    with ThreadPoolExecutor(workers, thread_name_prefix="featurelake-view") as pool:
+        futures = [pool.submit(compute_one, spark, settings, repo, name, start, end, run_id=run_id) for name in names]
+    failed = [(name, f.exception()) for name, f in zip(names, futures, strict=True) if f.exception() is not None]
+    if failed:
+        first = failed[0][1]
+        assert first is not None
+        if len(failed) > 1:
+            first.add_note("also failed: " + ", ".join(f"{name} ({exc})" for name, exc in failed[1:]))
+        raise first
+    return [f.result() for f in futures]
 
 
 def backfill(

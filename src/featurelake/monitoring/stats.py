@@ -135,7 +135,7 @@ def merged_bins(histogram: list) -> list[tuple[float, float]]:
     return sorted(heights.items())
 
 
-def _schema():
+def feature_stats_schema():
     from pyspark.sql import types as T
 
     return T.StructType(
@@ -201,5 +201,7 @@ def record_write_stats(
         for values in compute_stats(df, view, histogram_bins=cfg.histogram_bins, quantiles=cfg.quantiles)
     ]
     rows = [asdict(s) for s in stats]
-    spark.createDataFrame(rows, _schema()).write.format("delta").mode("append").saveAsTable(FEATURE_STATS_TABLE)
+    spark.createDataFrame(rows, feature_stats_schema()).write.format("delta").mode("append").saveAsTable(
+        FEATURE_STATS_TABLE
+    )
     return stats

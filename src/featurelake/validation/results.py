@@ -163,7 +163,7 @@ class RunInfo:
     validated_at: dt.datetime
 
 
-def _schema():
+def results_schema():
     from pyspark.sql import types as T
 
     return T.StructType(
@@ -227,7 +227,7 @@ def record_results(spark: SparkSession, run: RunInfo, outcomes: list[Outcome]) -
         )
         for o in outcomes
     ]
-    df = spark.createDataFrame(rows, _schema())
+    df = spark.createDataFrame(rows, results_schema())
     df.write.format("delta").mode("append").option("mergeSchema", "true").saveAsTable(RESULTS_TABLE)
 
 
