@@ -2,7 +2,8 @@
 
 A two-feature transform over a small synthetic event table: the feature table equals the function applied
 by hand in Python; re-running a day replaces exactly that day (late rows picked up, other days untouched);
-an output that lacks a declared feature stops the run naming it, with nothing published.
+an output that lacks a declared feature stops the run naming it, with nothing published, while the other views
+of the run are computed (one at a time or concurrently).
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ late_departures = FeatureView(
 )
 broken_departures = FeatureView(
     name="broken_departures", entities=[airline], source=events, features=FEATURES,
+    computation=TransformComputation(function=forgets_a_feature, params={"threshold": 15}),
+)
+broken_arrivals = FeatureView(
+    name="broken_arrivals", entities=[airline], source=events, features=FEATURES,
     computation=TransformComputation(function=forgets_a_feature, params={"threshold": 15}),
 )
 """
@@ -142,8 +147,12 @@ def test_a_failing_view_does_not_stop_the_others_and_the_run_fails_naming_it(spa
     day = dt.date(2024, 6, parallel_views)
     rows = [("AA", day, 6, 3.0), ("UA", day, 7, 16.0 + parallel_views)]
     events(spark, rows)
-    with pytest.raises(InputError, match=r"feature view 'broken_departures'.*'delay_seconds' is missing"):
-        compute(spark, settings, day, day, views=["broken_departures", "late_departures"], dbt=False, repo=repo)
+    views = ["broken_departures", "late_departures", "broken_arrivals"]
+    with pytest.raises(InputError, match=r"feature view 'broken_departures'.*'delay_seconds' is missing") as failed:
+        compute(spark, settings, day, day, views=views, dbt=False, repo=repo)
+    (note,) = failed.value.__notes__
+    assert note.startswith("also failed: broken_arrivals (") and "feature view 'broken_arrivals'" in note
+    assert "'delay_seconds' is missing" in note
     table = repo.view("late_departures").offline_table
     computed = [r for r in table_rows(spark, table) if r[-1] == day]
     assert computed == expected(rows)
@@ -157,6 +166,6 @@ def test_dbt_views_are_not_computed_by_featurelake(project):
     from tests.conftest import REPO_ROOT
 
     settings, repo = project
-    assert computed_views(repo) == ["broken_departures", "late_departures"]
+    assert computed_views(repo) == ["broken_arrivals", "broken_departures", "late_departures"]
     with pytest.raises(InputError, match="plane_profile.*computed by dbt"):
         computed_views(load_repo(REPO_ROOT / "features"), ["plane_profile"])
