@@ -174,11 +174,17 @@ def record_runs(spark: SparkSession, records: list[RunRecord]) -> None:
     """Append run records to ``monitoring.runs`` (one commit)."""
     if not records:
         return
-    rows: list[dict[str, Any]] = [asdict(r) for r in records]
-    spark.createDataFrame(rows, runs_schema()).write.format("delta").mode("append").saveAsTable(RUNS_TABLE)
+    append_rows(spark, RUNS_TABLE, [asdict(r) for r in records], runs_schema())
+
+
+def append_rows(spark: SparkSession, name: str, rows: list[Any], schema: Any, *, merge_schema: bool = False) -> None:
+    """Append ``rows`` (tuples or dicts) with ``schema`` to the Delta table ``name`` in one commit, creating it
+    if needed; ``merge_schema`` adds columns the table lacks."""
+    writer = spark.createDataFrame(rows, schema).write.format("delta").mode("append")
+    writer.option("mergeSchema", str(merge_schema).lower()).saveAsTable(name)
 
 
 def create_if_missing(spark: SparkSession, name: str, schema: Any) -> None:
     """Create the empty Delta table ``name`` with ``schema`` unless it exists (as a first append would)."""
     if not table_exists(spark, name):
-        spark.createDataFrame([], schema).write.format("delta").mode("append").saveAsTable(name)
+        append_rows(spark, name, [], schema)

@@ -122,22 +122,12 @@ def incremental_floor(spark, repo, results) -> float:
     with Spark costs at least this, so full / floor bounds the speedup even if writing took no time."""
     from functools import reduce
 
-    from pyspark.sql import functions as F
-
-    from featurelake.online.materialize import CHANGE_TYPES, latest_values
+    from featurelake.online.materialize import changed_rows, latest_values
 
     def records(r):
         view = repo.view(r.view)
-        changes = (
-            spark.read.format("delta")
-            .option("readChangeFeed", "true")
-            .option("startingVersion", r.from_version + 1)
-            .option("endingVersion", r.to_version)
-            .table(r.table)
-            .where(F.col("_change_type").isin(*CHANGE_TYPES))
-        )
         return latest_values(
-            changes,
+            changed_rows(spark, r.table, r.from_version, r.to_version),
             keys=repo.join_keys(view),
             timestamp=view.timestamp_field,
             created=view.created_timestamp_field,

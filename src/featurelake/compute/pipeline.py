@@ -173,22 +173,21 @@ def compute_views(
     Views are independent: a failing view does not stop the others. After all finished, the first failure
     (in the order of ``names``) is raised, noting the other views that failed.
     """
-    # The tables every view appends to: created up front, so concurrent views never race to create them.
-    for table, schema in (
-        (RUNS_TABLE, runs_schema()),
-        (RESULTS_TABLE, results_schema()),
-        (FEATURE_STATS_TABLE, feature_stats_schema()),
-    ):
-        create_if_missing(spark, table, schema)
     workers = max(1, min(settings.compute.parallel_views, len(names)))
+    if workers > 1:  # the tables every view appends to, created first so that threads never race to create them
+        for table, schema in (
+            (RUNS_TABLE, runs_schema()),
+            (RESULTS_TABLE, results_schema()),
+            (FEATURE_STATS_TABLE, feature_stats_schema()),
+        ):
+            create_if_missing(spark, table, schema)
     with ThreadPoolExecutor(workers, thread_name_prefix="featurelake-view") as pool:
         futures = [pool.submit(compute_one, spark, settings, repo, name, start, end, run_id=run_id) for name in names]
-    failed = [(name, f.exception()) for name, f in zip(names, futures, strict=True) if f.exception() is not None]
+    failed = [(name, exc) for name, f in zip(names, futures, strict=True) if (exc := f.exception()) is not None]
     if failed:
-        first = failed[0][1]
-        assert first is not None
-        if len(failed) > 1:
-            first.add_note("also failed: " + ", ".join(f"{name} ({exc})" for name, exc in failed[1:]))
+        (_, first), *others = failed
+        if others:
+            first.add_note("also failed: " + ", ".join(f"{name} ({exc})" for name, exc in others))
         raise first
     return [f.result() for f in futures]
 

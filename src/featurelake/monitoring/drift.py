@@ -26,7 +26,7 @@ from featurelake.definitions import FeatureView, ValueType
 from featurelake.errors import InputError
 from featurelake.monitoring import DRIFT_TABLE
 from featurelake.monitoring.stats import NUMERIC
-from featurelake.tables import check_identifier, check_table_name, single_row, table_exists
+from featurelake.tables import append_rows, check_identifier, check_table_name, single_row, table_exists
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -308,8 +308,7 @@ def _schema():
 def record_drift(spark: SparkSession, results: list[DriftResult]) -> None:
     """Append drift results to ``monitoring.drift`` (one commit)."""
     if results:
-        rows = [asdict(r) for r in results]
-        spark.createDataFrame(rows, _schema()).write.format("delta").mode("append").saveAsTable(DRIFT_TABLE)
+        append_rows(spark, DRIFT_TABLE, [asdict(r) for r in results], _schema())
 
 
 def latest_drift(spark: SparkSession) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from featurelake.config import MonitoringSettings
 from featurelake.definitions import FeatureView, ValueType
 from featurelake.errors import InputError
 from featurelake.monitoring import FEATURE_STATS_TABLE
-from featurelake.tables import check_identifier, check_table_name, single_row
+from featurelake.tables import append_rows, check_identifier, check_table_name, single_row
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -200,8 +200,5 @@ def record_write_stats(
         )
         for values in compute_stats(df, view, histogram_bins=cfg.histogram_bins, quantiles=cfg.quantiles)
     ]
-    rows = [asdict(s) for s in stats]
-    spark.createDataFrame(rows, feature_stats_schema()).write.format("delta").mode("append").saveAsTable(
-        FEATURE_STATS_TABLE
-    )
+    append_rows(spark, FEATURE_STATS_TABLE, [asdict(s) for s in stats], feature_stats_schema())
     return stats

@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 from featurelake.errors import FeaturelakeError, InputError
 from featurelake.offline.pit import ViewInput, output_names, point_in_time_join
-from featurelake.tables import check_identifier, check_table_name, latest_commit, overwrite_where, single_row
+from featurelake.tables import (
+    append_rows,
+    check_identifier,
+    check_table_name,
+    latest_commit,
+    overwrite_where,
+    single_row,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -348,7 +355,7 @@ def save_manifest(spark: SparkSession, manifest: dict[str, Any], state_dir: Path
         manifest["rows"]["output"],
         text,
     )
-    spark.createDataFrame([row], schema).write.format("delta").mode("append").saveAsTable(MANIFESTS_TABLE)
+    append_rows(spark, MANIFESTS_TABLE, [row], schema)
     if state_dir is not None:
         folder = Path(state_dir) / "manifests"
         folder.mkdir(parents=True, exist_ok=True)

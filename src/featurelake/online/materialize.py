@@ -160,24 +160,29 @@ def _between(view: FeatureView, lo: dt.datetime, hi: dt.datetime, *, include_hi:
     return cond
 
 
+def changed_rows(spark: SparkSession, table: str, after: int, version: int) -> DataFrame:
+    """The rows inserted or updated in ``table`` by versions ``after + 1`` .. ``version`` (change data feed)."""
+    from pyspark.sql import functions as F
+
+    cdf = (
+        spark.read.format("delta")
+        .option("readChangeFeed", "true")
+        .option("startingVersion", after + 1)
+        .option("endingVersion", version)
+        .table(table)
+    )
+    return cdf.where(F.col("_change_type").isin(*CHANGE_TYPES))
+
+
 def _incremental_rows(
     spark: SparkSession, view: FeatureView, table: str, wm: Watermark, version: int, as_of: dt.datetime, cols: list
 ) -> DataFrame | None:
     """The candidate rows since the watermark; None when nothing changed and the as-of time did not move."""
     from functools import reduce
 
-    from pyspark.sql import functions as F
-
     parts = []
     if version > wm.version:
-        cdf = (
-            spark.read.format("delta")
-            .option("readChangeFeed", "true")
-            .option("startingVersion", wm.version + 1)
-            .option("endingVersion", version)
-            .table(table)
-        )
-        parts.append(cdf.where(F.col("_change_type").isin(*CHANGE_TYPES)).select(*cols))
+        parts.append(changed_rows(spark, table, wm.version, version).select(*cols))
     lo, hi = sorted((wm.as_of, as_of))
     if lo < hi:  # the as-of time moved: rows that became valid or aged out in between
         window = _between(view, lo, hi, include_hi=True)

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from featurelake.tables import table_exists
+from featurelake.tables import append_rows, table_exists
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -227,8 +227,7 @@ def record_results(spark: SparkSession, run: RunInfo, outcomes: list[Outcome]) -
         )
         for o in outcomes
     ]
-    df = spark.createDataFrame(rows, results_schema())
-    df.write.format("delta").mode("append").option("mergeSchema", "true").saveAsTable(RESULTS_TABLE)
+    append_rows(spark, RESULTS_TABLE, rows, results_schema(), merge_schema=True)
 
 
 def previous_good_run(spark: SparkSession, target: str, mode: str) -> tuple[int, int] | None:
