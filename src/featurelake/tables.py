@@ -177,11 +177,18 @@ def record_runs(spark: SparkSession, records: list[RunRecord]) -> None:
     append_rows(spark, RUNS_TABLE, [asdict(r) for r in records], runs_schema())
 
 
+# Record tables (run records, validation results, statistics, manifests) take a few rows per commit, every run:
+# one file per commit, and Delta's auto compaction rewrites a table's small files after each 50 of them, so
+# their readers (e.g. the previous good run a validation compares with) do not slow down as runs pile up.
+RECORD_TABLE_PROPERTIES = {"delta.autoOptimize.autoCompact": "true"}
+
+
 def append_rows(spark: SparkSession, name: str, rows: list[Any], schema: Any, *, merge_schema: bool = False) -> None:
-    """Append ``rows`` (tuples or dicts) with ``schema`` to the Delta table ``name`` in one commit, creating it
-    if needed; ``merge_schema`` adds columns the table lacks."""
-    writer = spark.createDataFrame(rows, schema).write.format("delta").mode("append")
-    writer.option("mergeSchema", str(merge_schema).lower()).saveAsTable(name)
+    """Append ``rows`` (tuples or dicts) with ``schema`` to the Delta table ``name`` in one commit (one file),
+    creating it with ``RECORD_TABLE_PROPERTIES`` if needed; ``merge_schema`` adds columns the table lacks."""
+    writer = spark.createDataFrame(rows, schema).coalesce(1).write.format("delta").mode("append")
+    writer = writer.option("mergeSchema", str(merge_schema).lower())
+    writer.options(**RECORD_TABLE_PROPERTIES).saveAsTable(name)  # Delta applies `delta.*` options on creation only
 
 
 def create_if_missing(spark: SparkSession, name: str, schema: Any) -> None:

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from featurelake.compute.aggregations import WindowPlan, direct
+from featurelake.compute.aggregations import TILE_DATE, WindowPlan, direct, rollup
 from featurelake.compute.pipeline import backfill, compute, computed_views, feature_repo, run_dbt_build
-from featurelake.compute.windows import SLACK_AFTER, compute_view, read_source
+from featurelake.compute.windows import SLACK_AFTER, compute_view, interval_tiles, read_source, tiles_table
 
 pytestmark = pytest.mark.bench
 
@@ -84,6 +84,25 @@ def direct_day(spark, view, keys, day: dt.date) -> int:
     return rows.count()
 
 
+def compute_alone(spark, view, keys, start: dt.date, end: dt.date) -> None:
+    """What ``compute_view`` computes for [start, end], into Spark's noop sink: the interval's tiles, then the
+    feature rows rolled up from the stored tiles. No Delta commit, validation gate or records."""
+    from pyspark.sql import functions as F
+
+    plan = WindowPlan.from_view(view, keys)
+    interval = interval_tiles(spark, view, plan, start, end)
+    interval.tiles.write.format("noop").mode("overwrite").save()
+    table = spark.table(tiles_table(view))
+    newest = table.where(F.col(TILE_DATE) > F.lit(interval.tile_hi)).agg(F.max(TILE_DATE)).first()[0]
+    out_hi = min(interval.out_hi, (newest or interval.tile_hi) + dt.timedelta(days=1))
+    stored = table.where(F.col(TILE_DATE).between(F.lit(interval.read_lo), F.lit(out_hi))).persist()
+    try:
+        rows = rollup(stored, plan=plan, start=interval.tile_lo, end=out_hi + dt.timedelta(days=1))
+        rows.write.format("noop").mode("overwrite").save()
+    finally:
+        stored.unpersist()
+
+
 def test_bench_window_features_full_year(spark, settings):
     from featurelake.ingest import ingest
 
@@ -110,6 +129,8 @@ def test_bench_window_features_full_year(spark, settings):
         nightly, nightly_s, nightly_exec = timed(
             spark, compute_view, spark, settings, view, keys, NIGHTLY_DAY, NIGHTLY_DAY
         )
+        _, alone_year_s, alone_year_exec = timed(spark, compute_alone, spark, view, keys, *YEAR)
+        _, alone_day_s, alone_day_exec = timed(spark, compute_alone, spark, view, keys, NIGHTLY_DAY, NIGHTLY_DAY)
         per_day = [timed(spark, direct_day, spark, view, keys, day)[1] for day in DIRECT_SAMPLE_DAYS]
         direct_day_s = sum(per_day) / len(per_day)
         views[name] = {
@@ -124,6 +145,10 @@ def test_bench_window_features_full_year(spark, settings):
             "tiled_backfill_year_executor_s": round(backfill_exec, 1),
             "tiled_nightly_day_executor_s": round(nightly_exec, 1),
             "nightly_executor_fraction_of_backfill": round(nightly_exec / backfill_exec, 3),
+            "compute_alone_year_s": round(alone_year_s, 1),
+            "compute_alone_day_s": round(alone_day_s, 1),
+            "compute_alone_year_executor_s": round(alone_year_exec, 1),
+            "compute_alone_day_executor_s": round(alone_day_exec, 1),
             "direct_per_day_s": round(direct_day_s, 1),
             "direct_every_day_of_year_s_extrapolated": round(direct_day_s * 365, 1),
             "direct_sample_days": [d.isoformat() for d in DIRECT_SAMPLE_DAYS],
@@ -138,6 +163,10 @@ def test_bench_window_features_full_year(spark, settings):
             "tiled_nightly_day_s",
             "tiled_backfill_year_executor_s",
             "tiled_nightly_day_executor_s",
+            "compute_alone_year_s",
+            "compute_alone_day_s",
+            "compute_alone_year_executor_s",
+            "compute_alone_day_executor_s",
             "direct_every_day_of_year_s_extrapolated",
         )
     }
@@ -190,6 +219,28 @@ def test_bench_window_features_full_year(spark, settings):
         f"{path['parallel_views']} at once): {path['wall_s']} s wall / {path['executor_s']} executor-s, "
         f"**{path['fraction_of_backfill']}** of the year's backfill in wall time, "
         f"{path['executor_fraction_of_backfill']} in executor time.",
+        "",
+        "**Compute alone** (the same tiles and roll-ups into Spark's noop sink: no Delta commit, no validation, "
+        "no records), wall s / executor s:",
+        "",
+        "| view | year | one day | day / year (wall) | day / year (executor) |",
+        "| --- | --- | --- | --- | --- |",
+        *[
+            f"| {name} | {v['compute_alone_year_s']} / {v['compute_alone_year_executor_s']} | "
+            f"{v['compute_alone_day_s']} / {v['compute_alone_day_executor_s']} | "
+            f"{round(v['compute_alone_day_s'] / v['compute_alone_year_s'], 3)} | "
+            f"{round(v['compute_alone_day_executor_s'] / v['compute_alone_year_executor_s'], 3)} |"
+            for name, v in views.items()
+        ],
+        f"| **total** | {totals['compute_alone_year_s']} / {totals['compute_alone_year_executor_s']} | "
+        f"{totals['compute_alone_day_s']} / {totals['compute_alone_day_executor_s']} | "
+        f"{round(totals['compute_alone_day_s'] / totals['compute_alone_year_s'], 3)} | "
+        f"{round(totals['compute_alone_day_executor_s'] / totals['compute_alone_year_executor_s'], 3)} |",
+        "",
+        f"Of the views' nightly runs ({totals['tiled_nightly_day_s']} s in turn), {totals['compute_alone_day_s']} s "
+        "is their computation; the rest is the fixed cost of a run, whatever its size: the Delta commits of the "
+        "tiles and of the feature rows, the gate's audit commit and GE validation, the statistics, the run and "
+        "validation records.",
         "",
         "Wall seconds include the validation gate (GE), the Delta commits and the monitoring records of each run. "
         "Executor seconds are the run time of the Spark tasks each run started (summed over the 2 cores): the "

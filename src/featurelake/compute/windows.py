@@ -129,12 +129,45 @@ def read_partitioned_source(spark: SparkSession, view: FeatureView) -> tuple[Dat
     return source, part_col
 
 
-def _date_window(start: dt.date, end: dt.date, plan: WindowPlan, partitioned: bool):
-    tile_lo, tile_hi = (start - SLACK_BEFORE, end + SLACK_AFTER) if partitioned else (start, end)
+@dataclass(frozen=True)
+class IntervalTiles:
+    """What a source interval rebuilds: its tiles (a DataFrame, not yet written) and the date ranges involved."""
+
+    tiles: DataFrame
+    tile_lo: dt.date  # tiles of [tile_lo, tile_hi] are rebuilt
+    tile_hi: dt.date
+    out_hi: dt.date  # feature rows of [tile_lo, out_hi] see them (before the newest-tile bound)
+    read_lo: dt.date  # the roll-up reads tiles from here
+
+
+def interval_tiles(
+    spark: SparkSession, view: FeatureView, plan: WindowPlan, start: dt.date, end: dt.date
+) -> IntervalTiles:
+    """The tiles the source interval [start, end] rebuilds, from the source partitions that can hold its events
+    (the slack between an event's UTC date and its partition date is checked on the interval, not assumed)."""
+    from pyspark.sql import functions as F
+
+    source, part_col = read_partitioned_source(spark, view)
+    tile_lo, tile_hi = (start - SLACK_BEFORE, end + SLACK_AFTER) if part_col else (start, end)
     max_days = math.ceil(plan.max_window / dt.timedelta(days=1))
-    out_hi = tile_hi + dt.timedelta(days=1 + max_days)
-    read_lo = tile_lo - dt.timedelta(days=max_days + 1)
-    return tile_lo, tile_hi, out_hi, read_lo
+    ts_day = utc_date(F.col(plan.timestamp_column))
+    if part_col:
+        check_slack(
+            source.where(F.col(part_col).between(F.lit(start), F.lit(end))).where(
+                F.col(plan.timestamp_column).isNotNull()
+            ),
+            view=view.name,
+            date_column=part_col,
+            timestamp_column=plan.timestamp_column,
+        )
+        source = source.where(F.col(part_col).between(F.lit(tile_lo - SLACK_AFTER), F.lit(tile_hi + SLACK_BEFORE)))
+    return IntervalTiles(
+        tiles=tile_partials(source.where(ts_day.between(F.lit(tile_lo), F.lit(tile_hi))), plan=plan),
+        tile_lo=tile_lo,
+        tile_hi=tile_hi,
+        out_hi=tile_hi + dt.timedelta(days=1 + max_days),
+        read_lo=tile_lo - dt.timedelta(days=max_days + 1),
+    )
 
 
 def check_slack(df: DataFrame, *, view: str, date_column: str, timestamp_column: str) -> None:
@@ -175,22 +208,10 @@ def compute_view(
     plan = WindowPlan.from_view(view, keys)
     run_id = run_id or uuid.uuid4().hex
     started, t0 = dt.datetime.now(dt.UTC).replace(tzinfo=None), time.monotonic()
-    source, part_col = read_partitioned_source(spark, view)
-    tile_lo, tile_hi, out_hi, read_lo = _date_window(start, end, plan, partitioned=bool(part_col))
-    ts_day = utc_date(F.col(plan.timestamp_column))
-    if part_col:
-        check_slack(
-            source.where(F.col(part_col).between(F.lit(start), F.lit(end))).where(
-                F.col(plan.timestamp_column).isNotNull()
-            ),
-            view=view.name,
-            date_column=part_col,
-            timestamp_column=plan.timestamp_column,
-        )
-        source = source.where(F.col(part_col).between(F.lit(tile_lo - SLACK_AFTER), F.lit(tile_hi + SLACK_BEFORE)))
-    tiles = tile_partials(source.where(ts_day.between(F.lit(tile_lo), F.lit(tile_hi))), plan=plan)
+    interval = interval_tiles(spark, view, plan, start, end)
+    tile_lo, tile_hi, read_lo = interval.tile_lo, interval.tile_hi, interval.read_lo
     t_name = tiles_table(view)
-    t_commit = write_interval(tiles, t_name, date_column=TILE_DATE, start=tile_lo, end=tile_hi)
+    t_commit = write_interval(interval.tiles, t_name, date_column=TILE_DATE, start=tile_lo, end=tile_hi)
     t1 = time.monotonic()
 
     # Rows after the newest stored tile's day are computed when their days arrive: a nightly run on the newest
@@ -198,7 +219,7 @@ def compute_view(
     # tiles after tile_hi can move that bound, so the lookup reads those partitions alone (none at night).
     later = spark.table(t_name).where(F.col(TILE_DATE) > F.lit(tile_hi))
     newest = single_row(later.agg(F.max(TILE_DATE)))[0] or tile_hi
-    out_hi = min(out_hi, newest + dt.timedelta(days=1))
+    out_hi = min(interval.out_hi, newest + dt.timedelta(days=1))
     # The roll-up refers to the tiles once per window (the boundary grid) and once more for the values: cached,
     # they are read from the table once.
     stored = spark.table(t_name).where(F.col(TILE_DATE).between(F.lit(read_lo), F.lit(out_hi))).persist()
