@@ -165,10 +165,11 @@ def rollup(
     tiles: DataFrame,
     *,
     plan: WindowPlan,
-    start: dt.datetime | None = None,
-    end: dt.datetime | None = None,
+    start: dt.datetime | dt.date | None = None,
+    end: dt.datetime | dt.date | None = None,
 ) -> DataFrame:
-    """Feature rows from tiles, for boundaries ``start <= event_timestamp < end`` (naive datetimes are UTC).
+    """Feature rows from tiles, for boundaries ``start <= event_timestamp < end`` (naive datetimes are UTC, a
+    date is its midnight UTC).
 
     Exact for a boundary b only when ``tiles`` holds every tile in ``[b - max_window - tile, b)``.
     """
