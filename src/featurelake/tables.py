@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -175,6 +178,32 @@ def record_runs(spark: SparkSession, records: list[RunRecord]) -> None:
     if not records:
         return
     append_rows(spark, RUNS_TABLE, [asdict(r) for r in records], runs_schema())
+
+
+MESSAGE_CHARS = 4000  # an error recorded with a failed run is cut to this length
+
+
+@contextmanager
+def failures_recorded(
+    spark: SparkSession, run_id: str, job: str, targets: list[str], start: dt.date | None, end: dt.date | None
+) -> Iterator[None]:
+    """Record a failed run (status ``failed``, the error as its message) of each of ``targets`` in
+    ``monitoring.runs`` when the block raises, then re-raise: ``featurelake status`` shows those views failing.
+    A failure to record is noted on the error, never raised instead of it."""
+    started, t0 = dt.datetime.now(dt.UTC).replace(tzinfo=None), time.monotonic()
+    try:
+        yield
+    except Exception as exc:
+        message = f"{type(exc).__name__}: {exc}"[:MESSAGE_CHARS]
+        duration = time.monotonic() - t0
+        records = [
+            RunRecord(run_id, job, t, start, end, None, None, started, duration, "failed", message) for t in targets
+        ]
+        try:
+            record_runs(spark, records)
+        except Exception as not_recorded:  # noqa: BLE001 - the run's own error is the one to raise
+            exc.add_note(f"(the failure could not be recorded in {RUNS_TABLE}: {not_recorded})")
+        raise
 
 
 # Record tables (run records, validation results, statistics, manifests) take a few rows per commit, every run:

@@ -168,3 +168,29 @@ def test_skew_is_zero_after_materialization_and_not_after_an_unmaterialized_chan
     assert after["value"].online_rate == pytest.approx(len(CHANGED) / len(KEYS))
     assert after["hits"].offline_rate == 0 and after["hits"].online_rate == 0
     assert after["value"].examples
+
+
+def test_a_failed_materialization_is_recorded_and_shows_the_view_failing_until_a_run_succeeds(
+    cli, spark, settings, repo, repo_dir, tmp_path
+):
+    from featurelake.online.materialize import materialize
+
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("a file where the store's folder should be")
+    store = settings.online_store.model_copy(update={"sqlite_path": str(not_a_dir / "online.db")})
+    broken = settings.model_copy(update={"online_store": store})
+    as_of = dt.datetime(2024, 1, 6, tzinfo=dt.UTC)
+    with pytest.raises(OSError):
+        materialize(spark, broken, repo, ["mon_view"], as_of=as_of, full=True)
+    latest = spark.sql(
+        f"SELECT job, status, message, delta_version FROM monitoring.runs WHERE target = '{TABLE}' "
+        "ORDER BY started_at DESC LIMIT 1"
+    ).first()
+    assert (latest["job"], latest["status"], latest["delta_version"]) == ("materialize", "failed", None)
+    assert str(not_a_dir) in latest["message"]
+    failing = cli("status", "--as-of", "2024-01-06T00:00", "--repo", str(repo_dir))
+    assert failing.exit_code == 1 and "failing" in failing.output, failing.output
+
+    materialize(spark, settings, repo, ["mon_view"], as_of=as_of, full=True)
+    fresh = cli("status", "--as-of", "2024-01-06T00:00", "--repo", str(repo_dir))
+    assert fresh.exit_code == 0 and "fresh" in fresh.output, fresh.output

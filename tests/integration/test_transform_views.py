@@ -157,6 +157,18 @@ def test_a_failing_view_does_not_stop_the_others_and_the_run_fails_naming_it(spa
     computed = [r for r in table_rows(spark, table) if r[-1] == day]
     assert computed == expected(rows)
     assert not spark.catalog.tableExists(repo.view("broken_departures").offline_table)
+    # Each view's run is recorded, the failed ones with their error (`featurelake status` shows them failing).
+    runs = spark.sql(
+        "SELECT target, status, message, delta_version FROM monitoring.runs "
+        f"WHERE job = 'compute' AND interval_start = DATE'{day}' AND interval_end = DATE'{day}'"
+    ).collect()
+    by_target = {r["target"]: r for r in runs}
+    assert len(by_target) == len(runs) == 3
+    assert by_target[table]["status"] == "success" and by_target[table]["delta_version"] is not None
+    for broken in ("broken_departures", "broken_arrivals"):
+        record = by_target[repo.view(broken).offline_table]
+        assert (record["status"], record["delta_version"]) == ("failed", None)
+        assert record["message"].startswith("InputError: ") and f"feature view '{broken}'" in record["message"]
 
 
 def test_dbt_views_are_not_computed_by_featurelake(project):

@@ -16,7 +16,15 @@ from featurelake.errors import InputError
 from featurelake.monitoring import FEATURE_STATS_TABLE
 from featurelake.monitoring.stats import feature_stats_schema, published_interval, record_write_stats
 from featurelake.repo import Repo, load_repo
-from featurelake.tables import RUNS_TABLE, RunRecord, create_if_missing, latest_commit, record_runs, runs_schema
+from featurelake.tables import (
+    RUNS_TABLE,
+    RunRecord,
+    create_if_missing,
+    failures_recorded,
+    latest_commit,
+    record_runs,
+    runs_schema,
+)
 from featurelake.validation.results import RESULTS_TABLE, results_schema
 
 if TYPE_CHECKING:
@@ -64,12 +72,15 @@ def compute_one(
     job: str = "compute",
     run_id: str | None = None,
 ) -> ViewResult:
-    """Compute one featurelake-computed view over [start, end] with the engine its definition names."""
+    """Compute one featurelake-computed view over [start, end] with the engine its definition names; a failure
+    is recorded in ``monitoring.runs`` (status ``failed``) before it is raised."""
     from featurelake.compute.transforms import compute_transform_view
 
     view = repo.view(name)
     engine = compute_transform_view if isinstance(view.computation, TransformComputation) else compute_view
-    return engine(spark, settings, view, repo.join_keys(view), start, end, job=job, run_id=run_id)
+    run_id = run_id or uuid.uuid4().hex
+    with failures_recorded(spark, run_id, job, [view.offline_table or name], start, end):
+        return engine(spark, settings, view, repo.join_keys(view), start, end, job=job, run_id=run_id)
 
 
 def run_dbt_build(
@@ -196,6 +207,8 @@ def backfill(
     spark: SparkSession, settings: Settings, view: str, start: dt.date, end: dt.date, *, repo: Repo | None = None
 ) -> ViewResult:
     """One view over a whole range as one job per table (not a loop over days)."""
+    if start > end:
+        raise InputError(f"--start {start} is after --end {end}")
     repo = repo or feature_repo(settings)
     (name,) = computed_views(repo, [view])
     return compute_one(spark, settings, repo, name, start, end, job="backfill")

@@ -33,7 +33,14 @@ from featurelake.definitions import Feature, FeatureView, ValueType
 from featurelake.errors import FeaturelakeError, InputError
 from featurelake.online.encoding import EPOCH, NO_CREATED
 from featurelake.online.store import OnlineStore, Record, StoreConfig, Watermark, WriteStats, open_store
-from featurelake.tables import RunRecord, check_table_name, current_version, record_runs, table_properties
+from featurelake.tables import (
+    RunRecord,
+    check_table_name,
+    current_version,
+    failures_recorded,
+    record_runs,
+    table_properties,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -368,10 +375,13 @@ def materialize(
     full: bool = False,
     store: OnlineStore | None = None,
 ) -> list[MaterializeResult]:
-    """Materialize the named views (all online views when None) into the configured store."""
+    """Materialize the named views (all online views when None) into the configured store; a failure is
+    recorded in ``monitoring.runs`` for each of them (one Spark job writes them all) before it is raised."""
     config = store.config if store else StoreConfig.from_settings(settings)
     run_id, started = uuid.uuid4().hex, dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    results = materialize_views(spark, repo, online_views(repo, view_names), config, as_of=as_of, full=full)
+    views = online_views(repo, view_names)
+    with failures_recorded(spark, run_id, "materialize", [v.offline_table or v.name for v in views], None, None):
+        results = materialize_views(spark, repo, views, config, as_of=as_of, full=full)
     record_runs(
         spark,
         [
