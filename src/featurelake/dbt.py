@@ -35,10 +35,17 @@ class DbtResult:
     success: bool
     statuses: dict[str, str]  # unique_id -> status (success, pass, fail, error, skipped...)
     relations: dict[str, str]  # unique_id of a model -> `schema.alias` (a Spark database.table)
+    error: str | None = None  # dbt's own exception, when it ran no nodes
 
     @property
     def failures(self) -> dict[str, str]:
         return {k: v for k, v in self.statuses.items() if v not in ("success", "pass", "skipped")}
+
+    def check(self) -> None:
+        """Raise DbtError naming the failed nodes unless dbt succeeded."""
+        if not self.success:
+            detail = "; ".join(f"{k}: {v}" for k, v in self.failures.items()) or self.error or "no results"
+            raise DbtError(f"dbt {self.command[0]} failed: {detail}")
 
 
 def project_dir(settings: Settings) -> Path:
@@ -96,10 +103,9 @@ def run_dbt(spark: SparkSession, settings: Settings, args: list[str], *, check: 
         statuses[r.node.unique_id] = str(getattr(r.status, "value", r.status))
         if r.node.resource_type == "model":
             relations[r.node.unique_id] = f"{r.node.schema}.{r.node.alias}"
-    result = DbtResult(args, bool(res.success), statuses, relations)
-    if check and not result.success:
-        detail = "; ".join(f"{k}: {v}" for k, v in result.failures.items()) or str(res.exception or "no results")
-        raise DbtError(f"dbt {args[0]} failed: {detail}")
+    result = DbtResult(args, bool(res.success), statuses, relations, str(res.exception) if res.exception else None)
+    if check:
+        result.check()
     return result
 
 

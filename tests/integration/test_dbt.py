@@ -52,3 +52,34 @@ def test_targets_and_arguments(settings):
     assert args[args.index("--vars") + 1] == '{"start_date": "2013-01-01", "end_date": "2013-01-02"}'
     with pytest.raises(InputError, match="both start and end"):
         dbt_args(settings, "build", start=dt.date(2013, 1, 1))
+
+
+def test_a_failed_build_records_the_models_it_did_not_write_then_raises(spark, settings, monkeypatch):
+    """dbt's outcome is given (a broken model needs a broken project); the records and the error are real."""
+    import uuid
+
+    from featurelake import dbt
+    from featurelake.compute.pipeline import run_dbt_build
+    from featurelake.errors import FeaturelakeError
+
+    spark.range(3).write.format("delta").mode("overwrite").saveAsTable("features.dbt_written")
+    version = spark.sql("DESCRIBE HISTORY features.dbt_written").first()["version"]
+    statuses = {
+        "model.p.written": "success",
+        "model.p.broken": "error",
+        "model.p.downstream": "skipped",
+        "test.p.not_null_written_id": "pass",
+    }
+    relations = {m: f"features.dbt_{m.split('.')[-1]}" for m in statuses if m.startswith("model.")}
+    outcome = dbt.DbtResult(["build"], False, statuses, relations)
+    monkeypatch.setattr(dbt, "run_dbt", lambda spark, settings, args, check=True: outcome)
+    run_id, day = uuid.uuid4().hex, dt.date(2013, 1, 3)
+    with pytest.raises(FeaturelakeError, match=r"dbt build failed: model\.p\.broken: error$"):
+        run_dbt_build(spark, settings, day, day, run_id)
+    runs = spark.table("monitoring.runs").where(f"run_id = '{run_id}'").collect()
+    assert {r["target"]: (r["status"], r["delta_version"], r["rows_written"]) for r in runs} == {
+        "features.dbt_written": ("success", version, 3),
+        "features.dbt_broken": ("error", None, None),
+        "features.dbt_downstream": ("skipped", None, None),
+    }
+    spark.sql("DROP TABLE features.dbt_written")

@@ -95,20 +95,27 @@ def run_dbt_build(
 ) -> tuple[list[str], list[GateResult]]:
     """``dbt build`` of the interval (optionally a ``--select``ion) in this session, then the dbt views' checks.
 
-    Records one run per model written. dbt writes its models itself (its data tests run right after each
+    Records one run per model: written, or dbt's status (``error``, ``skipped``) for a model it did not write,
+    before a failed build raises ``DbtError``. dbt writes its models itself (its data tests run right after each
     model), so the views computed by those models are validated after the write: a strict view that fails
     raises ``ValidationFailed`` and stops the pipeline before anything downstream reads it.
     """
     from featurelake.dbt import dbt_args, run_dbt
 
     started, t0 = dt.datetime.now(dt.UTC).replace(tzinfo=None), time.monotonic()
-    result = run_dbt(spark, settings, dbt_args(settings, "build", start=start, end=end, select=select))
+    result = run_dbt(spark, settings, dbt_args(settings, "build", start=start, end=end, select=select), check=False)
     duration = time.monotonic() - t0
     records, models = [], []
     for unique_id, status in result.statuses.items():
-        if not unique_id.startswith("model.") or status != "success":
+        if not unique_id.startswith("model."):
             continue
         table = result.relations[unique_id]
+        if status in ("error", "skipped"):  # not written (skipped: a model it depends on failed)
+            records.append(
+                RunRecord(run_id, "dbt", table, start, end, None, None, started, duration, status, unique_id)
+            )
+        if status != "success":
+            continue
         c = latest_commit(spark, table)
         models.append(table)
         records.append(
@@ -117,6 +124,7 @@ def run_dbt_build(
             )
         )
     record_runs(spark, records)
+    result.check()
     repo = repo or feature_repo(settings)
     for view in dbt_views(repo, models):
         table = view.offline_table or ""
