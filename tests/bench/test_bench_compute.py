@@ -18,7 +18,14 @@ import pytest
 
 from featurelake.compute.aggregations import TILE_DATE, WindowPlan, direct, rollup
 from featurelake.compute.pipeline import backfill, compute, computed_views, feature_repo, run_dbt_build
-from featurelake.compute.windows import SLACK_AFTER, compute_view, interval_tiles, read_source, tiles_table
+from featurelake.compute.windows import (
+    SLACK_AFTER,
+    compute_view,
+    interval_tiles,
+    read_source,
+    rollup_end,
+    tiles_table,
+)
 
 pytestmark = pytest.mark.bench
 
@@ -92,9 +99,8 @@ def compute_alone(spark, view, keys, start: dt.date, end: dt.date) -> None:
     plan = WindowPlan.from_view(view, keys)
     interval = interval_tiles(spark, view, plan, start, end)
     interval.tiles.write.format("noop").mode("overwrite").save()
+    out_hi = rollup_end(spark, tiles_table(view), interval)
     table = spark.table(tiles_table(view))
-    newest = table.where(F.col(TILE_DATE) > F.lit(interval.tile_hi)).agg(F.max(TILE_DATE)).first()[0]
-    out_hi = min(interval.out_hi, (newest or interval.tile_hi) + dt.timedelta(days=1))
     stored = table.where(F.col(TILE_DATE).between(F.lit(interval.read_lo), F.lit(out_hi))).persist()
     try:
         rows = rollup(stored, plan=plan, start=interval.tile_lo, end=out_hi + dt.timedelta(days=1))

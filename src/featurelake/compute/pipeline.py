@@ -76,6 +76,8 @@ def compute_one(
     is recorded in ``monitoring.runs`` (status ``failed``) before it is raised."""
     from featurelake.compute.transforms import compute_transform_view
 
+    if start > end:  # refused before the run: a reversed interval is a typo, not a failed run
+        raise InputError(f"--start {start} is after --end {end}")
     view = repo.view(name)
     engine = compute_transform_view if isinstance(view.computation, TransformComputation) else compute_view
     run_id = run_id or uuid.uuid4().hex
@@ -110,19 +112,15 @@ def run_dbt_build(
         if not unique_id.startswith("model."):
             continue
         table = result.relations[unique_id]
-        if status in ("error", "skipped"):  # not written (skipped: a model it depends on failed)
-            records.append(
-                RunRecord(run_id, "dbt", table, start, end, None, None, started, duration, status, unique_id)
-            )
-        if status != "success":
+        if status == "success":
+            c = latest_commit(spark, table)
+            models.append(table)
+            version, rows = c.version, c.rows_written
+        elif status in ("error", "skipped"):  # not written (skipped: a model it depends on failed)
+            version, rows = None, None
+        else:
             continue
-        c = latest_commit(spark, table)
-        models.append(table)
-        records.append(
-            RunRecord(
-                run_id, "dbt", table, start, end, c.version, c.rows_written, started, duration, "success", unique_id
-            )
-        )
+        records.append(RunRecord(run_id, "dbt", table, start, end, version, rows, started, duration, status, unique_id))
     record_runs(spark, records)
     result.check()
     repo = repo or feature_repo(settings)
@@ -215,8 +213,6 @@ def backfill(
     spark: SparkSession, settings: Settings, view: str, start: dt.date, end: dt.date, *, repo: Repo | None = None
 ) -> ViewResult:
     """One view over a whole range as one job per table (not a loop over days)."""
-    if start > end:
-        raise InputError(f"--start {start} is after --end {end}")
     repo = repo or feature_repo(settings)
     (name,) = computed_views(repo, [view])
     return compute_one(spark, settings, repo, name, start, end, job="backfill")

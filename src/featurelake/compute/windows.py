@@ -136,7 +136,7 @@ class IntervalTiles:
     tiles: DataFrame
     tile_lo: dt.date  # tiles of [tile_lo, tile_hi] are rebuilt
     tile_hi: dt.date
-    out_hi: dt.date  # feature rows of [tile_lo, out_hi] see them (before the newest-tile bound)
+    out_hi: dt.date  # feature rows of [tile_lo, out_hi] see them (at most: see rollup_end)
     read_lo: dt.date  # the roll-up reads tiles from here
 
 
@@ -168,6 +168,20 @@ def interval_tiles(
         out_hi=tile_hi + dt.timedelta(days=1 + max_days),
         read_lo=tile_lo - dt.timedelta(days=max_days + 1),
     )
+
+
+def rollup_end(spark: SparkSession, tiles: str, interval: IntervalTiles) -> dt.date:
+    """The last event date the roll-up of ``interval`` reaches in the stored tiles table ``tiles``.
+
+    Rows after the newest stored tile's day are computed when their days arrive: a nightly run on the newest
+    day rolls up a few days; a re-run of an older day (late data) reaches every window its tiles feed. Only
+    tiles after ``tile_hi`` can move that bound, so the lookup reads those partitions alone (none at night).
+    """
+    from pyspark.sql import functions as F
+
+    later = spark.table(tiles).where(F.col(TILE_DATE) > F.lit(interval.tile_hi))
+    newest = single_row(later.agg(F.max(TILE_DATE)))[0] or interval.tile_hi
+    return min(interval.out_hi, newest + dt.timedelta(days=1))
 
 
 def check_slack(df: DataFrame, *, view: str, date_column: str, timestamp_column: str) -> None:
@@ -214,12 +228,7 @@ def compute_view(
     t_commit = write_interval(interval.tiles, t_name, date_column=TILE_DATE, start=tile_lo, end=tile_hi)
     t1 = time.monotonic()
 
-    # Rows after the newest stored tile's day are computed when their days arrive: a nightly run on the newest
-    # day rolls up a few days; a re-run of an older day (late data) reaches every window its tiles feed. Only
-    # tiles after tile_hi can move that bound, so the lookup reads those partitions alone (none at night).
-    later = spark.table(t_name).where(F.col(TILE_DATE) > F.lit(tile_hi))
-    newest = single_row(later.agg(F.max(TILE_DATE)))[0] or tile_hi
-    out_hi = min(interval.out_hi, newest + dt.timedelta(days=1))
+    out_hi = rollup_end(spark, t_name, interval)
     # The roll-up refers to the tiles once per window (the boundary grid) and once more for the values: cached,
     # they are read from the table once.
     stored = spark.table(t_name).where(F.col(TILE_DATE).between(F.lit(read_lo), F.lit(out_hi))).persist()
