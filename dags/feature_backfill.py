@@ -11,10 +11,10 @@ from airflow.sdk import Param, dag, task
 
 from featurelake.config import get_settings
 from featurelake.orchestration import default_args, job_command, materialization_time, run_interval, task_options
-from featurelake.repo import load_repo
+from featurelake.repo import feature_repo
 
 settings = get_settings()
-repo = load_repo(settings.root / "features")
+repo = feature_repo(settings)
 WINDOW_VIEWS = sorted(n for n, v in repo.views.items() if v.computation.kind == "window")
 ONLINE_VIEWS = {n for n, v in repo.views.items() if v.online}
 

@@ -28,10 +28,10 @@ from featurelake.orchestration import (
     start_datetime,
     task_options,
 )
-from featurelake.repo import load_repo
+from featurelake.repo import feature_repo
 
 settings = get_settings()
-repo = load_repo(settings.root / "features")
+repo = feature_repo(settings)
 RUN = task_options(settings)
 
 

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from featurelake.config import get_settings
     from featurelake.offline.training_set import build_training_set, rebuild
-    from featurelake.repo import load_repo
+    from featurelake.repo import feature_repo, load_repo
     from featurelake.spark import get_spark
 
     settings = get_settings()
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         manifest = build_training_set(
             spark,
-            load_repo(args.repo or settings.root / "features"),
+            load_repo(args.repo) if args.repo else feature_repo(settings),
             name=args.name,
             entities=args.entities,
             service=args.service,

@@ -16,18 +16,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sample", type=int, default=None, help="keys per online view (default: conf)")
     args = parser.parse_args(argv)
 
-    from featurelake.checks import pipeline_checks
     from featurelake.config import get_settings
+    from featurelake.monitoring.checks import pipeline_checks
     from featurelake.online.materialize import parse_as_of
-    from featurelake.repo import load_repo
+    from featurelake.repo import feature_repo
     from featurelake.spark import get_spark
 
     settings = get_settings()
     sample = args.sample or settings.orchestration.online_check_sample
     as_of = parse_as_of(args.as_of).replace(tzinfo=None)
-    fresh, online = pipeline_checks(
-        get_spark(settings), settings, load_repo(settings.root / "features"), as_of, sample=sample
-    )
+    fresh, online = pipeline_checks(get_spark(settings), settings, feature_repo(settings), as_of, sample=sample)
     for f in fresh:
         print(f.describe())
     for c in online:

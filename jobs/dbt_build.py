@@ -20,9 +20,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--end", type=dt.date.fromisoformat, required=True)
     args = parser.parse_args(argv)
 
+    from featurelake.compute.dbt import model_selector
     from featurelake.compute.pipeline import run_dbt_build
     from featurelake.config import get_settings
-    from featurelake.dbt import model_selector
     from featurelake.spark import get_spark
 
     settings = get_settings()

@@ -20,11 +20,11 @@ def main(argv: list[str] | None = None) -> None:
 
     from featurelake.config import get_settings
     from featurelake.online.materialize import materialize, parse_as_of
-    from featurelake.repo import load_repo
+    from featurelake.repo import feature_repo, load_repo
     from featurelake.spark import get_spark
 
     settings = get_settings()
-    repo = load_repo(args.repo or settings.root / "features")
+    repo = load_repo(args.repo) if args.repo else feature_repo(settings)
     views = None if args.all else args.view
     for r in materialize(get_spark(settings), settings, repo, views, as_of=parse_as_of(args.as_of), full=args.full):
         print(f"{r.view}: {r.mode} ({r.reason}) v{r.from_version}->v{r.to_version} "

@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     from featurelake.errors import InputError
     from featurelake.monitoring.report import nightly_report
     from featurelake.online.materialize import parse_as_of
-    from featurelake.repo import load_repo
+    from featurelake.repo import feature_repo
     from featurelake.spark import get_spark
 
     if (args.start is None) != (args.end is None):
@@ -34,9 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     as_of = parse_as_of(args.as_of).replace(tzinfo=None)
     folder = Path(settings.path(args.out or settings.monitoring.report_dir))
-    result, skipped = nightly_report(
-        get_spark(settings), settings, load_repo(settings.root / "features"), folder, as_of, interval
-    )
+    result, skipped = nightly_report(get_spark(settings), settings, feature_repo(settings), folder, as_of, interval)
     for s in skipped:
         print(f"drift skipped: {s.view}: {s.reason}")
     print(f"report: {result.index} ({len(result.pages)} views)")

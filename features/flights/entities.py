@@ -1,6 +1,6 @@
 """Entities of the flight-delay domain."""
 
-from featurelake.definitions import Entity
+from featurelake.repo.definitions import Entity
 
 carrier = Entity(
     name="carrier",

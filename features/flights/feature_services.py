@@ -1,6 +1,6 @@
 """Feature services of the flight-delay domain."""
 
-from featurelake.definitions import FeatureService
+from featurelake.repo.definitions import FeatureService
 
 from .feature_views import (
     carrier_arrival_delays,

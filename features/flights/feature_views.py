@@ -1,6 +1,6 @@
 """Feature views of the flight-delay domain. Names follow <measure>_<agg>_<window>."""
 
-from featurelake.definitions import (
+from featurelake.repo.definitions import (
     Aggregation,
     DbtComputation,
     Feature,

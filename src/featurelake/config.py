@@ -1,4 +1,5 @@
-"""Layered settings: conf/base.yaml, then conf/<FEATURELAKE_ENV>.yaml, then environment variables.
+"""Layered settings: conf/base.yaml, then conf/<FEATURELAKE_ENV>.yaml, then environment variables; and the
+duration spelling settings and feature definitions share (``"90m"``, ``"7d"``).
 
 Environment variables named ``FEATURELAKE__SECTION__KEY`` override a setting (values are parsed as
 YAML, so ``8`` is an int). Every value is validated by the pydantic schema below; an unknown key or a
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +24,30 @@ ENV_VAR = "FEATURELAKE_ENV"
 HOME_VAR = "FEATURELAKE_HOME"
 OVERRIDE_PREFIX = "FEATURELAKE__"
 DEFAULT_ENV = "local"
+DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(value: Any) -> dt.timedelta | None:
+    """``"7d"``, ``"90m"``, ``"1h"``, a number of seconds or a timedelta -> timedelta."""
+    if value is None or isinstance(value, dt.timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return dt.timedelta(seconds=value)
+    if isinstance(value, str) and (m := DURATION.match(value)):
+        return dt.timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+    raise ValueError(f"{value!r} is not a duration (use e.g. '90m', '1h', '7d')")
+
+
+def format_duration(value: dt.timedelta | None) -> str | None:
+    """The shortest exact ``<n><unit>`` spelling of a duration (``7d``, ``90m``), used in feature names."""
+    if value is None:
+        return None
+    seconds = int(value.total_seconds())
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds % size == 0 and unit != "w":
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 class _Section(BaseModel):
@@ -92,8 +118,6 @@ class ValidationSettings(_Section):
     @field_validator("freshness_slack")
     @classmethod
     def _duration(cls, v: str) -> str:
-        from featurelake.definitions import parse_duration
-
         parse_duration(v)
         return v
 
@@ -130,8 +154,6 @@ class OrchestrationSettings(_Section):
     @field_validator("retry_delay", "max_retry_delay", "task_timeout")
     @classmethod
     def _duration(cls, v: str) -> str:
-        from featurelake.definitions import parse_duration
-
         parse_duration(v)
         return v
 
@@ -167,6 +189,7 @@ class Settings(_Section):
     env: str = DEFAULT_ENV
     root: Path = Path(".")
     state_dir: str = ".state"
+    features_dir: str = "features"  # the feature repository: one folder per domain (features/<domain>/)
     spark: SparkSettings = SparkSettings()
     storage: StorageSettings = StorageSettings()
     online_store: OnlineStoreSettings = OnlineStoreSettings()
@@ -186,6 +209,10 @@ class Settings(_Section):
     @property
     def state_path(self) -> Path:
         return Path(self.path(self.state_dir))
+
+    @property
+    def features_path(self) -> Path:
+        return Path(self.path(self.features_dir))
 
 
 def find_root(environ: dict[str, str] | None = None) -> Path:

@@ -20,8 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from featurelake.config import HOME_VAR, Settings
-from featurelake.definitions import parse_duration
+from featurelake.config import HOME_VAR, Settings, parse_duration
 from featurelake.errors import FeaturelakeError, InputError
 
 PARAM_DATE_SCHEMA: dict[str, Any] = {"type": ["null", "string"], "format": "date"}

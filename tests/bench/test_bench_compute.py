@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from featurelake.compute.aggregations import TILE_DATE, WindowPlan, direct, rollup
-from featurelake.compute.pipeline import backfill, compute, computed_views, feature_repo, run_dbt_build
+from featurelake.compute.aggregations import TILE_DATE, WindowPlan, rollup
+from featurelake.compute.pipeline import backfill, compute, computed_views, run_dbt_build
 from featurelake.compute.windows import (
     SLACK_AFTER,
     compute_view,
@@ -26,6 +26,8 @@ from featurelake.compute.windows import (
     rollup_end,
     tiles_table,
 )
+from featurelake.repo import feature_repo
+from tests.support.direct import direct
 
 pytestmark = pytest.mark.bench
 

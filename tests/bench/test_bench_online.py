@@ -24,11 +24,12 @@ from pathlib import Path
 
 import pytest
 
+from featurelake.online.backends import open_store
 from featurelake.online.client import OnlineClient
 from featurelake.online.materialize import materialize_views
-from featurelake.online.servers import start_redis
-from featurelake.online.store import Record, StoreConfig, open_store
+from featurelake.online.store import Record, StoreConfig
 from featurelake.repo import load_repo
+from tests.support.servers import start_redis
 
 pytestmark = pytest.mark.bench
 
@@ -75,7 +76,7 @@ def generate(spark, name: str, seed: int, rows: int, start: dt.datetime, days: i
 
 def write_repo(root: Path) -> None:
     lines = [
-        "from featurelake.definitions import DeltaTableSource, Entity, Feature, FeatureService, FeatureView",
+        "from featurelake.repo.definitions import DeltaTableSource, Entity, Feature, FeatureService, FeatureView",
         'entity = Entity(name="entity", join_keys=["entity_id"])',
     ]
     for name in ("view_a", "view_b"):

@@ -10,11 +10,12 @@ import random
 import pandas as pd
 import pytest
 
-from featurelake.compute.pipeline import compute, feature_repo
+from featurelake.compute.pipeline import compute
 from featurelake.compute.windows import compute_view, tiles_table
-from featurelake.definitions import Aggregation, DeltaTableSource, FeatureView, WindowComputation
 from featurelake.errors import InputError
 from featurelake.ingest import ingest
+from featurelake.repo import feature_repo
+from featurelake.repo.definitions import Aggregation, DeltaTableSource, FeatureView, WindowComputation
 from featurelake.validation.results import ROW_COUNT, Outcome, RunInfo, record_results
 
 pytestmark = pytest.mark.integration

@@ -100,7 +100,7 @@ def test_dagbag_loads_every_dag_without_import_errors(described):
 
 
 def test_policy_tags_owners_retries_timeouts_and_light_imports(described, dag_settings):
-    from featurelake.definitions import parse_duration
+    from featurelake.config import parse_duration
 
     o = dag_settings.orchestration
     for dag_id, dag in described["dags"].items():

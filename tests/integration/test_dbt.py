@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from featurelake.dbt import dbt_args, dbt_target, project_dir, run_dbt
+from featurelake.compute.dbt import dbt_args, dbt_target, project_dir, run_dbt
 from featurelake.errors import InputError
 
 pytestmark = pytest.mark.integration

@@ -16,12 +16,12 @@ import uuid
 import pandas as pd
 import pytest
 
+from featurelake.online.backends import open_store
 from featurelake.online.client import OnlineClient
 from featurelake.online.materialize import materialize_views
-from featurelake.online.servers import start_dynamodb_local, start_redis
-from featurelake.online.store import open_store
 from featurelake.repo import load_repo
 from tests.integration.test_online_stores import DUMMY_AWS, DYNAMO_HOME, store_config
+from tests.support.servers import start_dynamodb_local, start_redis
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +36,7 @@ def write_repo(root, driver_table: str, route_table: str):
     (root / "features" / "defs.py").write_text(
         textwrap.dedent(
             f"""
-            from featurelake.definitions import DeltaTableSource, Entity, Feature, FeatureService, FeatureView
+            from featurelake.repo.definitions import DeltaTableSource, Entity, Feature, FeatureService, FeatureView
 
             driver = Entity(name="driver", join_keys=["driver_id"])
             route = Entity(name="route", join_keys=["origin", "dest"])

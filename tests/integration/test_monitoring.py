@@ -26,16 +26,16 @@ CHANGED = {"k0", "k1", "k2"}
 
 REPO = {
     "entities.py": """
-        from featurelake.definitions import Entity
+        from featurelake.repo.definitions import Entity
         thing = Entity(name="thing", join_keys=["thing"])
     """,
     "sources.py": f"""
-        from featurelake.definitions import DeltaTableSource
+        from featurelake.repo.definitions import DeltaTableSource
         events = DeltaTableSource(name="mon_events", table="{TABLE}", timestamp_column="ts",
                                   date_partition_column="day")
     """,
     "feature_views.py": """
-        from featurelake.definitions import DriftPolicy, Feature, FeatureView, ValueType
+        from featurelake.repo.definitions import DriftPolicy, Feature, FeatureView, ValueType
         from .entities import thing
         from .sources import events
         mon_view = FeatureView(

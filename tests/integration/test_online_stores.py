@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from featurelake.online.backends import open_store
 from featurelake.online.encoding import encode_key
-from featurelake.online.servers import start_dynamodb_local, start_redis
-from featurelake.online.store import Record, StoreConfig, Watermark, open_store
+from featurelake.online.store import Record, StoreConfig, Watermark
+from tests.support.servers import start_dynamodb_local, start_redis
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DYNAMO_HOME = REPO_ROOT / ".state" / "dynamodb"

@@ -45,7 +45,7 @@ def test_a_broken_repository_stops_with_all_its_errors(tmp_path):
     (domain / "defs.py").write_text(
         textwrap.dedent(
             """
-            from featurelake.definitions import DeltaTableSource, Entity, Feature, FeatureService, FeatureView
+            from featurelake.repo.definitions import DeltaTableSource, Entity, Feature, FeatureService, FeatureView
 
             e = Entity(name="e", join_keys=["k"])
             src = DeltaTableSource(name="src", table="raw.t", timestamp_column="ts")

@@ -18,8 +18,13 @@ pytestmark = pytest.mark.integration
 DAY1, DAY2 = dt.date(2024, 5, 1), dt.date(2024, 5, 2)
 
 DEFINITIONS = """
-from featurelake.definitions import (
-    DeltaTableSource, Entity, Feature, FeatureView, TransformComputation, ValueType,
+from featurelake.repo.definitions import (
+    DeltaTableSource,
+    Entity,
+    Feature,
+    FeatureView,
+    TransformComputation,
+    ValueType,
 )
 
 

@@ -21,7 +21,7 @@ DAY1, DAY2, DAY3, DAY4 = (dt.date(2024, 3, d) for d in (1, 2, 3, 4))
 CARRIERS = ["AA", "UA", "DL"]
 
 DEFINITIONS = """
-from featurelake.definitions import Aggregation, DeltaTableSource, Entity, FeatureView, WindowComputation
+from featurelake.repo.definitions import Aggregation, DeltaTableSource, Entity, FeatureView, WindowComputation
 
 airline = Entity(name="airline", join_keys=["carrier"])
 events = DeltaTableSource(name="events", table="raw.gate_events", timestamp_column="ts", date_partition_column="d")

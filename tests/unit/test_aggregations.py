@@ -14,9 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from featurelake.compute.aggregations import WindowPlan, direct, rollup, tile_partials
-from featurelake.definitions import Aggregation
+from featurelake.compute.aggregations import WindowPlan, rollup, tile_partials
 from featurelake.errors import InputError
+from featurelake.repo.definitions import Aggregation
+from tests.support.direct import direct
 
 BASE = dt.datetime(2013, 1, 1)
 SCHEMA = "k string, ts timestamp, x double, cat string"
@@ -25,7 +26,7 @@ FUNCTIONS = ["count", "sum", "mean", "min", "max", "count_distinct"]
 
 def make_plan(tile: str, windows: list[str]) -> WindowPlan:
     aggs = [Aggregation(column="cat" if f == "count_distinct" else "x", function=f, windows=windows) for f in FUNCTIONS]
-    from featurelake.definitions import parse_duration
+    from featurelake.config import parse_duration
 
     return WindowPlan("v", ("k",), "ts", parse_duration(tile), tuple(aggs))
 

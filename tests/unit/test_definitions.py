@@ -10,27 +10,32 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from featurelake.definitions import Entity
 from featurelake.repo import DefinitionError, load_repo
-from featurelake.schema_check import check_dbt, check_schemas, load_manifest
+from featurelake.repo.definitions import Entity
+from featurelake.repo.schema import check_dbt, check_schemas, load_manifest
 
 ENTITIES = """
-from featurelake.definitions import Entity
+from featurelake.repo.definitions import Entity
 
 carrier = Entity(name="carrier", join_keys=["carrier"], description="an airline")
 route = Entity(name="route", join_keys=["origin", "dest"], description="origin and destination")
 """
 
 SOURCES = """
-from featurelake.definitions import DbtModelSource, DeltaTableSource
+from featurelake.repo.definitions import DbtModelSource, DeltaTableSource
 
 events = DeltaTableSource(name="events", table="{table}", timestamp_column="ts", date_partition_column="day")
 weather = DbtModelSource(name="weather", model="weather_hourly", schema="features", timestamp_column="obs_ts")
 """
 
 VIEWS = """
-from featurelake.definitions import (
-    Aggregation, DbtComputation, Feature, FeatureView, ValueType, WindowComputation,
+from featurelake.repo.definitions import (
+    Aggregation,
+    DbtComputation,
+    Feature,
+    FeatureView,
+    ValueType,
+    WindowComputation,
 )
 from .entities import carrier, route
 from .sources import events, weather
@@ -56,7 +61,7 @@ route_weather = FeatureView(
 """
 
 SERVICES = """
-from featurelake.definitions import FeatureService
+from featurelake.repo.definitions import FeatureService
 from .feature_views import carrier_delays, route_weather
 
 model = FeatureService(name="model", features=[carrier_delays, route_weather[["temp"]]])
@@ -99,7 +104,7 @@ def test_the_base_repository_loads(tmp_path):
 
 
 def test_duplicate_names_name_both_places(tmp_path):
-    extra = 'from featurelake.definitions import Entity\n\ncarrier = Entity(name="carrier", join_keys=["code"])\n'
+    extra = 'from featurelake.repo.definitions import Entity\n\ncarrier = Entity(name="carrier", join_keys=["code"])\n'
     root = write_repo(tmp_path, **{"more_entities.py": extra})
     (problem,) = problems_of(root)
     first = line_of(root / "dom" / "entities.py", 'name="carrier"')

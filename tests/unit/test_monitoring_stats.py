@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from featurelake.definitions import DeltaTableSource, Feature, FeatureView, ValueType
 from featurelake.monitoring import FEATURE_STATS_TABLE
 from featurelake.monitoring.stats import record_write_stats
+from featurelake.repo.definitions import DeltaTableSource, Feature, FeatureView, ValueType
 
 DAY = dt.date(2024, 3, 1)
 QUANTILES = [0.1, 0.5, 0.9]

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from featurelake.definitions import Feature, FeatureView, PathSource, ValueType
 from featurelake.online.encoding import EPOCH, decode_payload, encode_key, key_part, same_value
 from featurelake.online.materialize import parse_as_of
 from featurelake.online.store import Watermark
+from featurelake.repo.definitions import Feature, FeatureView, PathSource, ValueType
 
 key_values = st.lists(st.one_of(st.text(), st.integers()), min_size=1, max_size=4)
 

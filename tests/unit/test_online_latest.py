@@ -8,9 +8,9 @@ import random
 
 import pytest
 
-from featurelake.definitions import Feature, ValueType
 from featurelake.online.encoding import NO_CREATED
 from featurelake.online.materialize import latest_values, to_micros
+from featurelake.repo.definitions import Feature, ValueType
 
 T0 = dt.datetime(2013, 1, 1, tzinfo=dt.UTC)
 FEATS = [Feature(name="x", dtype=ValueType.DOUBLE), Feature(name="n", dtype=ValueType.INT64)]

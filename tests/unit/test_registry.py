@@ -9,25 +9,22 @@ from html.parser import HTMLParser
 
 import pytest
 
-from featurelake.catalog_html import NODE_H, NODE_W, CatalogData, layout, render_catalog
+from featurelake.monitoring.catalog import NODE_H, NODE_W, CatalogData, layout, render_catalog
+from featurelake.offline.training_set import read_training_sets
 from featurelake.registry import (
     LINEAGE_TABLE,
     REGISTRY_TABLE,
     RegistryObject,
-    TrainingSetRef,
-    apply,
-    diff_registry,
-    downstream_of,
-    lineage_edges,
     load_applied,
-    make_plan,
     read_lineage,
     registry_version,
-    serialize,
-    upstream_of,
 )
 from featurelake.repo import DefinitionError, load_repo
-from featurelake.schema_check import load_manifest
+from featurelake.repo.diff import diff_registry
+from featurelake.repo.lineage import TrainingSetRef, downstream_of, lineage_edges, upstream_of
+from featurelake.repo.plan import apply, make_plan
+from featurelake.repo.schema import load_manifest
+from featurelake.repo.specs import serialize
 from tests.unit.test_definitions import ENTITIES, SERVICES, SOURCES, VIEWS, _model, write_manifest, write_repo
 
 MANIFESTS = "training.test_registry_manifests"
@@ -162,11 +159,11 @@ def test_plan_apply_round_trip_with_time_travel_and_lineage(spark, tmp_path, cle
     first = make_plan(spark, repo, manifest)
     assert first.base_version is None and {c.action for c in first.changes} == {"added"}
     assert len(first.changes) == len(serialize(repo))
-    applied = apply(spark, repo, manifest, manifests_table=MANIFESTS)
+    applied = apply(spark, repo, manifest, training_sets=read_training_sets(spark, MANIFESTS))
     v1 = applied.version
     assert applied.written and registry_version(spark) == v1
     assert make_plan(spark, repo, manifest).changes == []
-    again = apply(spark, repo, manifest, manifests_table=MANIFESTS)
+    again = apply(spark, repo, manifest, training_sets=read_training_sets(spark, MANIFESTS))
     assert not again.written and registry_version(spark) == v1  # nothing changed: no new version
 
     # a breaking change at the same version is refused and writes nothing
@@ -177,7 +174,7 @@ def test_plan_apply_round_trip_with_time_travel_and_lineage(spark, tmp_path, cle
         )
     )
     with pytest.raises(DefinitionError, match="raise `version` to 2"):
-        apply(spark, broken, manifest, manifests_table=MANIFESTS)
+        apply(spark, broken, manifest, training_sets=read_training_sets(spark, MANIFESTS))
     assert registry_version(spark) == v1
 
     # with the version raised it applies as the next registry version; the old one stays readable
@@ -188,7 +185,7 @@ def test_plan_apply_round_trip_with_time_travel_and_lineage(spark, tmp_path, cle
         [("ts_jan", "model", dt.datetime(2013, 2, 1), json.dumps({"views": [{"name": "route_weather"}]}))],
         "name STRING, service STRING, created_at TIMESTAMP, manifest_json STRING",
     ).write.format("delta").saveAsTable(MANIFESTS)
-    result = apply(spark, bumped, manifest, manifests_table=MANIFESTS)
+    result = apply(spark, bumped, manifest, training_sets=read_training_sets(spark, MANIFESTS))
     assert result.written and result.version == v1 + 1 == registry_version(spark)
     now, before = load_applied(spark), load_applied(spark, version=v1)
     assert now.get("feature_view", "route_weather").version == 2

@@ -13,7 +13,7 @@ from featurelake.errors import InputError
 T0 = dt.datetime(2024, 5, 1, tzinfo=dt.UTC)
 
 REPO = """
-from featurelake.definitions import DeltaTableSource, Entity, Feature, FeatureService, FeatureView, ValueType
+from featurelake.repo.definitions import DeltaTableSource, Entity, Feature, FeatureService, FeatureView, ValueType
 
 user = Entity(name="user", join_keys=["user_id"])
 route = Entity(name="route", join_keys=["origin", "dest"])

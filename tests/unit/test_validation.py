@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from featurelake.config import load_settings
-from featurelake.definitions import (
+from featurelake.errors import ConfigError, FeaturelakeError
+from featurelake.repo.definitions import (
     Aggregation,
     DbtModelSource,
     DeltaTableSource,
@@ -21,7 +22,6 @@ from featurelake.definitions import (
     ValueType,
     WindowComputation,
 )
-from featurelake.errors import ConfigError, FeaturelakeError
 from featurelake.validation.results import outcome_from
 from featurelake.validation.suites import (
     MIN_LATEST_TIMESTAMP,

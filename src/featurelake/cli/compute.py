@@ -25,8 +25,9 @@ def compute(
 ) -> None:
     """Nightly path for START..END: dbt build (incremental merge), then every window and transform view."""
     from featurelake.compute.pipeline import compute as run_compute
-    from featurelake.compute.pipeline import computed_views, feature_repo
+    from featurelake.compute.pipeline import computed_views
     from featurelake.config import get_settings
+    from featurelake.repo import feature_repo
     from featurelake.spark import get_spark
 
     first, last = parse_date(start), parse_date(end)
@@ -51,8 +52,9 @@ def backfill(
 ) -> None:
     """Recompute one window or transform view over START..END as one Spark job."""
     from featurelake.compute.pipeline import backfill as run_backfill
-    from featurelake.compute.pipeline import computed_views, feature_repo
+    from featurelake.compute.pipeline import computed_views
     from featurelake.config import get_settings
+    from featurelake.repo import feature_repo
     from featurelake.spark import get_spark
 
     first, last = parse_date(start), parse_date(end)

@@ -56,8 +56,8 @@ def sql(
 @app.command()
 def tables() -> None:
     """List every table: database, name, latest Delta version, row count, last write time."""
-    from featurelake.catalog_info import table_summaries
     from featurelake.config import get_settings
+    from featurelake.monitoring.summary import table_summaries
     from featurelake.spark import get_spark
 
     settings = get_settings()

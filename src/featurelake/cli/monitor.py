@@ -30,11 +30,11 @@ STATE_STYLE = {"fresh": "green", "static": "yellow", "late": "bold red", "failin
 
 def _context(repo_dir: str | None):
     from featurelake.config import get_settings
-    from featurelake.repo import load_repo
+    from featurelake.repo import feature_repo, load_repo
     from featurelake.spark import get_spark
 
     settings = get_settings()
-    repo = load_repo(repo_dir or settings.root / "features")
+    repo = load_repo(repo_dir) if repo_dir else feature_repo(settings)
     return settings, repo, get_spark(settings)
 
 

@@ -23,10 +23,10 @@ RepoOption = Annotated[
 
 def _context(repo_dir: str | None):
     from featurelake.config import get_settings
-    from featurelake.repo import load_repo
+    from featurelake.repo import feature_repo, load_repo
 
     settings = get_settings()
-    return settings, load_repo(repo_dir or settings.root / "features")
+    return settings, load_repo(repo_dir) if repo_dir else feature_repo(settings)
 
 
 def _spark(settings):
@@ -100,8 +100,9 @@ def check(
     repo: RepoOption = None,
 ) -> None:
     """Compare online values with the offline PIT values for sampled keys; exit 1 on any mismatch."""
+    from featurelake.online.backends import open_store
     from featurelake.online.check import check_view
-    from featurelake.online.store import StoreConfig, open_store
+    from featurelake.online.store import StoreConfig
 
     settings, definitions = _context(repo)
     with open_store(StoreConfig.from_settings(settings)) as store:

@@ -44,8 +44,8 @@ def run_demo(
 def print_summary(since: dt.datetime) -> None:
     """Tables written with versions, validation outcomes, rows materialized and the demo training set."""
     from featurelake.config import get_settings
+    from featurelake.monitoring.summary import summarize
     from featurelake.offline.training_set import load_manifest
-    from featurelake.run_summary import summarize
     from featurelake.spark import get_spark
 
     settings = get_settings()

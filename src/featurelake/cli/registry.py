@@ -16,7 +16,7 @@ from featurelake.cli import app
 
 if TYPE_CHECKING:
     from featurelake.repo import Repo
-    from featurelake.schema_check import DbtManifest
+    from featurelake.repo.schema import DbtManifest
 
 console = Console(width=None if sys.stdout.isatty() else 200)  # full names when piped or captured
 
@@ -33,11 +33,12 @@ def _load(
     repo_path: Path | None, manifest_path: Path | None, *, with_manifest: bool = True
 ) -> tuple[Repo, DbtManifest | None]:
     from featurelake.config import get_settings
-    from featurelake.repo import load_repo
-    from featurelake.schema_check import default_manifest_path, load_manifest
+    from featurelake.repo import feature_repo, load_repo
+    from featurelake.repo.schema import default_manifest_path, load_manifest
 
-    root = get_settings().root
-    repo = load_repo(repo_path or root / "features")
+    settings = get_settings()
+    root = settings.root
+    repo = load_repo(repo_path) if repo_path else feature_repo(settings)
     if not with_manifest:
         return repo, None
     return repo, load_manifest(manifest_path or default_manifest_path(root))
@@ -61,8 +62,8 @@ def _print_plan(plan) -> None:
 @app.command()
 def plan(repo: RepoOption = None, manifest: ManifestOption = None) -> None:
     """Show what `apply` would change in the registry (added, changed, removed; breaking or not)."""
-    from featurelake.registry import make_plan
     from featurelake.repo import DefinitionError
+    from featurelake.repo.plan import make_plan
     from featurelake.spark import get_spark
 
     definitions, dbt_manifest = _load(repo, manifest)
@@ -75,12 +76,14 @@ def plan(repo: RepoOption = None, manifest: ManifestOption = None) -> None:
 @app.command()
 def apply(repo: RepoOption = None, manifest: ManifestOption = None) -> None:
     """Record the feature definitions in the registry (one Delta version per apply) with their lineage."""
+    from featurelake.offline.training_set import read_training_sets
     from featurelake.registry import LINEAGE_TABLE, REGISTRY_TABLE
-    from featurelake.registry import apply as run_apply
+    from featurelake.repo.plan import apply as run_apply
     from featurelake.spark import get_spark
 
     definitions, dbt_manifest = _load(repo, manifest)
-    result = run_apply(get_spark(), definitions, dbt_manifest)
+    spark = get_spark()
+    result = run_apply(spark, definitions, dbt_manifest, training_sets=read_training_sets(spark))
     _print_plan(result.plan)
     if result.written:
         console.print(
@@ -122,7 +125,7 @@ def list_objects(
             table = Table(
                 "view", "version", "entities", "features", "ttl", "owner", title="views", title_justify="left"
             )
-            from featurelake.definitions import format_duration
+            from featurelake.config import format_duration
 
             for v in definitions.views.values():
                 table.add_row(
@@ -149,17 +152,14 @@ def describe(
     manifest: ManifestOption = None,
 ) -> None:
     """Describe one definition: schema, owner, ttl, source, lineage, latest table version and freshness."""
-    from featurelake.definitions import FeatureView, format_duration
+    from featurelake.config import format_duration
     from featurelake.errors import FeaturelakeError
-    from featurelake.registry import (
-        downstream_of,
-        lineage_edges,
-        load_applied,
-        read_training_sets,
-        serialize,
-        table_status,
-        upstream_of,
-    )
+    from featurelake.monitoring.checks import table_status
+    from featurelake.offline.training_set import read_training_sets
+    from featurelake.registry import load_applied
+    from featurelake.repo.definitions import FeatureView
+    from featurelake.repo.lineage import downstream_of, lineage_edges, upstream_of
+    from featurelake.repo.specs import serialize
     from featurelake.spark import get_spark
 
     definitions, dbt_manifest = _load(repo, manifest)
@@ -240,8 +240,12 @@ def catalog(
     ] = False,
 ) -> None:
     """Write a static HTML catalog (search, lineage graph) of the feature repository, fit to publish."""
-    from featurelake.catalog_html import CatalogData, write_catalog
-    from featurelake.registry import lineage_edges, read_training_sets, registry_version, serialize, table_status
+    from featurelake.monitoring.catalog import CatalogData, write_catalog
+    from featurelake.monitoring.checks import table_status
+    from featurelake.offline.training_set import read_training_sets
+    from featurelake.registry import registry_version
+    from featurelake.repo.lineage import lineage_edges
+    from featurelake.repo.specs import serialize
 
     definitions, dbt_manifest = _load(repo, manifest)
     objects = serialize(definitions)

@@ -50,11 +50,11 @@ def build(
     """Join the features as of each entity row's timestamp into training.<name>, with a manifest."""
     from featurelake.config import get_settings
     from featurelake.offline.training_set import build_training_set
-    from featurelake.repo import load_repo
+    from featurelake.repo import feature_repo, load_repo
     from featurelake.spark import get_spark
 
     settings = get_settings()
-    definitions = load_repo(repo or settings.root / "features")
+    definitions = load_repo(repo) if repo else feature_repo(settings)
     manifest = build_training_set(
         get_spark(settings),
         definitions,

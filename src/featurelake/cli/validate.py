@@ -59,7 +59,7 @@ def validate(
 ) -> None:
     """Validate published intervals against their suites; exit 1 when a strict view fails."""
     from featurelake.config import get_settings
-    from featurelake.repo import load_repo
+    from featurelake.repo import feature_repo
     from featurelake.spark import get_spark
     from featurelake.tables import table_exists
     from featurelake.validation import resolve_target
@@ -70,7 +70,7 @@ def validate(
     console = Console()
     first, last = parse_date(start), parse_date(end)
     settings = get_settings()
-    repo = load_repo(settings.root / "features")
+    repo = feature_repo(settings)
     spark = get_spark(settings)
     names = list(view or [])
     if not names:  # everything that exists: raw tables first, then every feature view with a catalog table

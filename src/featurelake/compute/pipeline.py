@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 
 from featurelake.compute.windows import ViewResult, compute_view
 from featurelake.config import Settings
-from featurelake.definitions import DbtComputation, FeatureView, TransformComputation, WindowComputation
 from featurelake.errors import InputError
 from featurelake.monitoring import FEATURE_STATS_TABLE
 from featurelake.monitoring.stats import feature_stats_schema, published_interval, record_write_stats
-from featurelake.repo import Repo, load_repo
+from featurelake.repo import Repo, feature_repo
+from featurelake.repo.definitions import DbtComputation, FeatureView, TransformComputation, WindowComputation
 from featurelake.tables import (
     RUNS_TABLE,
     RunRecord,
@@ -41,10 +41,6 @@ class ComputeReport:
     dbt_models: list[str] = field(default_factory=list)
     views: list[ViewResult] = field(default_factory=list)
     dbt_validation: list[GateResult] = field(default_factory=list)
-
-
-def feature_repo(settings: Settings) -> Repo:
-    return load_repo(settings.root / "features")
 
 
 def computed_views(repo: Repo, names: list[str] | None = None) -> list[str]:
@@ -102,7 +98,7 @@ def run_dbt_build(
     model), so the views computed by those models are validated after the write: a strict view that fails
     raises ``ValidationFailed`` and stops the pipeline before anything downstream reads it.
     """
-    from featurelake.dbt import dbt_args, run_dbt
+    from featurelake.compute.dbt import dbt_args, run_dbt
 
     started, t0 = dt.datetime.now(dt.UTC).replace(tzinfo=None), time.monotonic()
     result = run_dbt(spark, settings, dbt_args(settings, "build", start=start, end=end, select=select), check=False)

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 from featurelake.compute.aggregations import utc_date
 from featurelake.compute.windows import ViewResult, check_inputs, publish_validated, read_partitioned_source
 from featurelake.config import Settings
-from featurelake.definitions import (
+from featurelake.errors import InputError
+from featurelake.repo.definitions import (
     OFFLINE_CREATED,
     OFFLINE_DATE,
     OFFLINE_SOURCE_DATE,
@@ -27,8 +28,7 @@ from featurelake.definitions import (
     FeatureView,
     TransformComputation,
 )
-from featurelake.errors import InputError
-from featurelake.schema_check import transform_output_problems
+from featurelake.repo.schema import transform_output_problems
 from featurelake.tables import RunRecord, record_runs
 
 if TYPE_CHECKING:

@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING
 
 from featurelake.compute.aggregations import TILE_DATE, WindowPlan, rollup, tile_partials, utc_date
 from featurelake.config import Settings
-from featurelake.definitions import OFFLINE_DATE, FeatureView, PathSource, WindowComputation
 from featurelake.errors import InputError
 from featurelake.monitoring.stats import published_interval, record_write_stats
+from featurelake.repo.definitions import OFFLINE_DATE, FeatureView, PathSource, WindowComputation
 from featurelake.tables import (
     Commit,
     RunRecord,

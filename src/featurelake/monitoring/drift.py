@@ -22,10 +22,10 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from featurelake.config import Settings
-from featurelake.definitions import FeatureView, ValueType
 from featurelake.errors import InputError
 from featurelake.monitoring import DRIFT_TABLE
 from featurelake.monitoring.stats import NUMERIC
+from featurelake.repo.definitions import FeatureView, ValueType
 from featurelake.tables import append_rows, check_identifier, check_table_name, single_row, table_exists
 
 if TYPE_CHECKING:

@@ -24,12 +24,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from featurelake.config import Settings
-from featurelake.definitions import FeatureView, ValueType
 from featurelake.errors import InputError
 from featurelake.offline.pit import ViewInput, point_in_time_join
 from featurelake.offline.training_set import load_manifest, read_source
+from featurelake.online.backends import open_store
 from featurelake.online.encoding import EPOCH, decode_payload, encode_key, same_value
-from featurelake.online.store import OnlineStore, StoreConfig, open_store
+from featurelake.online.store import OnlineStore, StoreConfig
+from featurelake.repo.definitions import FeatureView, ValueType
 from featurelake.tables import check_identifier, check_table_name
 
 if TYPE_CHECKING:

@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 from featurelake.config import MonitoringSettings
-from featurelake.definitions import FeatureView, ValueType
 from featurelake.errors import InputError
 from featurelake.monitoring import FEATURE_STATS_TABLE
+from featurelake.repo.definitions import FeatureView, ValueType
 from featurelake.tables import append_rows, check_identifier, check_table_name, single_row
 
 if TYPE_CHECKING:

@@ -13,9 +13,9 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from featurelake.checks import latest_timestamp
-from featurelake.config import Settings
-from featurelake.definitions import FeatureView, parse_duration
+from featurelake.config import Settings, parse_duration
+from featurelake.monitoring.checks import latest_timestamp
+from featurelake.repo.definitions import FeatureView
 from featurelake.tables import RUNS_TABLE, table_exists
 from featurelake.validation.results import RESULTS_TABLE
 

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from featurelake.errors import FeaturelakeError, InputError
 from featurelake.offline.pit import ViewInput, output_names, point_in_time_join
+from featurelake.registry import registry_version
+from featurelake.repo.lineage import TrainingSetRef
 from featurelake.tables import (
     append_rows,
     check_identifier,
@@ -39,17 +41,6 @@ MANIFESTS_TABLE = "training.manifests"
 MANIFEST_FORMAT = 1
 _TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 _SQL = re.compile(r"^\s*(select|with)\b", re.IGNORECASE)
-
-
-def registry_version(spark: SparkSession) -> int | None:
-    """The applied registry's version (the Delta version of ``monitoring.registry``), None before any apply."""
-    try:
-        from featurelake.registry import registry_version as applied_version
-    except ImportError:
-        if not spark.catalog.tableExists("monitoring.registry"):
-            return None
-        return latest_commit(spark, "monitoring.registry").version
-    return applied_version(spark)
 
 
 def code_version(root: Path | None = None) -> dict[str, Any]:
@@ -197,6 +188,25 @@ def view_refs(repo: Repo, service: str | None, features: list[str] | None) -> li
                 "ttl_seconds": int(view.ttl.total_seconds()) if view.ttl else None,
             }
         )
+    return out
+
+
+def read_training_sets(spark: SparkSession, table: str = MANIFESTS_TABLE) -> list[TrainingSetRef]:
+    """The latest manifest of each training set in ``training.manifests`` (empty when the table is absent)."""
+    quoted = check_table_name(table)
+    if not spark.catalog.tableExists(table):
+        return []
+    rows = spark.sql(
+        "SELECT name, max_by(service, created_at) AS service, max(created_at) AS created_at, "
+        f"max_by(manifest_json, created_at) AS manifest_json FROM {quoted} GROUP BY name ORDER BY name"
+    ).collect()  # one row per training set
+    out = []
+    for r in rows:
+        try:
+            views = tuple(v["name"] for v in json.loads(r["manifest_json"] or "{}").get("views", []) if v.get("name"))
+        except (ValueError, AttributeError, TypeError):
+            views = ()
+        out.append(TrainingSetRef(r["name"], r["service"] or None, r["created_at"], views))
     return out
 
 

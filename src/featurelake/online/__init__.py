@@ -4,7 +4,8 @@ See :mod:`featurelake.online.encoding` for the key/value layout and :mod:`featur
 for the semantics (PIT value at the as-of time, conditional writes, incremental from change data).
 """
 
+from featurelake.online.backends import open_store
 from featurelake.online.client import OnlineClient, get_online_features
-from featurelake.online.store import OnlineStore, StoreConfig, open_store
+from featurelake.online.store import OnlineStore, StoreConfig
 
 __all__ = ["OnlineClient", "OnlineStore", "StoreConfig", "get_online_features", "open_store"]

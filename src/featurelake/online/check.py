@@ -7,10 +7,10 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from featurelake.definitions import FeatureView, ValueType
 from featurelake.errors import FeaturelakeError
 from featurelake.online.encoding import EPOCH, decode_payload, encode_key, same_value
 from featurelake.online.store import OnlineStore
+from featurelake.repo.definitions import FeatureView, ValueType
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

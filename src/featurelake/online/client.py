@@ -7,13 +7,14 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from featurelake.errors import InputError
+from featurelake.online.backends import open_store
 from featurelake.online.encoding import decode_payload, encode_key
-from featurelake.online.store import OnlineStore, StoreConfig, open_store
+from featurelake.online.store import OnlineStore, StoreConfig
 
 if TYPE_CHECKING:
     from featurelake.config import Settings
-    from featurelake.definitions import FeatureSelection
     from featurelake.repo import Repo
+    from featurelake.repo.definitions import FeatureSelection
 
 
 def output_name(view: str, feature: str) -> str:
@@ -88,10 +89,10 @@ def get_online_features(
     One-shot convenience; a serving process should keep an :class:`OnlineClient`.
     """
     from featurelake.config import get_settings
-    from featurelake.repo import load_repo
+    from featurelake.repo import feature_repo
 
     settings = settings or get_settings()
-    repo = repo or load_repo(settings.root / "features")
+    repo = repo or feature_repo(settings)
     client = OnlineClient.from_settings(settings, repo)
     try:
         return client.get_online_features(entity_rows, service=service, features=features)

@@ -20,7 +20,7 @@ import json
 import math
 from typing import Any
 
-from featurelake.definitions import FeatureView, ValueType
+from featurelake.repo.definitions import FeatureView, ValueType
 
 NO_CREATED = -(2**53) + 1  # sorts below any created timestamp; exact in Lua (double) and DynamoDB numbers
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

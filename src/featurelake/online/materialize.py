@@ -29,10 +29,11 @@ from dataclasses import dataclass
 from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
-from featurelake.definitions import Feature, FeatureView, ValueType
 from featurelake.errors import FeaturelakeError, InputError
+from featurelake.online.backends import open_store
 from featurelake.online.encoding import EPOCH, NO_CREATED
-from featurelake.online.store import OnlineStore, Record, StoreConfig, Watermark, WriteStats, open_store
+from featurelake.online.store import OnlineStore, Record, StoreConfig, Watermark, WriteStats
+from featurelake.repo.definitions import Feature, FeatureView, ValueType
 from featurelake.tables import (
     RunRecord,
     check_table_name,
@@ -212,7 +213,7 @@ def _write(df: DataFrame, config: StoreConfig, views: list[str], fail_after: int
     def write_partition(rows: Any) -> None:
         from pyspark import TaskContext
 
-        from featurelake.online.store import open_store as open_
+        from featurelake.online.backends import open_store as open_
 
         ctx = TaskContext.get()
         if fail_after is not None and ctx is not None and ctx.partitionId() >= fail_after:

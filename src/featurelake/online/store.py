@@ -139,23 +139,6 @@ class OnlineStore(ABC):
         self.close()
 
 
-def open_store(config: StoreConfig) -> OnlineStore:
-    """The store named by ``config.type``."""
-    if config.type == "sqlite":
-        from featurelake.online.sqlite_store import SqliteStore
-
-        return SqliteStore(config)
-    if config.type == "redis":
-        from featurelake.online.redis_store import RedisStore
-
-        return RedisStore(config)
-    if config.type == "dynamodb":
-        from featurelake.online.dynamodb_store import DynamoDBStore
-
-        return DynamoDBStore(config)
-    raise ValueError(f"unknown online store type {config.type!r}")
-
-
 def batched(items: Iterable, size: int) -> Iterable[list]:
     batch: list = []
     for item in items:

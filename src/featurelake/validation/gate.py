@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from featurelake.config import Settings
-from featurelake.definitions import FeatureView
 from featurelake.errors import FeaturelakeError, InputError
+from featurelake.repo.definitions import FeatureView
 from featurelake.tables import Commit, check_table_name, latest_commit, overwrite_where, table_exists
 from featurelake.validation.results import (
     ROW_COUNT,
@@ -236,9 +236,9 @@ def resolve_target(settings: Settings, name: str, repo: Repo | None = None) -> T
     if name.startswith(RAW_PREFIX):
         return raw_target(name, settings.validation.raw_policy)
     if repo is None:
-        from featurelake.repo import load_repo
+        from featurelake.repo import feature_repo
 
-        repo = load_repo(settings.root / "features")
+        repo = feature_repo(settings)
     view = repo.view(name)
     return view_target(view, repo.join_keys(view))
 
@@ -363,9 +363,9 @@ def validate_and_publish(
     """
     if keys is None:
         if repo is None:
-            from featurelake.repo import load_repo
+            from featurelake.repo import feature_repo
 
-            repo = load_repo(settings.root / "features")
+            repo = feature_repo(settings)
         keys = repo.join_keys(view)
     target = view_target(view, list(keys))
     return gate(spark, settings, target, candidate, start=start, end=end, publish=publish, row_dates=row_dates)

@@ -19,9 +19,9 @@ import types
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from featurelake.config import Settings
-from featurelake.definitions import ValueType, parse_duration
+from featurelake.config import Settings, parse_duration
 from featurelake.errors import FeaturelakeError
+from featurelake.repo.definitions import ValueType
 from featurelake.validation.targets import Target
 
 if TYPE_CHECKING:

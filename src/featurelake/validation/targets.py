@@ -6,15 +6,15 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Literal
 
-from featurelake.definitions import (
+from featurelake.errors import FeaturelakeError
+from featurelake.ingest import FLIGHTS, WEATHER, RawSource
+from featurelake.repo.definitions import (
     OFFLINE_SOURCE_DATE,
     FeatureView,
     TransformComputation,
     ValueType,
     WindowComputation,
 )
-from featurelake.errors import FeaturelakeError
-from featurelake.ingest import FLIGHTS, WEATHER, RawSource
 
 AUDIT_DATABASE = "staging"
 RAW_PREFIX = "raw."

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from featurelake.definitions import (
+from featurelake.errors import FeaturelakeError
+from featurelake.repo.definitions import (
     OFFLINE_TIMESTAMP,
     DbtModelSource,
     DeltaTableSource,
@@ -21,7 +22,6 @@ from featurelake.definitions import (
     ValueType,
     WindowComputation,
 )
-from featurelake.errors import FeaturelakeError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -17,7 +17,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from featurelake.definitions import (
+from featurelake.config import Settings
+from featurelake.errors import FeaturelakeError
+from featurelake.repo.definitions import (
     OFFLINE_SOURCE_DATE,
     Entity,
     FeatureSelection,
@@ -27,7 +29,6 @@ from featurelake.definitions import (
     TransformComputation,
     collecting_problems,
 )
-from featurelake.errors import FeaturelakeError
 
 KINDS: tuple[type, ...] = (Entity, Source, FeatureView, FeatureService)
 REPO_PACKAGE = "featurelake_repo"
@@ -99,6 +100,11 @@ class Repo:
             names = merged.setdefault(sel.view, [])
             names.extend(f for f in sel.features if f not in names)
         return [FeatureSelection(view=v, features=tuple(fs)) for v, fs in merged.items()]
+
+
+def feature_repo(settings: Settings) -> Repo:
+    """The feature repository the settings name (``features_dir``, default ``features/`` in the repo root)."""
+    return load_repo(settings.features_path)
 
 
 def load_repo(root: str | Path) -> Repo:

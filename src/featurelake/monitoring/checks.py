@@ -1,4 +1,4 @@
-"""The nightly pipeline's closing checks: online/offline consistency and freshness of every feature view."""
+"""Freshness of feature tables and the nightly pipeline's closing checks (online/offline consistency, freshness)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,17 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from featurelake.config import Settings
-from featurelake.definitions import parse_duration
+from featurelake.config import Settings, parse_duration
 from featurelake.errors import FeaturelakeError
-from featurelake.tables import check_table_name, single_row, table_exists
+from featurelake.tables import check_table_name, latest_commit, single_row, table_exists
 from featurelake.validation.targets import view_target
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from featurelake.definitions import FeatureView
     from featurelake.online.check import CheckResult
     from featurelake.repo import Repo
+    from featurelake.repo.definitions import FeatureView
 
 
 class ChecksFailed(FeaturelakeError):
@@ -68,9 +67,10 @@ def online_consistency(
     spark: SparkSession, settings: Settings, repo: Repo, *, sample: int, views: list[str] | None = None
 ) -> list[CheckResult]:
     """Sampled online values against the offline point-in-time values, for every online view."""
+    from featurelake.online.backends import open_store
     from featurelake.online.check import check_view
     from featurelake.online.materialize import online_views
-    from featurelake.online.store import StoreConfig, open_store
+    from featurelake.online.store import StoreConfig
 
     with open_store(StoreConfig.from_settings(settings)) as store:
         return [check_view(spark, repo, store, v.name, sample=sample) for v in online_views(repo, views)]
@@ -91,3 +91,29 @@ def pipeline_checks(
     if problems:
         raise ChecksFailed("pipeline checks failed:\n  " + "\n  ".join(problems))
     return fresh, online
+
+
+@dataclass(frozen=True)
+class TableStatus:
+    table: str
+    version: int | None  # latest Delta version (None for a view or a non-Delta table)
+    last_write: dt.datetime | None
+    latest_event: dt.datetime | None  # max of the view's timestamp field: how fresh the features are
+
+
+def table_status(spark: SparkSession, view: FeatureView) -> TableStatus | None:
+    """The offline table of ``view``, when it has been computed: latest Delta version and freshness."""
+    from pyspark.errors import AnalysisException
+    from pyspark.sql import functions as F
+
+    table = view.offline_table
+    if not table or not spark.catalog.tableExists(table):
+        return None
+    try:
+        commit = latest_commit(spark, table)
+        version, last_write = commit.version, commit.timestamp
+    except AnalysisException:  # a SQL view (e.g. a dbt staging model) has no Delta history
+        version, last_write = None, None
+    row = spark.table(table).agg(F.max(F.col(f"`{view.timestamp_field}`"))).first()
+    latest = row[0] if row is not None else None
+    return TableStatus(table, version, last_write, latest)

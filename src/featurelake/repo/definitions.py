@@ -34,38 +34,16 @@ from pydantic import (
     model_validator,
 )
 
+from featurelake.config import format_duration, parse_duration
+
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}(\.[A-Za-z_][A-Za-z0-9_]{0,127})?$")
-DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 OFFLINE_TIMESTAMP = "event_timestamp"
 OFFLINE_CREATED = "created_timestamp"
 OFFLINE_DATE = "event_date"
 OFFLINE_SOURCE_DATE = "source_date"  # transform views: the source partition a row came from (replaced per run)
 FEATURES_DATABASE = "features"
-
-
-def parse_duration(value: Any) -> dt.timedelta | None:
-    """``"7d"``, ``"90m"``, ``"1h"``, a number of seconds or a timedelta -> timedelta."""
-    if value is None or isinstance(value, dt.timedelta):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return dt.timedelta(seconds=value)
-    if isinstance(value, str) and (m := DURATION.match(value)):
-        return dt.timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
-    raise ValueError(f"{value!r} is not a duration (use e.g. '90m', '1h', '7d')")
-
-
-def format_duration(value: dt.timedelta | None) -> str | None:
-    """The shortest exact ``<n><unit>`` spelling of a duration (``7d``, ``90m``), used in feature names."""
-    if value is None:
-        return None
-    seconds = int(value.total_seconds())
-    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if seconds % size == 0 and unit != "w":
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 def _caller_location() -> str:

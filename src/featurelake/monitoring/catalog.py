@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from featurelake.registry import Edge, RegistryObject, TableStatus, TrainingSetRef
+    from featurelake.monitoring.checks import TableStatus
+    from featurelake.registry import Edge, RegistryObject
+    from featurelake.repo.lineage import TrainingSetRef
 
 NODE_W, NODE_H, GAP_Y, GAP_X, PAD = 210, 30, 14, 70, 20
 ALIGNED = ("feature_view", "feature_service", "training_set")
