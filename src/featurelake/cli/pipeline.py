@@ -45,7 +45,7 @@ def print_summary(since: dt.datetime) -> None:
     """Tables written with versions, validation outcomes, rows materialized and the demo training set."""
     from featurelake.config import get_settings
     from featurelake.monitoring.summary import summarize
-    from featurelake.offline.training_set import load_manifest
+    from featurelake.offline.manifest import load_manifest, manifest_file
     from featurelake.spark import get_spark
 
     settings = get_settings()
@@ -76,8 +76,8 @@ def print_summary(since: dt.datetime) -> None:
         wide.print(table)
     manifest = load_manifest(spark, DEMO_TRAINING_SET)
     console.print(
-        f"demo training set: {manifest['table']} (Delta version {manifest['table_version']}, "
-        f"{manifest['rows']['output']:,} rows), manifest {settings.state_path / 'manifests' / DEMO_TRAINING_SET}.json",
+        f"demo training set: {manifest.table} (Delta version {manifest.table_version}, "
+        f"{manifest.rows.output:,} rows), manifest {manifest_file(settings.state_path, manifest.name)}",
         highlight=False,
         soft_wrap=True,
     )
