@@ -223,13 +223,7 @@ def parse_flights(typed: DataFrame, dest_zones: DataFrame, tz: str) -> DataFrame
     )
     df = _add_reasons(
         df,
-        F.when(
-            F.col("flight_date").isNull()
-            & F.col("year").isNotNull()
-            & F.col("month").isNotNull()
-            & F.col("day").isNotNull(),
-            F.lit("year/month/day: not a calendar date"),
-        ),
+        _not_a_calendar_date("flight_date"),
         F.when(
             F.col("flight_date").isNotNull() & F.col("sched_dep_time").isNotNull() & F.col("sched_dep_ts").isNull(),
             F.lit("sched_dep_time: not a valid local time hhmm"),
@@ -270,19 +264,8 @@ def parse_flights(typed: DataFrame, dest_zones: DataFrame, tz: str) -> DataFrame
 
 def parse_weather(typed: DataFrame) -> DataFrame:
     """Typed hourly weather with its UTC observation instant and local observation date."""
-    from pyspark.sql import functions as F
 
-    df = typed.withColumn("obs_date", _calendar_date())
-    df = _add_reasons(
-        df,
-        F.when(
-            F.col("obs_date").isNull()
-            & F.col("year").isNotNull()
-            & F.col("month").isNotNull()
-            & F.col("day").isNotNull(),
-            F.lit("year/month/day: not a calendar date"),
-        ),
-    )
+    df = _add_reasons(typed.withColumn("obs_date", _calendar_date()), _not_a_calendar_date("obs_date"))
     return df.withColumnRenamed("time_hour", "obs_ts").select(
         "origin",
         "obs_date",
@@ -311,6 +294,14 @@ def _calendar_date() -> Column:
     from pyspark.sql import functions as F
 
     return F.expr("try_to_date(format_string('%04d-%02d-%02d', year, month, day), 'yyyy-MM-dd')")
+
+
+def _not_a_calendar_date(date_column: str) -> Column:
+    """The reason of a row whose year, month and day are given but ``date_column`` (their date) is null."""
+    from pyspark.sql import functions as F
+
+    given = F.col("year").isNotNull() & F.col("month").isNotNull() & F.col("day").isNotNull()
+    return F.when(F.col(date_column).isNull() & given, F.lit("year/month/day: not a calendar date"))
 
 
 def _add_reasons(df: DataFrame, *reasons: Column) -> DataFrame:

@@ -38,9 +38,7 @@ PATH_VIEW = variant(
 
 @pytest.mark.parametrize("data", [FORMAT_1, SQL_ENTITIES, PATH_VIEW], ids=["table", "sql", "path"])
 def test_format_1_loads_and_is_written_back_unchanged(data):
-    manifest = load_manifest(None, data)
-    assert manifest.model_dump(mode="json") == data
-    assert json.loads(manifest.to_json()) == data
+    assert load_manifest(None, data).model_dump(mode="json") == data
 
 
 def test_attributes_of_a_format_1_manifest():
@@ -91,7 +89,7 @@ def test_missing_or_broken_files_are_named(tmp_path):
     with pytest.raises(InputError, match="manifest file .*nope.json does not exist"):
         load_manifest(None, tmp_path / "nope.json")
     (tmp_path / "broken.json").write_text("{")
-    with pytest.raises(InputError, match="broken.json is not valid JSON"):
+    with pytest.raises(InputError, match="broken.json: not a featurelake training-set manifest .*Invalid JSON"):
         load_manifest(None, tmp_path / "broken.json")
 
 

@@ -25,13 +25,13 @@ from featurelake.config import Settings
 from featurelake.errors import InputError
 from featurelake.monitoring import DRIFT_TABLE
 from featurelake.monitoring.stats import NUMERIC
+from featurelake.offline.manifest import Manifest, load_manifest
 from featurelake.repo.definitions import FeatureView, ValueType
 from featurelake.tables import append_rows, check_identifier, check_table_name, single_row, table_exists
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-    from featurelake.offline.manifest import Manifest
     from featurelake.repo import Repo
 
 PSI_FLOOR = 1e-4
@@ -225,8 +225,6 @@ def measure_drift(
     record: bool = True,
 ) -> list[DriftResult]:
     """Drift of every numeric feature of a view, [start, end] against a training set or a reference interval."""
-    from featurelake.offline.manifest import load_manifest
-
     if start > end:
         raise InputError(f"drift of view {view_name!r}: --start {start} is after --end {end}")
     by_interval = reference_start is not None or reference_end is not None

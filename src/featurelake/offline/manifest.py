@@ -1,11 +1,9 @@
 """Training-set manifests, typed; the only owner of ``training.manifests``.
 
-A :class:`Manifest` pins everything a training set's rows depend on: the spec (service, features, entity
-source as given), the entity source and each feature table with the Delta version read (:class:`ViewRef`:
-also the view settings the join used: keys, timestamps, ttl), the registry version, row counts, the code
-version and the creation time. :meth:`Manifest.save` appends it to ``training.manifests`` and writes
-``<state_dir>/manifests/<name>.json``; :func:`load_manifest` reads it from a dict, a JSON file or the table.
-The JSON is format 1, as written since the first manifests: every manifest written before still loads.
+A :class:`Manifest` pins what a training set's rows depend on: the spec, the entity source and each feature
+table (:class:`ViewRef`) with the Delta version read and the join's settings, the registry and code versions.
+Its JSON (format 1, as written since the first manifests, so earlier ones still load) goes to the Delta table
+and to ``<state_dir>/manifests/<name>.json``.
 """
 
 from __future__ import annotations
@@ -16,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_serializer, model_validator
 
 from featurelake.errors import InputError
 from featurelake.offline.pit import ViewInput
@@ -27,14 +25,14 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 MANIFESTS_TABLE = "training.manifests"
+MANIFESTS_SCHEMA = (
+    "name string not null, service string, created_at timestamp not null, table_version bigint, "
+    "registry_version bigint, rows bigint, manifest_json string not null"
+)
 MANIFEST_FORMAT: Literal[1] = 1
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class Location(_Model):
+class Location(BaseModel):
     """Rows to read: a catalog table, files at a path (delta, parquet, csv) or a SQL query, at a pinned Delta
     version (``delta_version``; None: not a Delta source, or not pinned yet)."""
 
@@ -59,13 +57,18 @@ class Location(_Model):
         return {k: v for k, v in handler(self).items() if k not in absent}
 
     def pinned(self, spark: SparkSession) -> Self:
-        """This location with the Delta version to read now (None when not Delta); a SQL query as it is."""
+        """This location with the Delta version to read now (None when not Delta; a path without a format is
+        Delta if it holds a Delta table, else parquet); a SQL query as it is."""
+        from delta.tables import DeltaTable
+
         if self.table is not None:
-            version = latest_commit(spark, self.table).version if _is_delta_table(spark, self.table) else None
+            detail = spark.sql(f"DESCRIBE DETAIL {check_table_name(self.table)}").select("format").first()
+            version = latest_commit(spark, self.table).version if detail and detail[0] == "delta" else None
             return self.model_copy(update={"delta_version": version})
         if self.path is not None:
             fmt = self.format or ("delta" if _is_delta_path(spark, self.path) else "parquet")
-            version = _delta_version_of_path(spark, self.path) if fmt == "delta" else None
+            history = DeltaTable.forPath(spark, self.path).history(1) if fmt == "delta" else None
+            version = int(single_row(history.select("version"))[0]) if history is not None else None
             return self.model_copy(update={"format": fmt, "delta_version": version})
         return self
 
@@ -119,7 +122,7 @@ class ViewRef(Location):
         )
 
 
-class Spec(_Model):
+class Spec(BaseModel):
     """What was asked for: a service and/or features, the entity source as given, the event timestamp column,
     the output naming and the optional UTC dates [start, end] of the entity rows."""
 
@@ -132,12 +135,12 @@ class Spec(_Model):
     end: dt.date | None = None
 
 
-class RowCounts(_Model):
+class RowCounts(BaseModel):
     entities: int
     output: int
 
 
-class Manifest(_Model):
+class Manifest(BaseModel):
     """What a training set's rows depend on, enough to rebuild them exactly (see the module docstring)."""
 
     format: Literal[1] = MANIFEST_FORMAT
@@ -155,7 +158,7 @@ class Manifest(_Model):
 
     @property
     def label(self) -> str:
-        """``<name>@<created_at>``: which manifest this is (a rebuild records it as ``rebuilt_from``)."""
+        """``<name>@<created_at>``: which manifest this is (what a rebuild records as ``rebuilt_from``)."""
         return f"{self.name}@{self.created_at.isoformat().replace('+00:00', 'Z')}"
 
     def view(self, name: str) -> ViewRef | None:
@@ -165,35 +168,11 @@ class Manifest(_Model):
         """The training rows as written: the table ``VERSION AS OF`` the version the manifest records."""
         return spark.sql(f"SELECT * FROM {check_table_name(self.table)} VERSION AS OF {int(self.table_version)}")
 
-    def to_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True)
-
     def save(self, spark: SparkSession, state_dir: Path | None) -> None:
         """Append to ``training.manifests`` and, given a state folder, write ``<state_dir>/manifests/<name>.json``."""
-        from pyspark.sql import types as T
-
-        schema = T.StructType(
-            [
-                T.StructField("name", T.StringType(), False),
-                T.StructField("service", T.StringType()),
-                T.StructField("created_at", T.TimestampType(), False),
-                T.StructField("table_version", T.LongType()),
-                T.StructField("registry_version", T.LongType()),
-                T.StructField("rows", T.LongType()),
-                T.StructField("manifest_json", T.StringType(), False),
-            ]
-        )
-        text = self.to_json()
-        row = (
-            self.name,
-            self.spec.service,
-            self.created_at,
-            self.table_version,
-            self.registry_version,
-            self.rows.output,
-            text,
-        )
-        append_rows(spark, MANIFESTS_TABLE, [row], schema)
+        text = json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True)
+        row = (self.name, self.spec.service, self.created_at, self.table_version, self.registry_version)
+        append_rows(spark, MANIFESTS_TABLE, [(*row, self.rows.output, text)], MANIFESTS_SCHEMA)
         if state_dir is not None:
             path = manifest_file(state_dir, self.name)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -205,40 +184,32 @@ def manifest_file(state_dir: Path, name: str) -> Path:
     return Path(state_dir) / "manifests" / f"{name}.json"
 
 
-def load_manifest(spark: SparkSession, ref: str | Path | Mapping[str, Any] | Manifest) -> Manifest:
+def load_manifest(spark: SparkSession, ref: str | Path | Mapping[str, Any]) -> Manifest:
     """A manifest from a dict, a JSON file, or the latest one of a training set named in ``training.manifests``."""
-    if isinstance(ref, Manifest):
-        return ref
-    if isinstance(ref, Mapping):
-        data: Any = ref
-    else:
-        path = Path(ref)
-        if path.suffix == ".json" or path.is_file():
-            if not path.is_file():
-                raise InputError(f"manifest file {path} does not exist")
-            try:
-                data = json.loads(path.read_text())
-            except ValueError as exc:
-                raise InputError(f"manifest file {path} is not valid JSON: {exc}") from None
-        else:
-            check_identifier(str(ref), "training set name")
-            if not spark.catalog.tableExists(MANIFESTS_TABLE):
-                raise InputError(f"no manifest for {ref!r}: {MANIFESTS_TABLE} does not exist")
-            row = spark.sql(
-                f"SELECT max_by(manifest_json, created_at) FROM {MANIFESTS_TABLE} WHERE name = '{ref}'"
-            ).first()
-            if row is None or row[0] is None:
-                raise InputError(f"no manifest for training set {ref!r} in {MANIFESTS_TABLE}")
-            data = json.loads(row[0])
     try:
-        return Manifest.model_validate(data)
+        if isinstance(ref, Mapping):
+            return Manifest.model_validate(ref)
+        return Manifest.model_validate_json(_manifest_json(spark, str(ref)))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        origin = "manifest" if isinstance(ref, Mapping) else str(ref)
-        raise InputError(
-            f"{origin}: not a featurelake training-set manifest (format {MANIFEST_FORMAT}): {where}: {first['msg']}"
-        ) from None
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"]) or "(top level)"
+        message = f"not a featurelake training-set manifest (format {MANIFEST_FORMAT}): {where}: {error['msg']}"
+        raise InputError(f"{'manifest' if isinstance(ref, Mapping) else ref}: {message}") from None
+
+
+def _manifest_json(spark: SparkSession, ref: str) -> str:
+    """The text of a manifest file, or of the latest manifest of the training set named ``ref``."""
+    if Path(ref).suffix == ".json" or Path(ref).is_file():
+        if not Path(ref).is_file():
+            raise InputError(f"manifest file {ref} does not exist")
+        return Path(ref).read_text()
+    check_identifier(ref, "training set name")
+    if not spark.catalog.tableExists(MANIFESTS_TABLE):
+        raise InputError(f"no manifest for {ref!r}: {MANIFESTS_TABLE} does not exist")
+    query = f"SELECT max_by(manifest_json, created_at) FROM {MANIFESTS_TABLE} WHERE name = '{ref}'"
+    if (text := single_row(spark.sql(query))[0]) is None:
+        raise InputError(f"no manifest for training set {ref!r} in {MANIFESTS_TABLE}")
+    return str(text)
 
 
 def read_training_sets(spark: SparkSession, table: str = MANIFESTS_TABLE) -> list[TrainingSetRef]:
@@ -260,12 +231,6 @@ def read_training_sets(spark: SparkSession, table: str = MANIFESTS_TABLE) -> lis
     return out
 
 
-def _delta_version_of_path(spark: SparkSession, path: str) -> int:
-    from delta.tables import DeltaTable
-
-    return int(single_row(DeltaTable.forPath(spark, path).history(1).select("version"))[0])
-
-
 def _is_delta_path(spark: SparkSession, path: str) -> bool:
     from delta.tables import DeltaTable
 
@@ -273,8 +238,3 @@ def _is_delta_path(spark: SparkSession, path: str) -> bool:
         return bool(DeltaTable.isDeltaTable(spark, path))
     except Exception:  # noqa: BLE001 - an unreadable path is "not Delta"; reading it reports the real error
         return False
-
-
-def _is_delta_table(spark: SparkSession, table: str) -> bool:
-    rows = spark.sql(f"DESCRIBE DETAIL {check_table_name(table)}").select("format").collect()
-    return bool(rows) and rows[0][0] == "delta"

@@ -35,27 +35,22 @@ def code_version(root: Path | None = None) -> dict[str, Any]:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        out: dict[str, Any] = {"package": version("featurelake")}
+        package: str | None = version("featurelake")
     except PackageNotFoundError:
-        out = {"package": None}
-    cwd = str(root or Path(__file__).resolve().parent)
+        package = None
+    cwd = root or Path(__file__).resolve().parent
+    commit = _git(cwd, "rev-parse", "HEAD")
+    status = _git(cwd, "status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"package": package, "git_commit": commit, "git_dirty": None if status is None else bool(status)}
+
+
+def _git(cwd: Path, *args: str) -> str | None:
+    """The output of ``git *args`` in ``cwd``; None when git is missing or fails (not a checkout)."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
+        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
-        return {**out, "git_commit": None}
-    ok = commit.returncode == 0
-    return {
-        **out,
-        "git_commit": commit.stdout.strip() if ok else None,
-        "git_dirty": bool(status.stdout.strip()) if ok and status.returncode == 0 else None,
-    }
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
 
 
 # ------------------------------------------------------------------------------------------------ inputs
@@ -237,7 +232,7 @@ def _run(
 
 def rebuild(
     spark: SparkSession,
-    manifest: str | Path | dict[str, Any] | Manifest,
+    manifest: str | Path | dict[str, Any],
     *,
     name: str | None = None,
     state_dir: Path | None = None,
