@@ -264,7 +264,6 @@ def parse_flights(typed: DataFrame, dest_zones: DataFrame, tz: str) -> DataFrame
 
 def parse_weather(typed: DataFrame) -> DataFrame:
     """Typed hourly weather with its UTC observation instant and local observation date."""
-
     df = _add_reasons(typed.withColumn("obs_date", _calendar_date()), _not_a_calendar_date("obs_date"))
     return df.withColumnRenamed("time_hour", "obs_ts").select(
         "origin",
