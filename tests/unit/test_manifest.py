@@ -68,7 +68,7 @@ def test_a_file_is_read_like_a_dict(tmp_path):
     [
         ({"name": "x"}, "not a featurelake training-set manifest (format 1): table: Field required"),
         (variant(format=2), "not a featurelake training-set manifest (format 1): format: Input should be 1"),
-        ([1, 2], "not a featurelake training-set manifest (format 1): (top level): Input should be a valid dict"),
+        ([1, 2], "not a featurelake training-set manifest (format 1): (top level): Input should be an object"),
         (
             variant(entity_source={"kind": "table"}),
             "entity_source: Value error, exactly one of table, path or sql is needed",
