@@ -33,8 +33,7 @@ MANIFEST_FORMAT: Literal[1] = 1
 
 
 class Location(BaseModel):
-    """Rows to read: a catalog table, files at a path (delta, parquet, csv) or a SQL query, at a pinned Delta
-    version (``delta_version``; None: not a Delta source, or not pinned yet)."""
+    """Rows to read (a catalog table, files at a path or a SQL query) at a pinned Delta version (None: not Delta)."""
 
     table: str | None = None
     path: str | None = None
@@ -95,8 +94,7 @@ class EntitySource(Location):
 
 
 class ViewRef(Location):
-    """One feature view as a training set reads it: its table (or path) at a Delta version, the features taken,
-    the join's settings and, once built, each feature's output column (``columns``)."""
+    """A feature view as a training set reads it: where, which features, the join's settings, the output columns."""
 
     name: str
     version: int
@@ -123,8 +121,7 @@ class ViewRef(Location):
 
 
 class Spec(BaseModel):
-    """What was asked for: a service and/or features, the entity source as given, the event timestamp column,
-    the output naming and the optional UTC dates [start, end] of the entity rows."""
+    """What was asked for, as given (``start``/``end``: optional UTC dates of the entity rows)."""
 
     service: str | None = None
     features: list[str] = Field(default_factory=list)

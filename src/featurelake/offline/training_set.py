@@ -1,8 +1,7 @@
 """Training sets over the registry: resolve features, check inputs, join, write ``training.<name>`` + a manifest.
 
-The manifest (:class:`featurelake.offline.manifest.Manifest`) pins every source to the Delta version read.
-:func:`rebuild` reads every table ``VERSION AS OF`` the recorded version, so it reproduces the same rows after
-new feature data landed (within the Delta log retention, see conf/base.yaml). An entity source given as SQL is
+:func:`rebuild` reads every source ``VERSION AS OF`` the version its manifest pins, so it reproduces the same rows
+after new data landed (within the Delta log retention, see conf/base.yaml); an entity source given as SQL is
 re-run as written: pin its tables with ``VERSION AS OF`` in the SQL for an exact rebuild.
 """
 
