@@ -56,7 +56,7 @@ def table_asset(table: str) -> Asset:
     doc_md=__doc__,
 )
 def feature_pipeline() -> None:
-    @task.bash(task_id="ingest", outlets=[table_asset("raw.flights"), table_asset("raw.weather")], **RUN)
+    @task.bash(task_id="ingest", outlets=[table_asset(t) for t in repo.raw_tables], **RUN)
     def ingest(**context) -> str:
         start, end = run_interval(context)
         return job_command("ingest_raw.py", "--start", str(start), "--end", str(end), "--validate")

@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--entities and --name are required (or --rebuild MANIFEST)")
 
     from featurelake.config import get_settings
+    from featurelake.offline.manifest import manifest_file
     from featurelake.offline.training_set import build_training_set, rebuild
     from featurelake.repo import feature_repo, load_repo
     from featurelake.spark import get_spark
@@ -52,10 +53,9 @@ def main(argv: list[str] | None = None) -> None:
             end=args.end,
             state_dir=settings.state_path,
         )
-    manifest_file = settings.state_path / "manifests" / f"{manifest['name']}.json"
     print(
-        f"wrote {manifest['table']} version {manifest['table_version']}: {manifest['rows']['output']} rows; "
-        f"manifest {manifest_file}"
+        f"wrote {manifest.table} version {manifest.table_version}: {manifest.rows.output} rows; "
+        f"manifest {manifest_file(settings.state_path, manifest.name)}"
     )
 
 

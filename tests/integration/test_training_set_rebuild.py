@@ -1,10 +1,12 @@
 """Build a training set through the registry API, land new feature and entity data, rebuild from the manifest:
-the rebuilt rows equal the original ones, while a fresh build sees the new data."""
+the rebuilt rows equal the original ones (also from a manifest written before manifests were typed), while a
+fresh build sees the new data."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +17,8 @@ pytestmark = pytest.mark.integration
 T0 = dt.datetime(2024, 6, 1, 12, tzinfo=dt.UTC)
 H = dt.timedelta(hours=1)
 P = "tst_rebuild"
+# The manifest of f"{P}_set" as this test's build wrote it at commit 6972e79 (format 1, before typed manifests).
+FORMAT_1 = Path(__file__).parents[1] / "support" / "manifest_format1.json"
 
 
 def same_rows(a, b) -> bool:
@@ -60,14 +64,14 @@ def test_build_then_rebuild_after_new_data(spark, tmp_path):
 
     # The manifest: file and table agree; every source pinned to a Delta version.
     on_disk = json.loads((tmp_path / "manifests" / f"{P}_set.json").read_text())
-    assert on_disk == json.loads(json.dumps(manifest, default=str))
-    assert manifest["entity_source"]["delta_version"] == 0
-    assert [(v["name"], v["table"], v["delta_version"]) for v in manifest["views"]] == [
+    assert on_disk == manifest.model_dump(mode="json")
+    assert manifest.entity_source.delta_version == 0
+    assert [(v.name, v.table, v.delta_version) for v in manifest.views] == [
         ("user_stats", f"features.{P}_users", 0),
         ("route_stats", f"features.{P}_routes", 0),
     ]
-    assert manifest["rows"] == {"entities": 5, "output": 5}
-    assert manifest["code_version"]["package"] and "registry_version" in manifest
+    assert (manifest.rows.entities, manifest.rows.output) == (5, 5)
+    assert manifest.code_version["package"] and "registry_version" in on_disk
     stored = spark.sql(f"SELECT service, manifest_json FROM training.manifests WHERE name = '{P}_set'").collect()
     assert [r["service"] for r in stored] == ["model"] and json.loads(stored[0]["manifest_json"])["views"]
 
@@ -88,13 +92,19 @@ def test_build_then_rebuild_after_new_data(spark, tmp_path):
     fresh = build_training_set(
         spark, repo, name=f"{P}_fresh", entities=f"training.{P}_spine", service="model", state_dir=tmp_path
     )
-    assert [v["delta_version"] for v in fresh["views"]] == [1, 1]
+    assert [v.delta_version for v in fresh.views] == [1, 1]
     assert not same_rows(spark.table(f"training.{P}_fresh"), original)  # the new data does change a fresh build
 
     rebuilt = rebuild(spark, tmp_path / "manifests" / f"{P}_set.json", name=f"{P}_again", state_dir=tmp_path)
-    assert [v["delta_version"] for v in rebuilt["views"]] == [0, 0]
+    assert [v.delta_version for v in rebuilt.views] == [0, 0]
     assert same_rows(spark.table(f"training.{P}_again"), original)
 
     by_name = rebuild(spark, f"{P}_set", name=f"{P}_again2")  # the latest manifest in training.manifests
-    assert by_name["rebuilt_from"].startswith(f"{P}_set@")
+    assert by_name.rebuilt_from.startswith(f"{P}_set@")
     assert same_rows(spark.table(f"training.{P}_again2"), original)
+
+    old = json.loads(FORMAT_1.read_text())
+    from_old = rebuild(spark, FORMAT_1, name=f"{P}_again3", state_dir=tmp_path)
+    assert from_old.rebuilt_from == f"{P}_set@{old['created_at']}"
+    assert [v.delta_version for v in from_old.views] == [0, 0]
+    assert same_rows(spark.table(f"training.{P}_again3"), original)

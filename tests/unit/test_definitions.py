@@ -198,6 +198,52 @@ def test_every_problem_of_a_module_is_reported_at_once(tmp_path):
     ]
 
 
+INGEST = """
+from featurelake.repo.definitions import IngestReport, Ingestion, RawTable, TrainingSet
+from .feature_services import model
+
+
+def land(spark, settings, start, end):
+    return IngestReport("run", start, end, {{}}, 0)
+
+
+EVENTS = RawTable(name="events", keys=["carrier"], timestamp="ts", date_partition="day",
+                  columns={{"carrier": "string", "ts": "timestamp", "day": "date", "delay": "double"}})
+events = Ingestion(name="{name}", function=land, raw_tables=[EVENTS])
+{extra}
+monthly = TrainingSet(name="monthly", service={service}, entities="SELECT carrier, ts AS event_timestamp FROM t")
+"""
+
+
+def test_ingestions_and_training_sets_are_collected(tmp_path):
+    ingest = INGEST.format(name="events", extra="", service="model")
+    repo = load_repo(write_repo(tmp_path, **{"ingest.py": ingest}))
+    assert list(repo.ingestions) == ["events"] and list(repo.raw_tables) == ["raw.events"]
+    assert repo.raw_table("raw.events").columns["delay"] == "double"
+    assert repo.training_sets["monthly"].service == "model"  # a FeatureService stands for its name
+    assert repo.origin(repo.training_sets["monthly"]).startswith("features/dom/ingest.py:")
+
+
+def test_training_set_of_an_unknown_service_and_a_raw_table_landed_twice(tmp_path):
+    twice = 'again = Ingestion(name="again", function=land, raw_tables=[EVENTS])'
+    root = write_repo(tmp_path, **{"ingest.py": INGEST.format(name="events", extra=twice, service='"nope"')})
+    ingest_py = root / "dom" / "ingest.py"
+    assert sorted(problems_of(root)) == [
+        f"features/dom/ingest.py:{line_of(ingest_py, 'again = ')}: raw table raw.events is landed by ingestions "
+        "'events' and 'again'",
+        f"features/dom/ingest.py:{line_of(ingest_py, 'monthly = ')}: training set 'monthly' refers to unknown "
+        "service 'nope'",
+    ]
+
+
+def test_a_raw_table_names_its_keys_among_its_columns(tmp_path):
+    ingest = INGEST.format(name="events", extra="", service="model").replace('keys=["carrier"]', 'keys=["flight"]')
+    root = write_repo(tmp_path, **{"ingest.py": ingest})
+    (problem,) = problems_of(root)
+    assert problem.startswith(f"features/dom/ingest.py:{line_of(root / 'dom' / 'ingest.py', 'EVENTS = ')}: ")
+    assert problem.endswith("RawTable 'events': keys: flight not among the columns")
+
+
 def test_a_module_that_fails_to_import_is_named(tmp_path):
     root = write_repo(tmp_path, **{"extra.py": "x = 1\nraise RuntimeError('boom')\n"})
     (problem,) = problems_of(root)
@@ -212,6 +258,8 @@ def test_outside_the_loader_an_invalid_definition_still_raises():
 def test_shipped_definitions_load():
     repo = load_repo(Path(__file__).resolve().parents[2] / "features")
     assert "flight_delay_model" in repo.services
+    assert list(repo.raw_tables) == ["raw.flights", "raw.weather"]
+    assert repo.training_sets["flight_delay_demo"].service == "flight_delay_model"
     assert repo.join_keys(repo.view("route_arrival_delays")) == ["origin", "dest"]
 
 

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from pyspark.sql import functions as F
 
-from featurelake import ingest as I
+from features.flights import ingest as I
 
 NY = ZoneInfo("America/New_York")
 

@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 import pytest
 
 from featurelake.monitoring.catalog import NODE_H, NODE_W, CatalogData, layout, render_catalog
-from featurelake.offline.training_set import read_training_sets
+from featurelake.offline.manifest import read_training_sets
 from featurelake.registry import (
     LINEAGE_TABLE,
     REGISTRY_TABLE,

@@ -127,7 +127,7 @@ def test_existing_output_needs_overwrite_and_full_names_resolve_collisions(spark
     with pytest.raises(InputError, match="training.tst_checks_exists exists"):
         build(spark, setup, name="tst_checks_exists", service="both", full_feature_names=True)
     again = build(spark, setup, name="tst_checks_exists", service="both", full_feature_names=True, overwrite=True)
-    assert again["table_version"] == first["table_version"] + 1
+    assert again.table_version == first.table_version + 1
 
 
 def test_cli_refuses_bad_input_with_exit_2(tmp_path):

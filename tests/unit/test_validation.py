@@ -30,7 +30,7 @@ from featurelake.validation.suites import (
     custom_expectations,
     run_parameters,
 )
-from featurelake.validation.targets import RAW_TABLES, raw_target, view_target
+from featurelake.validation.targets import raw_target, view_target
 from tests.conftest import REPO_ROOT
 
 ROUTE = Entity(name="route", join_keys=["origin", "dest"])
@@ -195,7 +195,7 @@ def test_every_demo_view_and_raw_table_has_a_suite_on_its_own_columns():
     settings = load_settings(environ={"FEATURELAKE_HOME": str(REPO_ROOT), "FEATURELAKE_ENV": "ci"})
     repo = load_repo(REPO_ROOT / "features")
     targets = [view_target(v, repo.join_keys(v)) for v in repo.views.values()]
-    targets += [raw_target(name) for name in RAW_TABLES]
+    targets += [raw_target(t) for t in repo.raw_tables.values()]
     for target in targets:
         custom = custom_expectations(target, REPO_ROOT / "expectations")
         assert custom, f"no hand-written expectations for {target.name}"
@@ -210,7 +210,8 @@ def test_every_demo_view_and_raw_table_has_a_suite_on_its_own_columns():
 def test_raw_targets_match_what_ingest_writes(spark):
     from pyspark.sql import types as T
 
-    from featurelake.ingest import FLIGHTS, WEATHER, parse_flights, parse_weather
+    from featurelake.repo import load_repo
+    from features.flights.ingest import FLIGHTS, WEATHER, parse_flights, parse_weather
 
     def typed(source):
         fields = [T.StructField(f.name, T._parse_datatype_string(f.type)) for f in source.fields]
@@ -228,7 +229,7 @@ def test_raw_targets_match_what_ingest_writes(spark):
     }
     for name, df in written.items():
         schema = {f.name: f.dataType.simpleString() for f in df.schema if not f.name.startswith("_")}
-        target = raw_target(name)
+        target = raw_target(load_repo(REPO_ROOT / "features").raw_table(name))
         assert {c: (t.value if t else None) for c, t in target.columns.items()} == schema
 
 

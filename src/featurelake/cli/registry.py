@@ -76,7 +76,7 @@ def plan(repo: RepoOption = None, manifest: ManifestOption = None) -> None:
 @app.command()
 def apply(repo: RepoOption = None, manifest: ManifestOption = None) -> None:
     """Record the feature definitions in the registry (one Delta version per apply) with their lineage."""
-    from featurelake.offline.training_set import read_training_sets
+    from featurelake.offline.manifest import read_training_sets
     from featurelake.registry import LINEAGE_TABLE, REGISTRY_TABLE
     from featurelake.repo.plan import apply as run_apply
     from featurelake.spark import get_spark
@@ -155,7 +155,7 @@ def describe(
     from featurelake.config import format_duration
     from featurelake.errors import FeaturelakeError
     from featurelake.monitoring.checks import table_status
-    from featurelake.offline.training_set import read_training_sets
+    from featurelake.offline.manifest import read_training_sets
     from featurelake.registry import load_applied
     from featurelake.repo.definitions import FeatureView
     from featurelake.repo.lineage import downstream_of, lineage_edges, upstream_of
@@ -242,7 +242,7 @@ def catalog(
     """Write a static HTML catalog (search, lineage graph) of the feature repository, fit to publish."""
     from featurelake.monitoring.catalog import CatalogData, write_catalog
     from featurelake.monitoring.checks import table_status
-    from featurelake.offline.training_set import read_training_sets
+    from featurelake.offline.manifest import read_training_sets
     from featurelake.registry import registry_version
     from featurelake.repo.lineage import lineage_edges
     from featurelake.repo.specs import serialize

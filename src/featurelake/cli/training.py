@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from featurelake.cli import app
+
+if TYPE_CHECKING:
+    from featurelake.offline.manifest import Manifest
 
 console = Console()
 training_app = typer.Typer(
@@ -17,11 +20,11 @@ training_app = typer.Typer(
 app.add_typer(training_app, name="training-set")
 
 
-def _report(manifest: dict) -> None:
-    views = ", ".join(f"{v['name']}@v{v.get('delta_version')}" for v in manifest["views"])
+def _report(manifest: Manifest) -> None:
+    views = ", ".join(f"{v.name}@v{v.delta_version}" for v in manifest.views)
     console.print(
-        f"wrote {manifest['table']} (Delta version {manifest['table_version']}, {manifest['rows']['output']:,} rows) "
-        f"from {views}; registry version {manifest['registry_version']}",
+        f"wrote {manifest.table} (Delta version {manifest.table_version}, {manifest.rows.output:,} rows) "
+        f"from {views}; registry version {manifest.registry_version}",
         highlight=False,
     )
 
@@ -49,6 +52,7 @@ def build(
 ) -> None:
     """Join the features as of each entity row's timestamp into training.<name>, with a manifest."""
     from featurelake.config import get_settings
+    from featurelake.offline.manifest import manifest_file
     from featurelake.offline.training_set import build_training_set
     from featurelake.repo import feature_repo, load_repo
     from featurelake.spark import get_spark
@@ -70,7 +74,7 @@ def build(
         state_dir=settings.state_path,
     )
     _report(manifest)
-    console.print(f"manifest: {settings.state_path / 'manifests' / (name + '.json')}", highlight=False)
+    console.print(f"manifest: {manifest_file(settings.state_path, name)}", highlight=False)
 
 
 @training_app.command("rebuild")

@@ -53,7 +53,7 @@ def validate(
         list[str] | None,
         typer.Option(
             "--view",
-            help="feature view (or raw.flights / raw.weather) to validate; repeat for several; default: all",
+            help="feature view (or raw table, e.g. raw.flights) to validate; repeat for several; default: all",
         ),
     ] = None,
 ) -> None:
@@ -65,7 +65,6 @@ def validate(
     from featurelake.validation import resolve_target
     from featurelake.validation import validate as run_validation
     from featurelake.validation.gate import data_docs_index
-    from featurelake.validation.targets import RAW_TABLES
 
     console = Console()
     first, last = parse_date(start), parse_date(end)
@@ -74,7 +73,7 @@ def validate(
     spark = get_spark(settings)
     names = list(view or [])
     if not names:  # everything that exists: raw tables first, then every feature view with a catalog table
-        candidates = [*RAW_TABLES, *sorted(n for n, v in repo.views.items() if v.offline_table)]
+        candidates = [*repo.raw_tables, *sorted(n for n, v in repo.views.items() if v.offline_table)]
         for name in candidates:
             if table_exists(spark, resolve_target(settings, name, repo).table):
                 names.append(name)

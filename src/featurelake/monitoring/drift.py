@@ -25,6 +25,7 @@ from featurelake.config import Settings
 from featurelake.errors import InputError
 from featurelake.monitoring import DRIFT_TABLE
 from featurelake.monitoring.stats import NUMERIC
+from featurelake.offline.manifest import Manifest, load_manifest
 from featurelake.repo.definitions import FeatureView, ValueType
 from featurelake.tables import append_rows, check_identifier, check_table_name, single_row, table_exists
 
@@ -186,23 +187,20 @@ def offline_interval(spark: SparkSession, view: FeatureView, start: dt.date, end
     return df.where(F.col(f"`{check_identifier(part, 'date partition column')}`").between(F.lit(start), F.lit(end)))
 
 
-def training_reference(
-    spark: SparkSession, manifest: dict[str, Any], view: FeatureView
-) -> tuple[DataFrame, list[str], str]:
+def training_reference(spark: SparkSession, manifest: Manifest, view: FeatureView) -> tuple[DataFrame, list[str], str]:
     """The values a training set used for ``view``'s features: (rows with one column per feature, features, label)."""
     from pyspark.sql import functions as F
 
-    entry = next((v for v in manifest["views"] if v["name"] == view.name), None)
+    entry = manifest.view(view.name)
     if entry is None:
-        raise InputError(f"training set {manifest['name']!r} has no features of view {view.name!r}")
-    columns: dict[str, str] = entry.get("columns") or {}
-    table, version = manifest["table"], int(manifest["table_version"])
-    df = spark.sql(f"SELECT * FROM {check_table_name(table)} VERSION AS OF {version}")
-    features = [f for f in entry["features"] if f in columns and columns[f] in df.columns]
+        raise InputError(f"training set {manifest.name!r} has no features of view {view.name!r}")
+    columns = entry.columns
+    df = manifest.read_table(spark)
+    features = [f for f in entry.features if f in columns and columns[f] in df.columns]
     if not features:
-        raise InputError(f"training set {manifest['name']!r}: no columns of view {view.name!r} in {table}")
+        raise InputError(f"training set {manifest.name!r}: no columns of view {view.name!r} in {manifest.table}")
     frame = df.select(*[F.col(f"`{check_identifier(columns[f], 'column')}`").alias(f) for f in features])
-    return frame, features, f"training_set:{manifest['name']}@v{version}"
+    return frame, features, f"training_set:{manifest.name}@v{manifest.table_version}"
 
 
 def numeric_features(view: FeatureView, names: list[str] | None = None) -> list[str]:
@@ -227,8 +225,6 @@ def measure_drift(
     record: bool = True,
 ) -> list[DriftResult]:
     """Drift of every numeric feature of a view, [start, end] against a training set or a reference interval."""
-    from featurelake.offline.training_set import load_manifest
-
     if start > end:
         raise InputError(f"drift of view {view_name!r}: --start {start} is after --end {end}")
     by_interval = reference_start is not None or reference_end is not None

@@ -20,18 +20,18 @@ mismatch rate per feature.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from featurelake.config import Settings
 from featurelake.errors import InputError
-from featurelake.offline.pit import ViewInput, point_in_time_join
-from featurelake.offline.training_set import load_manifest, read_source
+from featurelake.offline.manifest import ViewRef, load_manifest
+from featurelake.offline.pit import point_in_time_join
 from featurelake.online.backends import open_store
 from featurelake.online.encoding import EPOCH, decode_payload, encode_key, same_value
 from featurelake.online.store import OnlineStore, StoreConfig
 from featurelake.repo.definitions import FeatureView, ValueType
-from featurelake.tables import check_identifier, check_table_name
+from featurelake.tables import check_identifier
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -84,32 +84,13 @@ def _online_comparable(value: Any) -> Any:
     return value
 
 
-def _view_input(entry: dict[str, Any], df: DataFrame) -> ViewInput:
-    """The join input of one manifest entry over ``df`` (the view's rows as they are now)."""
-    return ViewInput(
-        name=entry["name"],
-        df=df,
-        join_keys=entry["join_keys"],
-        features=entry["features"],
-        timestamp_field=entry["timestamp_field"],
-        created_timestamp_field=entry["created_timestamp_field"],
-        date_partition_field=entry["date_partition_field"],
-        ttl=dt.timedelta(seconds=entry["ttl_seconds"]) if entry["ttl_seconds"] else None,
-    )
-
-
-def _current_rows(spark: SparkSession, entry: dict[str, Any]) -> DataFrame:
-    """The latest version of a manifest entry's feature table (not the version the training set read)."""
-    return read_source(spark, {k: v for k, v in entry.items() if k != "delta_version"})
-
-
 def _offline_now(
-    entities: DataFrame, entry: dict[str, Any], ts_col: str, dtypes: dict[str, ValueType]
+    entities: DataFrame, entry: ViewRef, ts_col: str, dtypes: dict[str, ValueType]
 ) -> dict[int, dict[str, Any]]:
     """Per row id, the view's features point-in-time from its offline table's latest version."""
-    view = _view_input(entry, _current_rows(entities.sparkSession, entry))
+    view = entry.to_input(entities.sparkSession, latest=True)
     joined = point_in_time_join(entities, [view], event_timestamp_column=ts_col, full_feature_names=True)
-    columns = [_comparable(f"{entry['name']}__{f}", dtypes.get(f)).alias(f) for f in entry["features"]]
+    columns = [_comparable(f"{entry.name}__{f}", dtypes.get(f)).alias(f) for f in entry.features]
     return {r[ROW_ID]: r.asDict() for r in joined.select(ROW_ID, *columns).collect()}
 
 
@@ -117,7 +98,7 @@ def _compare_online(
     spark: SparkSession,
     store: OnlineStore,
     view: FeatureView,
-    entry: dict[str, Any],
+    entry: ViewRef,
     keys: list[dict[str, Any]],
     results: dict[str, FeatureSkew],
 ) -> None:
@@ -128,31 +109,31 @@ def _compare_online(
     watermark = store.get_watermark(view.name)
     if watermark is None or not view.online:
         return
-    join_keys = entry["join_keys"]
+    join_keys = entry.join_keys
     schema = T.StructType([T.StructField(k, T.StringType()) for k in join_keys])
     as_of = watermark.as_of if watermark.as_of.tzinfo else watermark.as_of.replace(tzinfo=dt.UTC)
     spine = spark.createDataFrame([tuple(k[j] for j in join_keys) for k in keys], schema).withColumn(
         "__skew_as_of", F.lit(as_of).cast("timestamp")
     )
-    source = _current_rows(spark, entry)
-    typed = source.select(
+    current = entry.to_input(spark, latest=True)
+    typed = current.df.select(
         *[F.col(f"`{k}`").cast("string").alias(k) for k in join_keys],
-        *[c for c in source.columns if c not in join_keys],
+        *[c for c in current.df.columns if c not in join_keys],
     )
     dtypes = {f.name: f.dtype for f in view.features}
     joined = point_in_time_join(
-        spine, [_view_input(entry, typed)], event_timestamp_column="__skew_as_of", full_feature_names=True
+        spine, [replace(current, df=typed)], event_timestamp_column="__skew_as_of", full_feature_names=True
     )
-    columns = [_comparable(f"{view.name}__{f}", dtypes.get(f)).alias(f) for f in entry["features"]]
+    columns = [_comparable(f"{view.name}__{f}", dtypes.get(f)).alias(f) for f in entry.features]
     rows = joined.select(*join_keys, *columns).collect()
     encoded = [encode_key([r[k] for k in join_keys]) for r in rows]
     payloads = store.read([(view.name, encoded)], 0)[0]  # as the materialization left them (expiry ignored)
-    for feature in entry["features"]:
+    for feature in entry.features:
         results[feature].online_compared = len(rows)
         results[feature].online_mismatches = 0
     for row, key, payload in zip(rows, encoded, payloads, strict=True):
-        online = decode_payload(payload, view, entry["features"])
-        for feature in entry["features"]:
+        online = decode_payload(payload, view, entry.features)
+        for feature in entry.features:
             served = _online_comparable(online[feature])
             if not same_value(row[feature], served):
                 skew = results[feature]
@@ -176,19 +157,16 @@ def measure_skew(
     if sample < 1:
         raise InputError(f"--sample must be at least 1 (got {sample})")
     manifest = load_manifest(spark, check_identifier(training_set, "training set name"))
-    ts_col = manifest["spec"]["event_timestamp_column"]
-    table, version = manifest["table"], int(manifest["table_version"])
-    training = spark.sql(f"SELECT * FROM {check_table_name(table)} VERSION AS OF {version}")
-    entries = manifest["views"]
-    all_keys = list(dict.fromkeys(k for e in entries for k in e["join_keys"]))
+    ts_col = manifest.spec.event_timestamp_column
+    training = manifest.read_table(spark)
+    entries = manifest.views
+    all_keys = list(dict.fromkeys(k for e in entries for k in e.join_keys))
     missing = [c for c in [*all_keys, ts_col] if c not in training.columns]
     if missing:
-        raise InputError(f"training set {training_set!r}: table {table} has no column(s) {', '.join(missing)}")
-    dtypes = {e["name"]: {f.name: f.dtype for f in repo.view(e["name"]).features} for e in entries}
+        raise InputError(f"training set {training_set!r}: table {manifest.table} has no column(s) {', '.join(missing)}")
+    dtypes = {e.name: {f.name: f.dtype for f in repo.view(e.name).features} for e in entries}
     train_cols = [
-        _comparable(e["columns"][f], dtypes[e["name"]].get(f)).alias(f"{e['name']}__{f}")
-        for e in entries
-        for f in e["features"]
+        _comparable(e.columns[f], dtypes[e.name].get(f)).alias(f"{e.name}__{f}") for e in entries for f in e.features
     ]
     picked = (
         training.select(*[F.col(f"`{c}`") for c in [*all_keys, ts_col]], *train_cols)
@@ -204,27 +182,25 @@ def measure_skew(
     store = store or open_store(StoreConfig.from_settings(settings))
     try:
         for entry in entries:
-            view = repo.view(entry["name"])
-            results = {f: FeatureSkew(view.name, f, len(rows)) for f in entry["features"]}
-            offline = _offline_now(
-                entities.select(ROW_ID, *entry["join_keys"], ts_col), entry, ts_col, dtypes[view.name]
-            )
+            view = repo.view(entry.name)
+            results = {f: FeatureSkew(view.name, f, len(rows)) for f in entry.features}
+            offline = _offline_now(entities.select(ROW_ID, *entry.join_keys, ts_col), entry, ts_col, dtypes[view.name])
             for row in rows:
                 now = offline[row[ROW_ID]]
-                for f in entry["features"]:
+                for f in entry.features:
                     trained = row[f"{view.name}__{f}"]
                     if not same_value(trained, now[f]):
                         results[f].offline_mismatches += 1
-                        where = ", ".join(f"{k}={row[k]}" for k in entry["join_keys"])
+                        where = ", ".join(f"{k}={row[k]}" for k in entry.join_keys)
                         results[f].note(
                             f"training {where} @ {row[ts_col]}: trained on {trained!r}, offline now {now[f]!r}"
                         )
             distinct_keys = dict.fromkeys(
-                tuple(str(row[k]) for k in entry["join_keys"])
+                tuple(str(row[k]) for k in entry.join_keys)
                 for row in rows
-                if all(row[k] is not None for k in entry["join_keys"])
+                if all(row[k] is not None for k in entry.join_keys)
             )
-            key_rows = [dict(zip(entry["join_keys"], k, strict=True)) for k in distinct_keys]
+            key_rows = [dict(zip(entry.join_keys, k, strict=True)) for k in distinct_keys]
             if key_rows:
                 _compare_online(spark, store, view, entry, key_rows, results)
             out.extend(results.values())

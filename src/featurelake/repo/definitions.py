@@ -1,4 +1,5 @@
-"""Feature definitions as code: entities, sources, feature views and feature services.
+"""Feature definitions as code: entities, sources, feature views and feature services; a domain's raw ingestion
+(with the raw tables it validates) and its named training sets.
 
 Objects are immutable pydantic models; `features/<domain>/*.py` modules create them and
 `featurelake.repo.load_repo` collects them. Names are checked to be safe SQL identifiers on creation;
@@ -30,6 +31,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -44,6 +46,7 @@ OFFLINE_CREATED = "created_timestamp"
 OFFLINE_DATE = "event_date"
 OFFLINE_SOURCE_DATE = "source_date"  # transform views: the source partition a row came from (replaced per run)
 FEATURES_DATABASE = "features"
+RAW_DATABASE = "raw"
 
 
 def _caller_location() -> str:
@@ -461,3 +464,71 @@ class FeatureService(_Definition):
         if not out:
             raise ValueError("a feature service needs at least one feature view or feature")
         return out
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What one ingestion run landed over the dates [start, end]: rows per raw table, and the rows it rejected."""
+
+    run_id: str
+    start: dt.date
+    end: dt.date
+    rows: dict[str, int]
+    rejects: int
+
+
+class RawTable(_Collecting):
+    """A table in the ``raw`` database an ingestion lands, validated after each run by a suite generated from it
+    (exactly these typed columns, keys and timestamp not null, unique keys, row count, freshness of a day) plus
+    ``expectations/raw/<name>.py``; ``validation.raw_policy`` says whether a failure blocks."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    columns: dict[str, ValueType]
+    keys: tuple[str, ...]
+    timestamp: str
+    date_partition: str | None = None  # the date column a run's interval replaces (None: the table is rewritten)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _check_identifier(v, "raw table name")
+
+    @field_validator("keys", "timestamp", "date_partition")
+    @classmethod
+    def _among_columns(cls, v: Any, info: ValidationInfo) -> Any:
+        named = v if isinstance(v, tuple) else (v,) if v else ()
+        if "columns" in info.data and (missing := [c for c in named if c not in info.data["columns"]]):
+            raise ValueError(f"{', '.join(missing)} not among the columns")
+        return v
+
+    @property
+    def table(self) -> str:
+        return f"{RAW_DATABASE}.{self.name}"
+
+
+class Ingestion(_Definition):
+    """How a domain's raw data lands: ``function(spark, settings, start, end) -> IngestReport`` writes its raw
+    tables for the dates [start, end], idempotently; the ``raw_tables`` listed are validated after each run.
+
+    Keep heavy imports (pyspark) inside the function: the Airflow DAGs load the feature repository when they parse.
+    """
+
+    function: Callable[..., IngestReport]
+    raw_tables: tuple[RawTable, ...] = ()
+
+
+class TrainingSet(_Definition):
+    """A training set a team builds by name: a feature service's features, point-in-time, for entity rows (a
+    table, a path or a SELECT with the join keys, ``event_timestamp`` and labels). The ``training_set`` DAG's
+    form starts from the first one (by name); ``featurelake run-demo`` builds each."""
+
+    service: str
+    entities: str
+    full_feature_names: bool = False
+
+    @field_validator("service", mode="before")
+    @classmethod
+    def _service_name(cls, v: Any) -> Any:
+        return v.name if isinstance(v, FeatureService) else v

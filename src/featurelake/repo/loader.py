@@ -1,8 +1,8 @@
 """Loading the feature repository (``features/``) and checking its definitions against each other.
 
-Every ``*.py`` under ``features/`` is imported; module-level Entity, Source, FeatureView and FeatureService
-objects are collected with the file and variable they come from. All problems are gathered and reported
-at once (a ``DefinitionError`` lists each with its origin).
+Every ``*.py`` under ``features/`` is imported; module-level Entity, Source, FeatureView, FeatureService,
+Ingestion and TrainingSet objects are collected with the file and variable they come from. All problems are
+gathered and reported at once (a ``DefinitionError`` lists each with its origin).
 """
 
 from __future__ import annotations
@@ -25,12 +25,15 @@ from featurelake.repo.definitions import (
     FeatureSelection,
     FeatureService,
     FeatureView,
+    Ingestion,
+    RawTable,
     Source,
+    TrainingSet,
     TransformComputation,
     collecting_problems,
 )
 
-KINDS: tuple[type, ...] = (Entity, Source, FeatureView, FeatureService)
+KINDS: tuple[type, ...] = (Entity, Source, FeatureView, FeatureService, Ingestion, TrainingSet)
 REPO_PACKAGE = "featurelake_repo"
 
 
@@ -49,6 +52,8 @@ class Repo:
     sources: dict[str, Source] = field(default_factory=dict)
     views: dict[str, FeatureView] = field(default_factory=dict)
     services: dict[str, FeatureService] = field(default_factory=dict)
+    ingestions: dict[str, Ingestion] = field(default_factory=dict)
+    training_sets: dict[str, TrainingSet] = field(default_factory=dict)
     origins: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) -> "file: variable"
 
     def origin(self, obj: object) -> str:
@@ -64,6 +69,17 @@ class Repo:
             known = ", ".join(sorted(self.services)) or "none"
             raise FeaturelakeError(f"unknown feature service {name!r} (known: {known})")
         return self.services[name]
+
+    @property
+    def raw_tables(self) -> dict[str, RawTable]:
+        """The raw tables the ingestions land, by table name (``raw.<name>``)."""
+        return {t.table: t for i in self.ingestions.values() for t in i.raw_tables}
+
+    def raw_table(self, table: str) -> RawTable:
+        if table not in self.raw_tables:
+            known = ", ".join(self.raw_tables) or "none"
+            raise FeaturelakeError(f"no raw table {table!r} in the feature repository's ingestions (known: {known})")
+        return self.raw_tables[table]
 
     def entities_of(self, view: FeatureView) -> list[Entity]:
         return [self.entities[e] for e in view.entities]
@@ -187,6 +203,8 @@ def _registered(repo: Repo, kind: type) -> dict[str, Any]:
         Source: repo.sources,
         FeatureView: repo.views,
         FeatureService: repo.services,
+        Ingestion: repo.ingestions,
+        TrainingSet: repo.training_sets,
     }
     return by_kind[kind]
 
@@ -214,7 +232,8 @@ def _describe(err: Any) -> str:
 
 
 def check_references(repo: Repo, broken: set[str] | None = None) -> list[str]:
-    """Problems between definitions: unknown entities, key/feature clashes, service references.
+    """Problems between definitions: unknown entities, key/feature clashes, service references, raw tables
+    landed twice.
 
     ``broken`` names objects already reported as invalid: references to them are not reported again.
     """
@@ -255,4 +274,16 @@ def check_references(repo: Repo, broken: set[str] | None = None) -> list[str]:
                     f"{where}: feature service {service.name!r} refers to missing feature(s) "
                     f"{', '.join(f'{sel.view}:{m}' for m in missing)}"
                 )
+    for ts in repo.training_sets.values():
+        if ts.service not in repo.services and ts.service not in broken:
+            problems.append(f"{repo.origin(ts)}: training set {ts.name!r} refers to unknown service {ts.service!r}")
+    landed: dict[str, str] = {}
+    for ingestion in repo.ingestions.values():
+        for table in ingestion.raw_tables:
+            if table.table in landed:
+                problems.append(
+                    f"{repo.origin(ingestion)}: raw table {table.table} is landed by ingestions "
+                    f"{landed[table.table]!r} and {ingestion.name!r}"
+                )
+            landed[table.table] = ingestion.name
     return problems

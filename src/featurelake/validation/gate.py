@@ -232,13 +232,13 @@ def run_suite(
 
 
 def resolve_target(settings: Settings, name: str, repo: Repo | None = None) -> Target:
-    """The target called ``name``: a feature view of the repo, or ``raw.flights`` / ``raw.weather``."""
-    if name.startswith(RAW_PREFIX):
-        return raw_target(name, settings.validation.raw_policy)
+    """The target called ``name``: a feature view of the repo, or a raw table its ingestions land (``raw.<table>``)."""
     if repo is None:
         from featurelake.repo import feature_repo
 
         repo = feature_repo(settings)
+    if name.startswith(RAW_PREFIX):
+        return raw_target(repo.raw_table(name), settings.validation.raw_policy)
     view = repo.view(name)
     return view_target(view, repo.join_keys(view))
 

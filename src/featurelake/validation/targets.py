@@ -7,32 +7,18 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from featurelake.errors import FeaturelakeError
-from featurelake.ingest import FLIGHTS, WEATHER, RawSource
 from featurelake.repo.definitions import (
     OFFLINE_SOURCE_DATE,
+    RAW_DATABASE,
     FeatureView,
+    RawTable,
     TransformComputation,
     ValueType,
     WindowComputation,
 )
 
 AUDIT_DATABASE = "staging"
-RAW_PREFIX = "raw."
-
-# Derived columns ingest adds to the typed CSV fields (see featurelake.ingest.parse_flights / parse_weather).
-_RAW_DERIVED: dict[str, dict[str, ValueType]] = {
-    "flights": {
-        "flight_id": ValueType.STRING,
-        "flight_date": ValueType.DATE,
-        "sched_dep_ts": ValueType.TIMESTAMP,
-        "dep_ts": ValueType.TIMESTAMP,
-        "sched_arr_ts": ValueType.TIMESTAMP,
-        "arr_ts": ValueType.TIMESTAMP,
-        "cancelled": ValueType.BOOL,
-    },
-    "weather": {"obs_date": ValueType.DATE, "obs_ts": ValueType.TIMESTAMP},
-}
-_RAW_RENAMED = {"weather": {"time_hour"}}  # typed fields ingest renames (time_hour -> obs_ts)
+RAW_PREFIX = f"{RAW_DATABASE}."
 
 
 @dataclass(frozen=True)
@@ -112,33 +98,18 @@ def view_target(view: FeatureView, keys: list[str]) -> Target:
     )
 
 
-def _raw_target(source: RawSource, keys: tuple[str, ...], timestamp: str, policy: str) -> Target:
-    columns: dict[str, ValueType | None] = {
-        f.name: ValueType(f.type) for f in source.fields if f.name not in _RAW_RENAMED.get(source.table, set())
-    }
-    columns.update(_RAW_DERIVED[source.table])
+def raw_target(raw: RawTable, policy: Literal["strict", "warn"] = "strict") -> Target:
+    """The target of a raw table an ingestion lands (``Repo.raw_table(name)``), validated under ``policy``."""
     return Target(
-        name=f"{RAW_PREFIX}{source.table}",
+        name=raw.table,
         kind="raw_table",
-        table=f"raw.{source.table}",
-        keys=keys,
-        timestamp=timestamp,
-        date_partition=source.date_column,
-        columns=columns,
+        table=raw.table,
+        keys=raw.keys,
+        timestamp=raw.timestamp,
+        date_partition=raw.date_partition,
+        columns=dict(raw.columns),
         exact_columns=True,
-        policy=policy,  # type: ignore[arg-type]
+        policy=policy,
         freshness=dt.timedelta(days=1),
-        not_null=tuple(dict.fromkeys([*keys, timestamp, source.date_column or keys[0]])),
+        not_null=tuple(dict.fromkeys([*raw.keys, raw.timestamp, raw.date_partition or raw.keys[0]])),
     )
-
-
-RAW_TABLES = ("raw.flights", "raw.weather")
-
-
-def raw_target(name: str, policy: str = "strict") -> Target:
-    """The target of a raw interval table: ``raw.flights`` or ``raw.weather``."""
-    if name == "raw.flights":
-        return _raw_target(FLIGHTS, ("flight_id",), "sched_dep_ts", policy)
-    if name == "raw.weather":
-        return _raw_target(WEATHER, ("origin", "obs_ts"), "obs_ts", policy)
-    raise FeaturelakeError(f"no suite for raw table {name!r} (known: {', '.join(RAW_TABLES)})")

