@@ -23,11 +23,13 @@ def main(argv: list[str] | None = None) -> None:
     from featurelake.compute.dbt import model_selector
     from featurelake.compute.pipeline import run_dbt_build
     from featurelake.config import get_settings
+    from featurelake.runs import Interval
     from featurelake.spark import get_spark
 
     settings = get_settings()
     select = model_selector(settings, args.select)
-    models, checks = run_dbt_build(get_spark(settings), settings, args.start, args.end, uuid.uuid4().hex, select=select)
+    interval = Interval(args.start, args.end)
+    models, checks = run_dbt_build(get_spark(settings), settings, interval, uuid.uuid4().hex, select=select)
     print(f"dbt build --select {select}: {len(models)} models: {', '.join(models) or '-'}")
     for r in checks:
         print(r.headline())

@@ -20,17 +20,19 @@ def main(argv: list[str] | None = None) -> None:
 
     from featurelake.config import get_settings
     from featurelake.ingest import ingest
+    from featurelake.runs import Interval
     from featurelake.spark import get_spark
 
     settings = get_settings()
     spark = get_spark(settings)
-    report = ingest(spark, settings, args.start, args.end)
-    print(f"ingested {report.start}..{report.end}: {report.rows}, rejects {report.rejects}")
+    interval = Interval(args.start, args.end)
+    report = ingest(spark, settings, interval)
+    print(f"ingested {interval}: {report.rows}, rejects {report.rejects}")
     if args.validate:
         from featurelake.validation import validate_all
         from featurelake.validation.targets import RAW_TABLES
 
-        for result in validate_all(spark, settings, list(RAW_TABLES), args.start, args.end):
+        for result in validate_all(spark, settings, list(RAW_TABLES), interval):
             print(result.headline())
 
 

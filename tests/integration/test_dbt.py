@@ -9,7 +9,7 @@ import json
 import pytest
 
 from featurelake.compute.dbt import dbt_args, dbt_target, project_dir, run_dbt
-from featurelake.errors import InputError
+from featurelake.runs import Interval
 
 pytestmark = pytest.mark.integration
 
@@ -48,17 +48,16 @@ def test_sources_point_at_raw_and_models_are_tested(manifest):
 def test_targets_and_arguments(settings):
     assert dbt_target(settings) == "ci"
     assert dbt_target(settings.model_copy(update={"env": "prod"})) == "prod"
-    args = dbt_args(settings, "build", start=dt.date(2013, 1, 1), end=dt.date(2013, 1, 2))
+    args = dbt_args(settings, "build", interval=Interval(dt.date(2013, 1, 1), dt.date(2013, 1, 2)))
     assert args[args.index("--vars") + 1] == '{"start_date": "2013-01-01", "end_date": "2013-01-02"}'
-    with pytest.raises(InputError, match="both start and end"):
-        dbt_args(settings, "build", start=dt.date(2013, 1, 1))
+    assert "--vars" not in dbt_args(settings, "build")
 
 
 def test_a_failed_build_records_the_models_it_did_not_write_then_raises(spark, settings, monkeypatch):
     """dbt's outcome is given (a broken model needs a broken project); the records and the error are real."""
     import uuid
 
-    from featurelake import dbt
+    from featurelake.compute import dbt
     from featurelake.compute.pipeline import run_dbt_build
     from featurelake.errors import FeaturelakeError
 
@@ -75,7 +74,7 @@ def test_a_failed_build_records_the_models_it_did_not_write_then_raises(spark, s
     monkeypatch.setattr(dbt, "run_dbt", lambda spark, settings, args, check=True: outcome)
     run_id, day = uuid.uuid4().hex, dt.date(2013, 1, 3)
     with pytest.raises(FeaturelakeError, match=r"dbt build failed: model\.p\.broken: error$"):
-        run_dbt_build(spark, settings, day, day, run_id)
+        run_dbt_build(spark, settings, Interval(day, day), run_id)
     runs = spark.table("monitoring.runs").where(f"run_id = '{run_id}'").collect()
     assert {r["target"]: (r["status"], r["delta_version"], r["rows_written"]) for r in runs} == {
         "features.dbt_written": ("success", version, 3),

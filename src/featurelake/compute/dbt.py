@@ -9,7 +9,6 @@ The manifest lands in ``dbt_project/target/manifest.json``.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from featurelake.config import Settings
 from featurelake.errors import FeaturelakeError, InputError
+from featurelake.runs import Interval
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -61,22 +61,17 @@ def dbt_args(
     settings: Settings,
     command: str = "build",
     *,
-    start: dt.date | None = None,
-    end: dt.date | None = None,
+    interval: Interval | None = None,
     select: str | None = None,
     full_refresh: bool = False,
 ) -> list[str]:
     """The dbt command line (pure): project, profiles, target and the interval as ``start_date``/``end_date`` vars."""
     if command not in ("build", "run", "test", "parse", "compile"):
         raise InputError(f"unsupported dbt command {command!r}")
-    if (start is None) != (end is None):
-        raise InputError("give both start and end of the dbt interval, or neither")
-    if start and end and start > end:
-        raise InputError(f"--start {start} is after --end {end}")
     pdir = project_dir(settings)
     args = [command, "--project-dir", str(pdir), "--profiles-dir", str(pdir), "--target", dbt_target(settings)]
-    if start and end:
-        args += ["--vars", json.dumps({"start_date": start.isoformat(), "end_date": end.isoformat()})]
+    if interval:
+        args += ["--vars", json.dumps({"start_date": interval.start.isoformat(), "end_date": interval.end.isoformat()})]
     if select:
         # cautious: a test runs only when all its parents are selected (a relationship test of a later group
         # waits for that group instead of failing on a table not built yet)

@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from featurelake.compute.windows import ViewResult, compute_view
+from featurelake.compute.publish import ViewResult
+from featurelake.compute.windows import compute_view
 from featurelake.config import Settings
 from featurelake.errors import InputError
 from featurelake.monitoring import FEATURE_STATS_TABLE
 from featurelake.monitoring.stats import feature_stats_schema, published_interval, record_write_stats
 from featurelake.repo import Repo, feature_repo
 from featurelake.repo.definitions import DbtComputation, FeatureView, TransformComputation, WindowComputation
-from featurelake.tables import (
-    RUNS_TABLE,
-    RunRecord,
-    create_if_missing,
-    failures_recorded,
-    latest_commit,
-    record_runs,
-    runs_schema,
-)
+from featurelake.runs import RUNS_TABLE, Interval, recorded_run, runs_schema
+from featurelake.tables import create_if_missing, latest_commit
 from featurelake.validation.results import RESULTS_TABLE, results_schema
 
 if TYPE_CHECKING:
@@ -36,8 +28,7 @@ if TYPE_CHECKING:
 @dataclass
 class ComputeReport:
     run_id: str
-    start: dt.date
-    end: dt.date
+    interval: Interval
     dbt_models: list[str] = field(default_factory=list)
     views: list[ViewResult] = field(default_factory=list)
     dbt_validation: list[GateResult] = field(default_factory=list)
@@ -62,30 +53,27 @@ def compute_one(
     settings: Settings,
     repo: Repo,
     name: str,
-    start: dt.date,
-    end: dt.date,
+    interval: Interval,
     *,
     job: str = "compute",
     run_id: str | None = None,
 ) -> ViewResult:
-    """Compute one featurelake-computed view over [start, end] with the engine its definition names; a failure
-    is recorded in ``monitoring.runs`` (status ``failed``) before it is raised."""
+    """Compute one featurelake-computed view over the interval with the engine its definition names, as one
+    recorded run (a failure is recorded in ``monitoring.runs`` with status ``failed`` before it is raised)."""
     from featurelake.compute.transforms import compute_transform_view
 
-    if start > end:  # refused before the run: a reversed interval is a typo, not a failed run
-        raise InputError(f"--start {start} is after --end {end}")
     view = repo.view(name)
     engine = compute_transform_view if isinstance(view.computation, TransformComputation) else compute_view
-    run_id = run_id or uuid.uuid4().hex
-    with failures_recorded(spark, run_id, job, [view.offline_table or name], start, end):
-        return engine(spark, settings, view, repo.join_keys(view), start, end, job=job, run_id=run_id)
+    with recorded_run(spark, job, [view.offline_table or name], interval, run_id) as run:
+        result = engine(spark, settings, view, repo.join_keys(view), interval)
+        result.record(run)
+    return result
 
 
 def run_dbt_build(
     spark: SparkSession,
     settings: Settings,
-    start: dt.date,
-    end: dt.date,
+    interval: Interval,
     run_id: str,
     *,
     select: str | None = None,
@@ -100,34 +88,26 @@ def run_dbt_build(
     """
     from featurelake.compute.dbt import dbt_args, run_dbt
 
-    started, t0 = dt.datetime.now(dt.UTC).replace(tzinfo=None), time.monotonic()
-    result = run_dbt(spark, settings, dbt_args(settings, "build", start=start, end=end, select=select), check=False)
-    duration = time.monotonic() - t0
-    records, models = [], []
-    for unique_id, status in result.statuses.items():
-        if not unique_id.startswith("model."):
-            continue
-        table = result.relations[unique_id]
-        if status == "success":
-            c = latest_commit(spark, table)
-            models.append(table)
-            version, rows = c.version, c.rows_written
-        elif status in ("error", "skipped"):  # not written (skipped: a model it depends on failed)
-            version, rows = None, None
-        else:
-            continue
-        records.append(RunRecord(run_id, "dbt", table, start, end, version, rows, started, duration, status, unique_id))
-    record_runs(spark, records)
+    models = []
+    with recorded_run(spark, "dbt", [], interval, run_id) as run:
+        result = run_dbt(spark, settings, dbt_args(settings, "build", interval=interval, select=select), check=False)
+        for unique_id, table in result.relations.items():
+            status = result.statuses[unique_id]
+            if status == "success":
+                run.wrote(latest_commit(spark, table), unique_id)
+                models.append(table)
+            elif status in ("error", "skipped"):  # not written (skipped: a model it depends on failed)
+                run.record(table, status, unique_id)
     result.check()
     repo = repo or feature_repo(settings)
     for view in dbt_views(repo, models):
         table = view.offline_table or ""
         version = latest_commit(spark, table).version
-        published = published_interval(spark, view, table, version, start, end)
+        published = published_interval(spark, view, table, version, interval)
         record_write_stats(
-            spark, view, published, start=start, end=end, table=table, version=version, settings=settings.monitoring
+            spark, view, published, interval=interval, table=table, version=version, settings=settings.monitoring
         )
-    return models, validate_dbt_views(spark, settings, repo, models, start, end)
+    return models, validate_dbt_views(spark, settings, repo, models, interval)
 
 
 def dbt_views(repo: Repo, tables: list[str]) -> list[FeatureView]:
@@ -140,48 +120,38 @@ def dbt_views(repo: Repo, tables: list[str]) -> list[FeatureView]:
 
 
 def validate_dbt_views(
-    spark: SparkSession, settings: Settings, repo: Repo, tables: list[str], start: dt.date, end: dt.date
+    spark: SparkSession, settings: Settings, repo: Repo, tables: list[str], interval: Interval
 ) -> list[GateResult]:
-    """Validate [start, end] of every dbt-computed view whose table is in ``tables``; raise on a strict failure."""
+    """Validate the interval of every dbt-computed view whose table is in ``tables``; raise on a strict failure."""
     from featurelake.validation.gate import validate_all
 
     names = [view.name for view in dbt_views(repo, tables)]
-    return validate_all(spark, settings, names, start, end, repo=repo)
+    return validate_all(spark, settings, names, interval, repo=repo)
 
 
 def compute(
     spark: SparkSession,
     settings: Settings,
-    start: dt.date,
-    end: dt.date,
+    interval: Interval,
     *,
     views: list[str] | None = None,
     dbt: bool = True,
     repo: Repo | None = None,
 ) -> ComputeReport:
-    """The nightly path for [start, end]: dbt build (incremental models merge the interval), then window views."""
-    if start > end:
-        raise InputError(f"--start {start} is after --end {end}")
+    """The nightly path for the interval: dbt build (incremental models merge the interval), then the views."""
     repo = repo or feature_repo(settings)
     names = computed_views(repo, views)
-    report = ComputeReport(uuid.uuid4().hex, start, end)
+    report = ComputeReport(uuid.uuid4().hex, interval)
     if dbt:
-        report.dbt_models, report.dbt_validation = run_dbt_build(spark, settings, start, end, report.run_id, repo=repo)
-    report.views = compute_views(spark, settings, repo, names, start, end, run_id=report.run_id)
+        report.dbt_models, report.dbt_validation = run_dbt_build(spark, settings, interval, report.run_id, repo=repo)
+    report.views = compute_views(spark, settings, repo, names, interval, run_id=report.run_id)
     return report
 
 
 def compute_views(
-    spark: SparkSession,
-    settings: Settings,
-    repo: Repo,
-    names: list[str],
-    start: dt.date,
-    end: dt.date,
-    *,
-    run_id: str,
+    spark: SparkSession, settings: Settings, repo: Repo, names: list[str], interval: Interval, *, run_id: str
 ) -> list[ViewResult]:
-    """Compute ``names`` over [start, end], ``compute.parallel_views`` at once (one driver thread each).
+    """Compute ``names`` over the interval, ``compute.parallel_views`` at once (one driver thread each).
 
     Views are independent: a failing view does not stop the others. After all finished, the first failure
     (in the order of ``names``) is raised, noting the other views that failed.
@@ -195,7 +165,7 @@ def compute_views(
         ):
             create_if_missing(spark, table, schema)
     with ThreadPoolExecutor(workers, thread_name_prefix="featurelake-view") as pool:
-        futures = [pool.submit(compute_one, spark, settings, repo, name, start, end, run_id=run_id) for name in names]
+        futures = [pool.submit(compute_one, spark, settings, repo, name, interval, run_id=run_id) for name in names]
     failed = [(name, exc) for name, f in zip(names, futures, strict=True) if (exc := f.exception()) is not None]
     if failed:
         (_, first), *others = failed
@@ -206,9 +176,15 @@ def compute_views(
 
 
 def backfill(
-    spark: SparkSession, settings: Settings, view: str, start: dt.date, end: dt.date, *, repo: Repo | None = None
+    spark: SparkSession,
+    settings: Settings,
+    view: str,
+    interval: Interval,
+    *,
+    repo: Repo | None = None,
+    run_id: str | None = None,
 ) -> ViewResult:
     """One view over a whole range as one job per table (not a loop over days)."""
     repo = repo or feature_repo(settings)
     (name,) = computed_views(repo, [view])
-    return compute_one(spark, settings, repo, name, start, end, job="backfill")
+    return compute_one(spark, settings, repo, name, interval, job="backfill", run_id=run_id)
