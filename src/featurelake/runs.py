@@ -11,10 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from featurelake.errors import InputError
 from featurelake.tables import Commit, append_rows
@@ -22,6 +23,8 @@ from featurelake.tables import Commit, append_rows
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+T = TypeVar("T")
+R = TypeVar("R")
 RUNS_TABLE = "monitoring.runs"
 MESSAGE_CHARS = 4000  # an error recorded with a failed run is cut to this length
 
@@ -152,3 +155,18 @@ def recorded_run(
             exc.add_note(f"(the failure could not be recorded in {RUNS_TABLE}: {not_recorded})")
         raise
     record_runs(spark, run.records)
+
+
+def run_all(fn: Callable[[T], R], items: Sequence[T], *, label: Callable[[T], str], workers: int = 1) -> list[R]:
+    """``fn`` of each item, ``workers`` at once (one driver thread each). Items are independent: a failure
+    does not stop the others; after all finished, the first failure (in the order of ``items``) is raised,
+    noting the other items that failed."""
+    with ThreadPoolExecutor(max(1, min(workers, len(items))), thread_name_prefix="featurelake") as pool:
+        futures = [pool.submit(fn, item) for item in items]
+    failed = [(item, exc) for item, f in zip(items, futures, strict=True) if (exc := f.exception()) is not None]
+    if failed:
+        (_, first), *others = failed
+        if others:
+            first.add_note("also failed: " + ", ".join(f"{label(item)} ({exc})" for item, exc in others))
+        raise first
+    return [f.result() for f in futures]

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from featurelake.compute.aggregations import TILE_DATE, WindowPlan, rollup
-from featurelake.compute.pipeline import backfill, compute, computed_views, run_dbt_build
+from featurelake.compute.dbt import run_dbt_build
+from featurelake.compute.pipeline import backfill, compute, computed_views
 from featurelake.compute.publish import read_source
 from featurelake.compute.windows import SLACK_AFTER, compute_view, interval_tiles, rollup_end, tiles_table
 from featurelake.repo import feature_repo

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from featurelake.compute.dbt import run_dbt_build
 from featurelake.compute.publish import ViewResult
 from featurelake.compute.windows import compute_view
 from featurelake.config import Settings
 from featurelake.errors import InputError
 from featurelake.monitoring import FEATURE_STATS_TABLE
-from featurelake.monitoring.stats import feature_stats_schema, published_interval, record_write_stats
+from featurelake.monitoring.stats import feature_stats_schema
 from featurelake.repo import Repo, feature_repo
-from featurelake.repo.definitions import DbtComputation, FeatureView, TransformComputation, WindowComputation
-from featurelake.runs import RUNS_TABLE, Interval, recorded_run, runs_schema
-from featurelake.tables import create_if_missing, latest_commit
+from featurelake.repo.definitions import TransformComputation, WindowComputation
+from featurelake.runs import RUNS_TABLE, Interval, recorded_run, run_all, runs_schema
+from featurelake.tables import create_if_missing
 from featurelake.validation.results import RESULTS_TABLE, results_schema
 
 if TYPE_CHECKING:
@@ -70,65 +70,6 @@ def compute_one(
     return result
 
 
-def run_dbt_build(
-    spark: SparkSession,
-    settings: Settings,
-    interval: Interval,
-    run_id: str,
-    *,
-    select: str | None = None,
-    repo: Repo | None = None,
-) -> tuple[list[str], list[GateResult]]:
-    """``dbt build`` of the interval (optionally a ``--select``ion) in this session, then the dbt views' checks.
-
-    Records one run per model: written, or dbt's status (``error``, ``skipped``) for a model it did not write,
-    before a failed build raises ``DbtError``. dbt writes its models itself (its data tests run right after each
-    model), so the views computed by those models are validated after the write: a strict view that fails
-    raises ``ValidationFailed`` and stops the pipeline before anything downstream reads it.
-    """
-    from featurelake.compute.dbt import dbt_args, run_dbt
-
-    models = []
-    with recorded_run(spark, "dbt", [], interval, run_id) as run:
-        result = run_dbt(spark, settings, dbt_args(settings, "build", interval=interval, select=select), check=False)
-        for unique_id, table in result.relations.items():
-            status = result.statuses[unique_id]
-            if status == "success":
-                run.wrote(latest_commit(spark, table), unique_id)
-                models.append(table)
-            elif status in ("error", "skipped"):  # not written (skipped: a model it depends on failed)
-                run.record(table, status, unique_id)
-    result.check()
-    repo = repo or feature_repo(settings)
-    for view in dbt_views(repo, models):
-        table = view.offline_table or ""
-        version = latest_commit(spark, table).version
-        published = published_interval(spark, view, table, version, interval)
-        record_write_stats(
-            spark, view, published, interval=interval, table=table, version=version, settings=settings.monitoring
-        )
-    return models, validate_dbt_views(spark, settings, repo, models, interval)
-
-
-def dbt_views(repo: Repo, tables: list[str]) -> list[FeatureView]:
-    """The dbt-computed views whose table is in ``tables`` (by name)."""
-    return [
-        view
-        for _, view in sorted(repo.views.items())
-        if isinstance(view.computation, DbtComputation) and view.offline_table in tables
-    ]
-
-
-def validate_dbt_views(
-    spark: SparkSession, settings: Settings, repo: Repo, tables: list[str], interval: Interval
-) -> list[GateResult]:
-    """Validate the interval of every dbt-computed view whose table is in ``tables``; raise on a strict failure."""
-    from featurelake.validation.gate import validate_all
-
-    names = [view.name for view in dbt_views(repo, tables)]
-    return validate_all(spark, settings, names, interval, repo=repo)
-
-
 def compute(
     spark: SparkSession,
     settings: Settings,
@@ -151,28 +92,21 @@ def compute(
 def compute_views(
     spark: SparkSession, settings: Settings, repo: Repo, names: list[str], interval: Interval, *, run_id: str
 ) -> list[ViewResult]:
-    """Compute ``names`` over the interval, ``compute.parallel_views`` at once (one driver thread each).
-
-    Views are independent: a failing view does not stop the others. After all finished, the first failure
-    (in the order of ``names``) is raised, noting the other views that failed.
-    """
-    workers = max(1, min(settings.compute.parallel_views, len(names)))
-    if workers > 1:  # the tables every view appends to, created first so that threads never race to create them
+    """Compute ``names`` over the interval, ``compute.parallel_views`` at once (see ``run_all``: a failing view
+    does not stop the others; the first failure is raised after all finished, naming the others)."""
+    if settings.compute.parallel_views > 1 and len(names) > 1:
+        # the tables every view appends to, created first so that threads never race to create them
         for table, schema in (
             (RUNS_TABLE, runs_schema()),
             (RESULTS_TABLE, results_schema()),
             (FEATURE_STATS_TABLE, feature_stats_schema()),
         ):
             create_if_missing(spark, table, schema)
-    with ThreadPoolExecutor(workers, thread_name_prefix="featurelake-view") as pool:
-        futures = [pool.submit(compute_one, spark, settings, repo, name, interval, run_id=run_id) for name in names]
-    failed = [(name, exc) for name, f in zip(names, futures, strict=True) if (exc := f.exception()) is not None]
-    if failed:
-        (_, first), *others = failed
-        if others:
-            first.add_note("also failed: " + ", ".join(f"{name} ({exc})" for name, exc in others))
-        raise first
-    return [f.result() for f in futures]
+
+    def compute_named(name: str) -> ViewResult:
+        return compute_one(spark, settings, repo, name, interval, run_id=run_id)
+
+    return run_all(compute_named, names, label=str, workers=settings.compute.parallel_views)
 
 
 def backfill(

@@ -11,7 +11,14 @@ from featurelake.errors import InputError
 from featurelake.monitoring.stats import published_interval, record_write_stats
 from featurelake.repo.definitions import FeatureView, PathSource
 from featurelake.runs import Interval, Run
-from featurelake.tables import Commit, check_identifier, check_table_name, table_properties, write_interval
+from featurelake.tables import (
+    Commit,
+    check_identifier,
+    check_table_name,
+    overwrite_where,
+    table_properties,
+    write_interval,
+)
 from featurelake.validation.gate import GateResult, gate
 from featurelake.validation.targets import view_target
 
@@ -101,33 +108,37 @@ def publish_validated(
     settings: Settings,
     view: FeatureView,
     keys: list[str],
-    rows: DataFrame,
+    candidate: DataFrame | Commit,
     interval: Interval,
     *,
-    date_column: str,
-    replace: Interval,
+    date_column: str | None,
+    replace: Interval | None,
+    row_dates: Interval | None = None,
 ) -> tuple[Commit, GateResult]:
     """Publish the computed rows of ``interval`` through the view's gate, then record their statistics.
 
-    Write-audit-publish: the gate validates ``rows`` and, unless a strict suite fails (``ValidationFailed``,
-    nothing written), replaces the ``replace`` range of ``date_column`` in the view's offline table with them
-    (the row count is checked per day of that range: a window view's run rewrites more days than it computed).
-    The statistics of the published interval land in ``monitoring.feature_stats``, keyed by the publishing
-    commit; they are computed from the audited version the gate published (the same rows, already read).
+    Write-audit-publish: the gate validates ``candidate`` (the rows, or the audit table's commit holding them:
+    see ``gate``) and, unless a strict suite fails (``ValidationFailed``, nothing written), publishes them into
+    the view's offline table: replacing the ``replace`` range of ``date_column``, or the whole table when
+    ``replace`` is None (partitioned by ``date_column``). The row count is checked per day of ``row_dates``
+    (default: ``replace``): a window view's run rewrites more days than it computed. The statistics of the
+    published interval land in ``monitoring.feature_stats``, keyed by the publishing commit; they are computed
+    from the audited version the gate published (the same rows, already read).
     """
     table = view.offline_table or ""
     props = feature_table_properties(settings)
-    result = gate(
-        spark,
-        settings,
-        view_target(view, keys),
-        rows,
-        interval,
-        publish=lambda audited: write_interval(
+
+    def publish(audited: DataFrame) -> Commit:
+        if replace is None:
+            partitions = [date_column] if date_column else None
+            return overwrite_where(audited, table, None, partition_by=partitions, properties=props)
+        assert date_column is not None  # a range of dates replaces the partitions of a date column
+        return write_interval(
             audited, table, date_column=date_column, start=replace.start, end=replace.end, properties=props
-        ),
-        row_dates=replace,
-    )
+        )
+
+    target = view_target(view, keys)
+    result = gate(spark, settings, target, candidate, interval, publish=publish, row_dates=row_dates or replace)
     commit = result.commit
     assert commit is not None and result.delta_version is not None  # a gate that did not raise has published
     ensure_properties(spark, table, props)
