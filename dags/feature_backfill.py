@@ -10,7 +10,14 @@ from __future__ import annotations
 from airflow.sdk import Param, dag, task
 
 from featurelake.config import get_settings
-from featurelake.orchestration import default_args, job_command, materialization_time, run_interval, task_options
+from featurelake.orchestration import (
+    default_args,
+    interval_args,
+    job_command,
+    materialization_time,
+    run_interval,
+    task_options,
+)
 from featurelake.repo import feature_repo
 
 settings = get_settings()
@@ -38,16 +45,14 @@ ONLINE_VIEWS = {n for n, v in repo.views.items() if v.online}
 def feature_backfill() -> None:
     @task.bash(task_id="backfill", **task_options(settings))
     def backfill(**context) -> str:
-        start, end = run_interval(context)
-        return job_command("backfill.py", "--view", context["params"]["view"], "--start", str(start), "--end", str(end))
+        return job_command("backfill.py", "--view", context["params"]["view"], *interval_args(context))
 
     @task.bash(task_id="materialize", **task_options(settings))
     def materialize(**context) -> str:
-        _, end = run_interval(context)
         view = context["params"]["view"]
         if view not in ONLINE_VIEWS:
             return f"echo {view} is offline only: nothing to materialize"
-        return job_command("materialize.py", "--view", view, "--as-of", materialization_time(end))
+        return job_command("materialize.py", "--view", view, "--as-of", materialization_time(run_interval(context)))
 
     backfill() >> materialize()
 

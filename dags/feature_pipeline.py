@@ -1,9 +1,9 @@
 """The nightly feature pipeline.
 
-ingest (+ raw table checks) → dbt build per model group (models, data tests, dbt views' suites) → window views
-(tiles, roll-up, validation gate, publish) → materialize to the online store → consistency and freshness checks
-→ monitoring report (HTML under ``monitoring.report_dir``; fails on a late strict view or drift). A failed task
-posts to the webhook in ``$FEATURELAKE_ALERT_WEBHOOK`` when set.
+ingest (+ raw table checks) → dbt build per model group (models, data tests; dbt views through their validation
+gate, then published) → window views (tiles, roll-up, validation gate, publish) → materialize to the online store
+→ consistency and freshness checks → monitoring report (HTML under ``monitoring.report_dir``; fails on a late
+strict view or drift). A failed task posts to the webhook in ``$FEATURELAKE_ALERT_WEBHOOK`` when set.
 
 A scheduled run covers its data interval's flight dates; a run triggered with params ``start``/``end`` covers
 that range instead, each step as one Spark job over it (a backfill in one run). Every task is a
@@ -22,6 +22,7 @@ from featurelake.orchestration import (
     PARAM_DATE_SCHEMA,
     dbt_model_group,
     default_args,
+    interval_args,
     job_command,
     materialization_time,
     run_interval,
@@ -58,8 +59,7 @@ def table_asset(table: str) -> Asset:
 def feature_pipeline() -> None:
     @task.bash(task_id="ingest", outlets=[table_asset(t) for t in repo.raw_tables], **RUN)
     def ingest(**context) -> str:
-        start, end = run_interval(context)
-        return job_command("ingest_raw.py", "--start", str(start), "--end", str(end), "--validate")
+        return job_command("ingest_raw.py", *interval_args(context), "--validate")
 
     previous = ingest()
     for group in settings.orchestration.dbt_model_groups:
@@ -75,8 +75,7 @@ def feature_pipeline() -> None:
 
         @task.bash(task_id=f"dbt_{group}", outlets=outlets, **RUN)
         def dbt_build(group: str = group, **context) -> str:
-            start, end = run_interval(context)
-            return job_command("dbt_build.py", "--select", group, "--start", str(start), "--end", str(end))
+            return job_command("dbt_build.py", "--select", group, *interval_args(context))
 
         current = dbt_build()
         previous >> current
@@ -91,36 +90,27 @@ def feature_pipeline() -> None:
 
         @task.bash(task_id=task_id, outlets=outlets, **RUN)
         def compute_views(views: list[str] = batch, **context) -> str:
-            start, end = run_interval(context)
             view_args = [a for v in views for a in ("--view", v)]
-            return job_command(
-                "compute_features.py", "--start", str(start), "--end", str(end), *view_args, "--skip-dbt"
-            )
+            return job_command("compute_features.py", *interval_args(context), *view_args, "--skip-dbt")
 
         computed.append(compute_views())
     previous >> computed
 
     @task.bash(task_id="materialize", **RUN)
     def materialize(**context) -> str:
-        _, end = run_interval(context)
-        return job_command("materialize.py", "--all", "--as-of", materialization_time(end))
+        return job_command("materialize.py", "--all", "--as-of", materialization_time(run_interval(context)))
 
     @task.bash(task_id="check_features", **RUN)
     def check_features(**context) -> str:
-        _, end = run_interval(context)
-        return job_command("check_features.py", "--as-of", materialization_time(end))
+        return job_command("check_features.py", "--as-of", materialization_time(run_interval(context)))
 
     @task.bash(task_id="monitor_report", **RUN)
     def monitor_report(**context) -> str:
-        start, end = run_interval(context)
         return job_command(
             "monitor_report.py",
             "--as-of",
-            materialization_time(end),
-            "--start",
-            str(start),
-            "--end",
-            str(end),
+            materialization_time(run_interval(context)),
+            *interval_args(context),
             "--out",
             settings.path(settings.monitoring.report_dir),
         )

@@ -18,10 +18,11 @@ def main(argv: list[str] | None = None) -> None:
 
     from featurelake.compute.pipeline import backfill
     from featurelake.config import get_settings
+    from featurelake.runs import Interval
     from featurelake.spark import get_spark
 
     settings = get_settings()
-    r = backfill(get_spark(settings), settings, args.view, args.start, args.end)
+    r = backfill(get_spark(settings), settings, args.view, Interval(args.start, args.end))
     print(r.describe())
 
 

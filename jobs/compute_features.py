@@ -19,10 +19,12 @@ def main(argv: list[str] | None = None) -> None:
 
     from featurelake.compute.pipeline import compute
     from featurelake.config import get_settings
+    from featurelake.runs import Interval
     from featurelake.spark import get_spark
 
     settings = get_settings()
-    report = compute(get_spark(settings), settings, args.start, args.end, views=args.view, dbt=not args.skip_dbt)
+    interval = Interval(args.start, args.end)
+    report = compute(get_spark(settings), settings, interval, views=args.view, dbt=not args.skip_dbt)
     for r in report.views:
         print(r.describe())
     print(f"run {report.run_id}: dbt models {len(report.dbt_models)}, views {len(report.views)}")

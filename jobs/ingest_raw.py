@@ -20,18 +20,20 @@ def main(argv: list[str] | None = None) -> None:
 
     from featurelake.config import get_settings
     from featurelake.repo import feature_repo
+    from featurelake.runs import Interval
     from featurelake.spark import get_spark
 
     settings = get_settings()
     spark = get_spark(settings)
+    interval = Interval(args.start, args.end)
     repo = feature_repo(settings)
     for ingestion in repo.ingestions.values():
-        report = ingestion.function(spark, settings, args.start, args.end)
-        print(f"ingested {report.start}..{report.end}: {report.rows}, rejects {report.rejects}")
+        report = ingestion.function(spark, settings, interval)
+        print(f"ingested {interval}: {report.rows}, rejects {report.rejects}")
     if args.validate:
         from featurelake.validation import validate_all
 
-        for result in validate_all(spark, settings, list(repo.raw_tables), args.start, args.end, repo=repo):
+        for result in validate_all(spark, settings, list(repo.raw_tables), interval, repo=repo):
             print(result.headline())
 
 

@@ -20,12 +20,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="report folder (default: monitoring.report_dir)")
     args = parser.parse_args(argv)
 
-    from featurelake.cli.options import parse_date
     from featurelake.config import get_settings
     from featurelake.errors import InputError
     from featurelake.monitoring.report import nightly_report
     from featurelake.online.materialize import parse_as_of
     from featurelake.repo import feature_repo
+    from featurelake.runs import parse_date
     from featurelake.spark import get_spark
 
     if (args.start is None) != (args.end is None):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-import uuid
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,7 +24,8 @@ from typing import TYPE_CHECKING
 from featurelake.config import Settings
 from featurelake.errors import InputError
 from featurelake.repo.definitions import Ingestion, IngestReport, RawTable, ValueType
-from featurelake.tables import single_row
+from featurelake.runs import Interval, recorded_run
+from featurelake.tables import Commit, single_row
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -317,18 +317,26 @@ def _dest_zones(spark: SparkSession, airports: DataFrame) -> DataFrame:
     return known.unionByName(extra.join(known, "faa", "left_anti"))
 
 
-def ingest(spark: SparkSession, settings: Settings, start: dt.date, end: dt.date) -> IngestReport:
-    """Land the raw sources for the local dates [start, end] in ``raw`` (idempotent per interval)."""
-    import time
+def ingest(spark: SparkSession, settings: Settings, interval: Interval) -> IngestReport:
+    """Land the raw sources for the local dates of ``interval`` in ``raw`` (idempotent per interval)."""
+    targets = [f"raw.{s.table}" for s in SOURCES] + [REJECTS_TABLE]
+    with recorded_run(spark, "ingest", targets, interval) as run:
+        commits = _land(spark, settings, interval, run.run_id)
+        for c in commits:
+            run.wrote(c)
+    rows = {c.table: c.rows_written or 0 for c in commits}
+    return IngestReport(
+        run.run_id, interval, {k: v for k, v in rows.items() if k != REJECTS_TABLE}, rows.get(REJECTS_TABLE, 0)
+    )
 
+
+def _land(spark: SparkSession, settings: Settings, interval: Interval, run_id: str) -> list[Commit]:
+    """Write the interval's good rows of every source and its rejects; the commits, one per table."""
     from pyspark.sql import functions as F
 
-    from featurelake.tables import RunRecord, overwrite_where, record_runs, write_interval
+    from featurelake.tables import overwrite_where, write_interval
 
-    if start > end:
-        raise InputError(f"--start {start} is after --end {end}")
-    started, t0 = dt.datetime.now(dt.UTC).replace(tzinfo=None), time.monotonic()
-    run_id = uuid.uuid4().hex
+    start, end = interval.start, interval.end
     folder = source_dir(settings)
     cache = settings.state_path / "cache" / "sources"
     typed = {s.table: type_columns(read_raw(spark, folder, cache, s), s) for s in SOURCES}
@@ -368,18 +376,7 @@ def ingest(spark: SparkSession, settings: Settings, start: dt.date, end: dt.date
     finally:
         for df in parsed.values():
             df.unpersist()
-    duration = time.monotonic() - t0
-    record_runs(
-        spark,
-        [
-            RunRecord(run_id, "ingest", c.table, start, end, c.version, c.rows_written, started, duration, "success")
-            for c in commits
-        ],
-    )
-    rows = {c.table: c.rows_written or 0 for c in commits}
-    return IngestReport(
-        run_id, start, end, {k: v for k, v in rows.items() if k != REJECTS_TABLE}, rows.get(REJECTS_TABLE, 0)
-    )
+    return commits
 
 
 def _check_coverage(flights: DataFrame, folder: Path, start: dt.date, end: dt.date) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 
 from featurelake.config import HOME_VAR, Settings, parse_duration
 from featurelake.errors import FeaturelakeError, InputError
+from featurelake.runs import Interval
 
 PARAM_DATE_SCHEMA: dict[str, Any] = {"type": ["null", "string"], "format": "date"}
 
@@ -45,32 +46,33 @@ def cli_command(*args: str) -> str:
     return shlex.join([featurelake_bin(), *args])
 
 
-def run_interval(context: Mapping[str, Any]) -> tuple[dt.date, dt.date]:
+def run_interval(context: Mapping[str, Any]) -> Interval:
     """The inclusive flight dates a run covers: the params ``start``/``end`` if given, else its data interval.
 
     A daily data interval [2013-01-02 00:00, 2013-01-03 00:00) covers 2013-01-02.
     """
     params = context.get("params") or {}
     if params.get("start") or params.get("end"):
-        start = dt.date.fromisoformat(str(params.get("start") or params.get("end")))
-        end = dt.date.fromisoformat(str(params.get("end") or start))
-    else:
-        lo, hi = context.get("data_interval_start"), context.get("data_interval_end")
-        if lo is None or hi is None:
-            raise InputError("this run has no data interval: trigger it with params start and end")
-        start = lo.date()
-        end = max(start, (hi - dt.timedelta(microseconds=1)).date())
-    if start > end:
-        raise InputError(f"param start {start} is after end {end}")
-    return start, end
+        start = str(params.get("start") or params.get("end"))
+        return Interval.parse(start, str(params.get("end") or start))
+    lo, hi = context.get("data_interval_start"), context.get("data_interval_end")
+    if lo is None or hi is None:
+        raise InputError("this run has no data interval: trigger it with params start and end")
+    return Interval(lo.date(), max(lo.date(), (hi - dt.timedelta(microseconds=1)).date()))
 
 
-def materialization_time(end: dt.date) -> str:
+def interval_args(context: Mapping[str, Any]) -> list[str]:
+    """The ``--start``/``--end`` arguments of a task's job: the run's interval (see ``run_interval``)."""
+    interval = run_interval(context)
+    return ["--start", str(interval.start), "--end", str(interval.end)]
+
+
+def materialization_time(interval: Interval) -> str:
     """The as-of time of a run's materialization: the end of its last day (UTC), not the wall clock.
 
     Replaying an old interval then writes what was known at its end, as a nightly run would have.
     """
-    return dt.datetime.combine(end + dt.timedelta(days=1), dt.time()).isoformat()
+    return dt.datetime.combine(interval.end + dt.timedelta(days=1), dt.time()).isoformat()
 
 
 def dbt_model_group(settings: Settings, model: str) -> str | None:

@@ -1,13 +1,10 @@
-"""Delta table helpers shared by every writer: idempotent interval writes, commit info, run records."""
+"""Delta table helpers shared by every writer: idempotent interval writes, commit info, record tables."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from featurelake.errors import InputError
@@ -16,7 +13,6 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, Row, SparkSession
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-RUNS_TABLE = "monitoring.runs"
 
 
 def check_identifier(name: str, what: str = "identifier") -> str:
@@ -136,74 +132,6 @@ def overwrite_where(
         writer = writer.options(**properties)
     writer.saveAsTable(name)
     return latest_commit(spark, name)
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    run_id: str
-    job: str
-    target: str
-    interval_start: dt.date | None
-    interval_end: dt.date | None
-    delta_version: int | None
-    rows_written: int | None
-    started_at: dt.datetime
-    duration_s: float
-    status: str
-    message: str | None = None
-
-
-def runs_schema():
-    from pyspark.sql import types as T
-
-    return T.StructType(
-        [
-            T.StructField("run_id", T.StringType(), False),
-            T.StructField("job", T.StringType(), False),
-            T.StructField("target", T.StringType(), False),
-            T.StructField("interval_start", T.DateType()),
-            T.StructField("interval_end", T.DateType()),
-            T.StructField("delta_version", T.LongType()),
-            T.StructField("rows_written", T.LongType()),
-            T.StructField("started_at", T.TimestampType(), False),
-            T.StructField("duration_s", T.DoubleType(), False),
-            T.StructField("status", T.StringType(), False),
-            T.StructField("message", T.StringType()),
-        ]
-    )
-
-
-def record_runs(spark: SparkSession, records: list[RunRecord]) -> None:
-    """Append run records to ``monitoring.runs`` (one commit)."""
-    if not records:
-        return
-    append_rows(spark, RUNS_TABLE, [asdict(r) for r in records], runs_schema())
-
-
-MESSAGE_CHARS = 4000  # an error recorded with a failed run is cut to this length
-
-
-@contextmanager
-def failures_recorded(
-    spark: SparkSession, run_id: str, job: str, targets: list[str], start: dt.date | None, end: dt.date | None
-) -> Iterator[None]:
-    """Record a failed run (status ``failed``, the error as its message) of each of ``targets`` in
-    ``monitoring.runs`` when the block raises, then re-raise: ``featurelake status`` shows those views failing.
-    A failure to record is noted on the error, never raised instead of it."""
-    started, t0 = dt.datetime.now(dt.UTC).replace(tzinfo=None), time.monotonic()
-    try:
-        yield
-    except Exception as exc:
-        message = f"{type(exc).__name__}: {exc}"[:MESSAGE_CHARS]
-        duration = time.monotonic() - t0
-        records = [
-            RunRecord(run_id, job, t, start, end, None, None, started, duration, "failed", message) for t in targets
-        ]
-        try:
-            record_runs(spark, records)
-        except Exception as not_recorded:  # noqa: BLE001 - the run's own error is the one to raise
-            exc.add_note(f"(the failure could not be recorded in {RUNS_TABLE}: {not_recorded})")
-        raise
 
 
 # Record tables (run records, validation results, statistics, manifests) take a few rows per commit, every run:

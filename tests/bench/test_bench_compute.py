@@ -17,22 +17,19 @@ from pathlib import Path
 import pytest
 
 from featurelake.compute.aggregations import TILE_DATE, WindowPlan, rollup
-from featurelake.compute.pipeline import backfill, compute, computed_views, run_dbt_build
-from featurelake.compute.windows import (
-    SLACK_AFTER,
-    compute_view,
-    interval_tiles,
-    read_source,
-    rollup_end,
-    tiles_table,
-)
+from featurelake.compute.dbt import run_dbt_build
+from featurelake.compute.pipeline import backfill, compute, computed_views
+from featurelake.compute.publish import read_source
+from featurelake.compute.windows import SLACK_AFTER, compute_view, interval_tiles, rollup_end, tiles_table
 from featurelake.repo import feature_repo
+from featurelake.runs import Interval
 from tests.support.direct import direct
 
 pytestmark = pytest.mark.bench
 
-YEAR = (dt.date(2013, 1, 1), dt.date(2013, 12, 31))
+YEAR = Interval(dt.date(2013, 1, 1), dt.date(2013, 12, 31))
 NIGHTLY_DAY = dt.date(2013, 12, 31)  # the newest day: what a nightly run computes after the backfill
+NIGHTLY = Interval(NIGHTLY_DAY, NIGHTLY_DAY)
 DIRECT_SAMPLE_DAYS = [dt.date(2013, 6, 3), dt.date(2013, 9, 17), dt.date(2013, 12, 15)]
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
 COMMAND = "make bench  # = .venv/bin/python -m pytest -m bench -s tests/bench/test_bench_compute.py"
@@ -93,19 +90,19 @@ def direct_day(spark, view, keys, day: dt.date) -> int:
     return rows.count()
 
 
-def compute_alone(spark, view, keys, start: dt.date, end: dt.date) -> None:
-    """What ``compute_view`` computes for [start, end], into Spark's noop sink: the interval's tiles, then the
+def compute_alone(spark, view, keys, interval: Interval) -> None:
+    """What ``compute_view`` computes for the interval, into Spark's noop sink: the interval's tiles, then the
     feature rows rolled up from the stored tiles. No Delta commit, validation gate or records."""
     from pyspark.sql import functions as F
 
     plan = WindowPlan.from_view(view, keys)
-    interval = interval_tiles(spark, view, plan, start, end)
-    interval.tiles.write.format("noop").mode("overwrite").save()
-    out_hi = rollup_end(spark, tiles_table(view), interval)
+    affected = interval_tiles(spark, view, plan, interval)
+    affected.tiles.write.format("noop").mode("overwrite").save()
+    out_hi = rollup_end(spark, tiles_table(view), affected)
     table = spark.table(tiles_table(view))
-    stored = table.where(F.col(TILE_DATE).between(F.lit(interval.read_lo), F.lit(out_hi))).persist()
+    stored = table.where(F.col(TILE_DATE).between(F.lit(affected.read_lo), F.lit(out_hi))).persist()
     try:
-        rows = rollup(stored, plan=plan, start=interval.tile_lo, end=out_hi + dt.timedelta(days=1))
+        rows = rollup(stored, plan=plan, start=affected.tile_lo, end=out_hi + dt.timedelta(days=1))
         rows.write.format("noop").mode("overwrite").save()
     finally:
         stored.unpersist()
@@ -122,10 +119,10 @@ def test_bench_window_features_full_year(spark, settings):
 
     info = {"command": COMMAND, "machine": machine(spark), "generated_at": dt.datetime.now(dt.UTC).isoformat()}
     t = time.monotonic()
-    ingest(spark, settings, *YEAR)
+    ingest(spark, settings, YEAR)
     info["ingest_year_s"] = round(time.monotonic() - t, 1)
     t = time.monotonic()
-    run_dbt_build(spark, settings, *YEAR, run_id="bench")
+    run_dbt_build(spark, settings, YEAR, run_id="bench")
     info["dbt_build_year_s"] = round(time.monotonic() - t, 1)
     info["flights"] = spark.table("staging.stg_nycflights__flights").count()
 
@@ -133,12 +130,10 @@ def test_bench_window_features_full_year(spark, settings):
     views = {}
     for name in computed_views(repo):
         view, keys = repo.view(name), repo.join_keys(repo.view(name))
-        full, backfill_s, backfill_exec = timed(spark, backfill, spark, settings, name, *YEAR, repo=repo)
-        nightly, nightly_s, nightly_exec = timed(
-            spark, compute_view, spark, settings, view, keys, NIGHTLY_DAY, NIGHTLY_DAY
-        )
-        _, alone_year_s, alone_year_exec = timed(spark, compute_alone, spark, view, keys, *YEAR)
-        _, alone_day_s, alone_day_exec = timed(spark, compute_alone, spark, view, keys, NIGHTLY_DAY, NIGHTLY_DAY)
+        full, backfill_s, backfill_exec = timed(spark, backfill, spark, settings, name, YEAR, repo=repo)
+        nightly, nightly_s, nightly_exec = timed(spark, compute_view, spark, settings, view, keys, NIGHTLY)
+        _, alone_year_s, alone_year_exec = timed(spark, compute_alone, spark, view, keys, YEAR)
+        _, alone_day_s, alone_day_exec = timed(spark, compute_alone, spark, view, keys, NIGHTLY)
         per_day = [timed(spark, direct_day, spark, view, keys, day)[1] for day in DIRECT_SAMPLE_DAYS]
         direct_day_s = sum(per_day) / len(per_day)
         views[name] = {
@@ -181,7 +176,7 @@ def test_bench_window_features_full_year(spark, settings):
     info["totals"] = totals
     # The nightly path as `featurelake compute --skip-dbt` runs it: every view of the day, compute.parallel_views
     # of them at once (the per-view rows above ran one view at a time).
-    report, path_s, path_exec = timed(spark, compute, spark, settings, NIGHTLY_DAY, NIGHTLY_DAY, dbt=False, repo=repo)
+    report, path_s, path_exec = timed(spark, compute, spark, settings, NIGHTLY, dbt=False, repo=repo)
     assert sorted(v.view for v in report.views) == sorted(views)
     info["nightly_path"] = {
         "parallel_views": settings.compute.parallel_views,

@@ -15,6 +15,7 @@ from featurelake.compute.windows import compute_view, tiles_table
 from featurelake.errors import InputError
 from featurelake.repo import feature_repo
 from featurelake.repo.definitions import Aggregation, DeltaTableSource, FeatureView, WindowComputation
+from featurelake.runs import Interval
 from featurelake.validation.results import ROW_COUNT, Outcome, RunInfo, record_results
 from features.flights.ingest import ingest
 
@@ -31,11 +32,11 @@ def content(spark, table: str) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def computed(spark, settings):
-    ingest(spark, settings, DAY1, DAY2)
+    ingest(spark, settings, Interval(DAY1, DAY2))
     repo = feature_repo(settings)
-    first = compute(spark, settings, DAY1, DAY2, views=VIEWS, repo=repo)
+    first = compute(spark, settings, Interval(DAY1, DAY2), views=VIEWS, repo=repo)
     snapshot = {v: content(spark, repo.view(v).offline_table) for v in VIEWS}
-    again = compute(spark, settings, DAY1, DAY1, views=VIEWS, dbt=False, repo=repo)
+    again = compute(spark, settings, Interval(DAY1, DAY1), views=VIEWS, dbt=False, repo=repo)
     return repo, first, again, snapshot
 
 
@@ -148,12 +149,12 @@ def test_late_event_for_an_old_day_is_picked_up_by_recomputing_that_day(spark, s
 
     write("staging.test_late_events", rows)
     incremental = late_view("test_late_incremental", "staging.test_late_events")
-    compute_view(spark, settings, incremental, ["k"], dt.date(2013, 3, 1), dt.date(2013, 3, 3))
+    compute_view(spark, settings, incremental, ["k"], Interval(dt.date(2013, 3, 1), dt.date(2013, 3, 3)))
     late = [("a", base + dt.timedelta(hours=5), 100.0, "w"), ("b", base + dt.timedelta(hours=24), 1.0, "w")]
     write("staging.test_late_events", rows + late)  # a late event inside day 1, one exactly at midnight of day 2
-    compute_view(spark, settings, incremental, ["k"], dt.date(2013, 3, 1), dt.date(2013, 3, 1))
+    compute_view(spark, settings, incremental, ["k"], Interval(dt.date(2013, 3, 1), dt.date(2013, 3, 1)))
     scratch = late_view("test_late_scratch", "staging.test_late_events")
-    compute_view(spark, settings, scratch, ["k"], dt.date(2013, 3, 1), dt.date(2013, 3, 3))
+    compute_view(spark, settings, scratch, ["k"], Interval(dt.date(2013, 3, 1), dt.date(2013, 3, 3)))
     got, want = content(spark, incremental.offline_table), content(spark, scratch.offline_table)
     pd.testing.assert_frame_equal(got, want, check_exact=True)
     at_6 = got[(got["k"] == "a") & (got["event_timestamp"] == pd.Timestamp(base + dt.timedelta(hours=6)))]
@@ -172,8 +173,7 @@ def test_source_rows_outside_the_slack_are_refused(spark, settings):
             settings,
             late_view("test_bad_slack", "staging.test_bad_slack"),
             ["k"],
-            dt.date(2013, 3, 1),
-            dt.date(2013, 3, 1),
+            Interval(dt.date(2013, 3, 1), dt.date(2013, 3, 1)),
         )
 
 
@@ -214,8 +214,8 @@ def test_row_count_gate_compares_rows_per_day_they_cover_across_nightly_backfill
 
     runs = []
     for lo, hi in [(last, last), (dt.date(2013, 4, 3), dt.date(2013, 4, 3)), (last, last), (first, last)]:
-        run = compute_view(spark, settings, view, ["k"], lo, hi)
-        a, b = run.event_dates
+        run = compute_view(spark, settings, view, ["k"], Interval(lo, hi))
+        a, b = run.event_dates.start, run.event_dates.end
         assert run.validation.status == "passed", run.validation.message()
         assert run.validation.row_days == (b - a).days + 1
         published = spark.table(view.offline_table).where(f"event_date between '{a}' and '{b}'").count()
@@ -223,7 +223,7 @@ def test_row_count_gate_compares_rows_per_day_they_cover_across_nightly_backfill
         runs.append(run)
     nightly, old_day, again, backfill = runs
     # the old day's run rewrote every day its windows reach (2 d): more than the one day it computed
-    assert old_day.event_dates[1] - old_day.event_dates[0] > dt.timedelta(days=2)
+    assert old_day.event_dates.end - old_day.event_dates.start > dt.timedelta(days=2)
     stored = (
         spark.table("monitoring.validation_results")
         .where("target = 'test_row_days' and expectation_type = 'expect_table_row_count_to_be_between'")

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from featurelake.errors import InputError
+from featurelake.runs import Interval
 from features.flights.ingest import ingest
 from tests.conftest import run_cli
 
@@ -55,9 +56,9 @@ def expected() -> dict[str, pd.Series]:
 @pytest.fixture(scope="module")
 def ingested(spark, settings, corrupted_source):
     s = settings.model_copy(update={"ingest": settings.ingest.model_copy(update={"source_dir": str(corrupted_source)})})
-    first = ingest(spark, s, DAY1, DAY2)
+    first = ingest(spark, s, Interval(DAY1, DAY2))
     v_first = spark.sql("DESCRIBE HISTORY raw.flights LIMIT 1").first()["version"]
-    second = ingest(spark, s, DAY1, DAY2)  # the same interval again
+    second = ingest(spark, s, Interval(DAY1, DAY2))  # the same interval again
     return s, first, second, v_first
 
 
@@ -111,9 +112,9 @@ def test_range_outside_the_data_is_refused_before_writing(spark, ingested):
     with pytest.raises(
         InputError, match=r"date range 2014-01-01..2014-01-02 is outside the data .*2013-01-01..2013-12-31"
     ):
-        ingest(spark, s, dt.date(2014, 1, 1), dt.date(2014, 1, 2))
+        ingest(spark, s, Interval(dt.date(2014, 1, 1), dt.date(2014, 1, 2)))
     with pytest.raises(InputError, match="--start 2013-01-05 is after --end 2013-01-04"):
-        ingest(spark, s, dt.date(2013, 1, 5), dt.date(2013, 1, 4))
+        ingest(spark, s, Interval(dt.date(2013, 1, 5), dt.date(2013, 1, 4)))
     assert spark.sql("DESCRIBE HISTORY raw.flights LIMIT 1").first()["version"] == before
 
 

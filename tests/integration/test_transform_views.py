@@ -13,6 +13,8 @@ import textwrap
 
 import pytest
 
+from featurelake.runs import Interval
+
 pytestmark = pytest.mark.integration
 
 DAY1, DAY2 = dt.date(2024, 5, 1), dt.date(2024, 5, 2)
@@ -109,7 +111,7 @@ def test_transform_view_matches_the_function_by_hand_and_reruns_replace_one_day(
     day1 = [("AA", DAY1, 6, 3.0), ("AA", DAY1, 9, 42.0), ("UA", DAY1, 7, 16.0)]
     day2 = [("UA", DAY2, 8, -4.0), ("DL", DAY2, 10, 15.0)]
     events(spark, day1 + day2)
-    report = compute(spark, settings, DAY1, DAY2, views=["late_departures"], dbt=False, repo=repo)
+    report = compute(spark, settings, Interval(DAY1, DAY2), views=["late_departures"], dbt=False, repo=repo)
     (result,) = report.views
     table = repo.view("late_departures").offline_table
     assert result.features.table == table and result.validation.status == "passed"
@@ -121,12 +123,12 @@ def test_transform_view_matches_the_function_by_hand_and_reruns_replace_one_day(
     late = [("DL", DAY1, 23, 120.0)]
     events(spark, day1 + late)
     before = spark.sql(f"DESCRIBE HISTORY {table}").first()["version"]
-    compute(spark, settings, DAY1, DAY1, views=["late_departures"], dbt=False, repo=repo)
+    compute(spark, settings, Interval(DAY1, DAY1), views=["late_departures"], dbt=False, repo=repo)
     assert table_rows(spark, table) == expected(day1 + late + day2)
     assert spark.sql(f"DESCRIBE HISTORY {table}").first()["version"] == before + 1
 
     # Re-running the same day again changes nothing in the content.
-    compute(spark, settings, DAY1, DAY1, views=["late_departures"], dbt=False, repo=repo)
+    compute(spark, settings, Interval(DAY1, DAY1), views=["late_departures"], dbt=False, repo=repo)
     assert table_rows(spark, table) == expected(day1 + late + day2)
 
 
@@ -137,7 +139,7 @@ def test_output_missing_a_declared_feature_is_refused_naming_it(spark, project):
     settings, repo = project
     events(spark, [("AA", DAY1, 6, 3.0)])
     with pytest.raises(InputError, match=r"feature view 'broken_departures'.*'delay_seconds' is missing"):
-        compute(spark, settings, DAY1, DAY1, views=["broken_departures"], dbt=False, repo=repo)
+        compute(spark, settings, Interval(DAY1, DAY1), views=["broken_departures"], dbt=False, repo=repo)
     assert not spark.catalog.tableExists(repo.view("broken_departures").offline_table)
 
 
@@ -154,7 +156,7 @@ def test_a_failing_view_does_not_stop_the_others_and_the_run_fails_naming_it(spa
     events(spark, rows)
     views = ["broken_departures", "late_departures", "broken_arrivals"]
     with pytest.raises(InputError, match=r"feature view 'broken_departures'.*'delay_seconds' is missing") as failed:
-        compute(spark, settings, day, day, views=views, dbt=False, repo=repo)
+        compute(spark, settings, Interval(day, day), views=views, dbt=False, repo=repo)
     (note,) = failed.value.__notes__
     assert note.startswith("also failed: broken_arrivals (") and "feature view 'broken_arrivals'" in note
     assert "'delay_seconds' is missing" in note

@@ -104,11 +104,13 @@ class Publisher:
 
 
 def run_gate(spark, settings, repo, view_name, df, day, publisher=None):
-    from featurelake.validation import validate_and_publish
+    from featurelake.runs import Interval
+    from featurelake.validation import gate
+    from featurelake.validation.targets import view_target
 
     view = repo.view(view_name)
     publisher = publisher or Publisher(view.offline_table, day, day)
-    result = validate_and_publish(spark, settings, view, df, start=day, end=day, publish=publisher, repo=repo)
+    result = gate(spark, settings, view_target(view, repo.join_keys(view)), df, Interval(day, day), publish=publisher)
     return result, publisher
 
 

@@ -11,6 +11,7 @@ import pytest
 from featurelake.monitoring import FEATURE_STATS_TABLE
 from featurelake.monitoring.stats import record_write_stats
 from featurelake.repo.definitions import DeltaTableSource, Feature, FeatureView, ValueType
+from featurelake.runs import Interval
 
 DAY = dt.date(2024, 3, 1)
 QUANTILES = [0.1, 0.5, 0.9]
@@ -64,7 +65,13 @@ def test_stats_match_pandas_and_are_stored(spark, settings, frame):
     stats = {
         s.feature: s
         for s in record_write_stats(
-            spark, stats_view(), df, start=DAY, end=DAY, table="features.stats_src", version=3, settings=monitoring
+            spark,
+            stats_view(),
+            df,
+            interval=Interval(DAY, DAY),
+            table="features.stats_src",
+            version=3,
+            settings=monitoring,
         )
     }
     n = len(frame)
@@ -103,4 +110,4 @@ def test_missing_feature_column_is_named(spark, settings):
 
     df = spark.createDataFrame([("a", 1.0)], "thing string, delay double")
     with pytest.raises(InputError, match="flights, carrier"):
-        record_write_stats(spark, stats_view(), df, start=DAY, end=DAY, table="features.stats_src", version=1)
+        record_write_stats(spark, stats_view(), df, interval=Interval(DAY, DAY), table="features.stats_src", version=1)

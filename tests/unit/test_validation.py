@@ -22,6 +22,7 @@ from featurelake.repo.definitions import (
     ValueType,
     WindowComputation,
 )
+from featurelake.runs import Interval
 from featurelake.validation.results import outcome_from
 from featurelake.validation.suites import (
     MIN_LATEST_TIMESTAMP,
@@ -120,14 +121,14 @@ def test_row_count_floor_follows_the_previous_good_run(tmp_path, previous, days,
         rows, prev_days = previous
         prev = (rows, prev_days)
         assert expected == max(floor * days, math.ceil(ratio * rows / prev_days * days))
-    params = run_parameters(target, settings, start, end, prev)
+    params = run_parameters(target, settings, Interval(start, end), prev)
     assert params[MIN_ROW_COUNT] == expected
 
 
 def test_freshness_threshold_is_the_interval_end_minus_freshness_and_slack(tmp_path):
     settings = settings_with(tmp_path, freshness_slack="2h")
     target = view_target(window_view(expected_freshness="6h"), ["origin", "dest"])
-    params = run_parameters(target, settings, dt.date(2024, 1, 1), dt.date(2024, 1, 2), None)
+    params = run_parameters(target, settings, Interval(dt.date(2024, 1, 1), dt.date(2024, 1, 2)), None)
     assert params[MIN_LATEST_TIMESTAMP] == dt.datetime(2024, 1, 2, 16, 0)
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from featurelake.cli import app
-from featurelake.cli.options import EndDate, StartDate, parse_date
-from featurelake.errors import InputError
+from featurelake.cli.options import EndDate, StartDate
 
 console = Console()
 
@@ -28,17 +28,16 @@ def compute(
     from featurelake.compute.pipeline import computed_views
     from featurelake.config import get_settings
     from featurelake.repo import feature_repo
+    from featurelake.runs import Interval
     from featurelake.spark import get_spark
 
-    first, last = parse_date(start), parse_date(end)
-    if first > last:
-        raise InputError(f"--start {first} is after --end {last}")
+    interval = Interval.parse(start, end)
     settings = get_settings()
     repo = feature_repo(settings)
     computed_views(repo, view or None)  # unknown or dbt-computed views stop here, before Spark starts
-    report = run_compute(get_spark(settings), settings, first, last, views=view or None, dbt=not skip_dbt, repo=repo)
+    report = run_compute(get_spark(settings), settings, interval, views=view or None, dbt=not skip_dbt, repo=repo)
     if report.dbt_models:
-        console.print(f"dbt build {first}..{last}: {len(report.dbt_models)} models")
+        console.print(f"dbt build {interval}: {len(report.dbt_models)} models")
     for r in report.views:
         console.print(r.describe(), highlight=False)
     console.print(f"run {report.run_id}")
@@ -55,11 +54,12 @@ def backfill(
     from featurelake.compute.pipeline import computed_views
     from featurelake.config import get_settings
     from featurelake.repo import feature_repo
+    from featurelake.runs import Interval
     from featurelake.spark import get_spark
 
-    first, last = parse_date(start), parse_date(end)
+    interval, run_id = Interval.parse(start, end), uuid.uuid4().hex
     settings = get_settings()
     repo = feature_repo(settings)
     computed_views(repo, [view])  # an unknown or dbt-computed view stops here, before Spark starts
-    r = run_backfill(get_spark(settings), settings, view, first, last, repo=repo)
-    console.print(f"{r.describe()}; run {r.records[0].run_id}", highlight=False)
+    r = run_backfill(get_spark(settings), settings, view, interval, repo=repo, run_id=run_id)
+    console.print(f"{r.describe()}; run {run_id}", highlight=False)

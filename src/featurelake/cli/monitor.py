@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from featurelake.cli import app
-from featurelake.cli.options import parse_date
 from featurelake.errors import InputError
+from featurelake.runs import parse_date
 
 if TYPE_CHECKING:
     from featurelake.monitoring.status import ViewStatus

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from featurelake.cli import app
-from featurelake.cli.options import parse_date
+from featurelake.runs import parse_date
 
 console = Console()
 

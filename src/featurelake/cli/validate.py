@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from featurelake.cli import app
-from featurelake.cli.options import EndDate, StartDate, parse_date
+from featurelake.cli.options import EndDate, StartDate
 
 if TYPE_CHECKING:
     from featurelake.validation import GateResult
@@ -60,6 +60,7 @@ def validate(
     """Validate published intervals against their suites; exit 1 when a strict view fails."""
     from featurelake.config import get_settings
     from featurelake.repo import feature_repo
+    from featurelake.runs import Interval
     from featurelake.spark import get_spark
     from featurelake.tables import table_exists
     from featurelake.validation import resolve_target
@@ -67,7 +68,7 @@ def validate(
     from featurelake.validation.gate import data_docs_index
 
     console = Console()
-    first, last = parse_date(start), parse_date(end)
+    interval = Interval.parse(start, end)
     settings = get_settings()
     repo = feature_repo(settings)
     spark = get_spark(settings)
@@ -81,7 +82,7 @@ def validate(
                 console.print(f"[yellow]skip[/] {name}: its table does not exist yet", highlight=False)
     blocking = []
     for name in names:
-        result = run_validation(spark, settings, name, first, last, repo=repo)
+        result = run_validation(spark, settings, name, interval, repo=repo)
         render(result, console)
         if result.blocking:
             blocking.append(name)

@@ -1,5 +1,6 @@
-"""Feature computation: dbt models (``featurelake.dbt``) and PySpark window aggregations over tiles.
+"""Feature computation: an engine per view kind, each publishing through ``publish`` (gate -> publish -> stats).
 
-``aggregations`` holds the pure transforms (tiles, roll-ups, the direct baseline), ``windows`` writes one
-view's tiles and rows idempotently per interval, ``pipeline`` is the nightly ``compute`` and ``backfill``.
+``dbt`` runs dbt in this session, ``aggregations`` holds the pure window transforms (tiles, roll-ups),
+``windows`` and ``transforms`` compute one view idempotently per interval, ``publish`` is the step they share,
+``pipeline`` is the nightly ``compute`` and ``backfill``.
 """

@@ -11,13 +11,10 @@ the view's validation gate: re-running a day replaces exactly what that day prod
 
 from __future__ import annotations
 
-import datetime as dt
-import time
-import uuid
 from typing import TYPE_CHECKING
 
 from featurelake.compute.aggregations import utc_date
-from featurelake.compute.windows import ViewResult, check_inputs, publish_validated, read_partitioned_source
+from featurelake.compute.publish import ViewResult, check_inputs, publish_validated, read_partitioned_source
 from featurelake.config import Settings
 from featurelake.errors import InputError
 from featurelake.repo.definitions import (
@@ -29,7 +26,7 @@ from featurelake.repo.definitions import (
     TransformComputation,
 )
 from featurelake.repo.schema import transform_output_problems
-from featurelake.tables import RunRecord, record_runs
+from featurelake.runs import Interval
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -63,41 +60,16 @@ def transform_rows(view: FeatureView, keys: list[str], source: DataFrame, source
 
 
 def compute_transform_view(
-    spark: SparkSession,
-    settings: Settings,
-    view: FeatureView,
-    keys: list[str],
-    start: dt.date,
-    end: dt.date,
-    *,
-    job: str = "compute",
-    run_id: str | None = None,
+    spark: SparkSession, settings: Settings, view: FeatureView, keys: list[str], interval: Interval
 ) -> ViewResult:
-    """(Re)compute the rows of source interval [start, end] of a transform view: one validated Delta commit."""
+    """(Re)compute the rows of a source interval of a transform view: one validated Delta commit."""
     from pyspark.sql import functions as F
 
-    check_inputs(view, keys, start, end, TransformComputation, "a PySpark transform")
-    run_id = run_id or uuid.uuid4().hex
-    started, t0 = dt.datetime.now(dt.UTC).replace(tzinfo=None), time.monotonic()
+    check_inputs(view, keys, TransformComputation, "a PySpark transform")
     source, part_col = read_partitioned_source(spark, view)
     day = F.col(part_col) if part_col else utc_date(F.col(view.source.timestamp_column))
-    rows = transform_rows(view, keys, source.where(day.between(F.lit(start), F.lit(end))), day)
-    table = view.offline_table or ""
+    rows = transform_rows(view, keys, source.where(day.between(F.lit(interval.start), F.lit(interval.end))), day)
     commit, gate = publish_validated(
-        spark, settings, view, keys, rows, start=start, end=end, date_column=OFFLINE_SOURCE_DATE, replace=(start, end)
+        spark, settings, view, keys, rows, interval, date_column=OFFLINE_SOURCE_DATE, replace=interval
     )
-    record = RunRecord(
-        run_id,
-        job,
-        table,
-        start,
-        end,
-        commit.version,
-        commit.rows_written,
-        started,
-        time.monotonic() - t0,
-        "success",
-        f"view {view.name}: source_date {start}..{end}; validation {gate.status}",
-    )
-    record_runs(spark, [record])
-    return ViewResult(view.name, None, commit, (start, end), (start, end), [record], gate)
+    return ViewResult(view.name, commit, interval, gate)

@@ -1,4 +1,4 @@
-"""Window views into Delta: tiles per interval, roll-ups of the windows they touch, run records.
+"""Window views into Delta: tiles per interval and roll-ups of the windows they touch, published through the gate.
 
 For a data interval [start, end] of the source's date partitions (``flight_date``), ``compute_view``
 
@@ -21,27 +21,16 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import time
-import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from featurelake.compute.aggregations import TILE_DATE, WindowPlan, rollup, tile_partials, utc_date
+from featurelake.compute.publish import ViewResult, check_inputs, publish_validated, read_partitioned_source
 from featurelake.config import Settings
 from featurelake.errors import InputError
-from featurelake.monitoring.stats import published_interval, record_write_stats
-from featurelake.repo.definitions import OFFLINE_DATE, FeatureView, PathSource, WindowComputation
-from featurelake.tables import (
-    Commit,
-    RunRecord,
-    check_identifier,
-    check_table_name,
-    record_runs,
-    single_row,
-    table_properties,
-    write_interval,
-)
-from featurelake.validation.gate import GateResult, validate_and_publish
+from featurelake.repo.definitions import OFFLINE_DATE, FeatureView, WindowComputation
+from featurelake.runs import Interval
+from featurelake.tables import single_row, write_interval
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -52,81 +41,8 @@ SLACK_BEFORE = dt.timedelta(days=1)
 SLACK_AFTER = dt.timedelta(days=3)
 
 
-@dataclass(frozen=True)
-class ViewResult:
-    view: str
-    tiles: Commit | None  # None for a transform view (no tiles)
-    features: Commit
-    tile_dates: tuple[dt.date, dt.date]  # dates whose tiles were rebuilt (a transform view: its source dates)
-    event_dates: tuple[dt.date, dt.date]  # the slice of the feature table replaced
-    records: list[RunRecord]
-    validation: GateResult
-
-    def describe(self) -> str:
-        replaced = f"event_date {self.event_dates[0]}..{self.event_dates[1]}"
-        if self.tiles is None:
-            replaced = f"source_date {self.event_dates[0]}..{self.event_dates[1]}"
-        tiles = (
-            "" if self.tiles is None else f"; tiles v{self.tiles.version} ({self.tile_dates[0]}..{self.tile_dates[1]})"
-        )
-        return (
-            f"{self.view}: {self.features.table} v{self.features.version} ({self.features.rows_written or 0:,} rows, "
-            f"{replaced}; validation {self.validation.status}){tiles}"
-        )
-
-
 def tiles_table(view: FeatureView) -> str:
     return f"features.{view.name}_v{view.version}__tiles"
-
-
-def feature_table_properties(settings: Settings) -> dict[str, str]:
-    """Properties of every computed feature table: change data feed (materialization reads it) and retention.
-
-    ``logRetentionDuration`` / ``deletedFileRetentionDuration`` bound how far back ``VERSION AS OF`` reaches,
-    hence how old a training set can be and still be reproduced exactly.
-    """
-    return {
-        "delta.enableChangeDataFeed": "true",
-        "delta.logRetentionDuration": settings.storage.log_retention,
-        "delta.deletedFileRetentionDuration": settings.storage.deleted_file_retention,
-    }
-
-
-def read_source(spark: SparkSession, view: FeatureView) -> DataFrame:
-    """The view's source rows (a catalog table or a path); a clear error when it is not there."""
-    src = view.source
-    if isinstance(src, PathSource):
-        try:
-            return spark.read.format(src.format).load(src.path)
-        except Exception as exc:  # noqa: BLE001 - Spark raises several kinds for a missing/unreadable path
-            raise InputError(f"feature view {view.name!r}: cannot read source path {src.path}: {exc}") from None
-    table = src.table
-    check_table_name(table, "source table")
-    if not spark.catalog.tableExists(table):
-        raise InputError(
-            f"feature view {view.name!r}: source table {table} does not exist "
-            "(run `featurelake compute`, which builds the dbt models first, or `dbt build`)"
-        )
-    return spark.table(table)
-
-
-def check_inputs(view: FeatureView, keys: list[str], start: dt.date, end: dt.date, kind: type, what: str) -> None:
-    """Refuse a reversed interval, a view computed another way and join keys that are not identifiers."""
-    if start > end:
-        raise InputError(f"--start {start} is after --end {end}")
-    if not isinstance(view.computation, kind):
-        raise InputError(f"feature view {view.name!r} is not computed by {what}")
-    for k in keys:
-        check_identifier(k, "join key")
-
-
-def read_partitioned_source(spark: SparkSession, view: FeatureView) -> tuple[DataFrame, str | None]:
-    """The view's source rows and its date partition column (checked to exist), if it has one."""
-    source = read_source(spark, view)
-    part_col = view.source.date_partition_column
-    if part_col and part_col not in source.columns:
-        raise InputError(f"feature view {view.name!r}: source has no date partition column {part_col!r}")
-    return source, part_col
 
 
 @dataclass(frozen=True)
@@ -140,14 +56,13 @@ class IntervalTiles:
     read_lo: dt.date  # the roll-up reads tiles from here
 
 
-def interval_tiles(
-    spark: SparkSession, view: FeatureView, plan: WindowPlan, start: dt.date, end: dt.date
-) -> IntervalTiles:
-    """The tiles the source interval [start, end] rebuilds, from the source partitions that can hold its events
+def interval_tiles(spark: SparkSession, view: FeatureView, plan: WindowPlan, interval: Interval) -> IntervalTiles:
+    """The tiles the source interval rebuilds, from the source partitions that can hold its events
     (the slack between an event's UTC date and its partition date is checked on the interval, not assumed)."""
     from pyspark.sql import functions as F
 
     source, part_col = read_partitioned_source(spark, view)
+    start, end = interval.start, interval.end
     tile_lo, tile_hi = (start - SLACK_BEFORE, end + SLACK_AFTER) if part_col else (start, end)
     max_days = math.ceil(plan.max_window / dt.timedelta(days=1))
     ts_day = utc_date(F.col(plan.timestamp_column))
@@ -205,128 +120,28 @@ def check_slack(df: DataFrame, *, view: str, date_column: str, timestamp_column:
 
 
 def compute_view(
-    spark: SparkSession,
-    settings: Settings,
-    view: FeatureView,
-    keys: list[str],
-    start: dt.date,
-    end: dt.date,
-    *,
-    job: str = "compute",
-    run_id: str | None = None,
+    spark: SparkSession, settings: Settings, view: FeatureView, keys: list[str], interval: Interval
 ) -> ViewResult:
-    """(Re)compute the tiles and feature rows a source interval [start, end] affects (two Delta commits)."""
+    """(Re)compute the tiles and feature rows a source interval affects (two Delta commits)."""
     from pyspark.sql import functions as F
 
-    check_inputs(view, keys, start, end, WindowComputation, "window aggregations")
+    check_inputs(view, keys, WindowComputation, "window aggregations")
     plan = WindowPlan.from_view(view, keys)
-    run_id = run_id or uuid.uuid4().hex
-    started, t0 = dt.datetime.now(dt.UTC).replace(tzinfo=None), time.monotonic()
-    interval = interval_tiles(spark, view, plan, start, end)
-    tile_lo, tile_hi, read_lo = interval.tile_lo, interval.tile_hi, interval.read_lo
+    affected = interval_tiles(spark, view, plan, interval)
+    tile_dates = Interval(affected.tile_lo, affected.tile_hi)
     t_name = tiles_table(view)
-    t_commit = write_interval(interval.tiles, t_name, date_column=TILE_DATE, start=tile_lo, end=tile_hi)
-    t1 = time.monotonic()
+    t_commit = write_interval(affected.tiles, t_name, date_column=TILE_DATE, start=tile_dates.start, end=tile_dates.end)
 
-    out_hi = rollup_end(spark, t_name, interval)
+    out_hi = rollup_end(spark, t_name, affected)
+    event_dates = Interval(affected.tile_lo, out_hi)
     # The roll-up refers to the tiles once per window (the boundary grid) and once more for the values: cached,
     # they are read from the table once.
-    stored = spark.table(t_name).where(F.col(TILE_DATE).between(F.lit(read_lo), F.lit(out_hi))).persist()
+    stored = spark.table(t_name).where(F.col(TILE_DATE).between(F.lit(affected.read_lo), F.lit(out_hi))).persist()
     try:
-        rows = rollup(stored, plan=plan, start=tile_lo, end=out_hi + dt.timedelta(days=1))
-        o_name = view.offline_table or ""
-        o_commit, gate = publish_validated(
-            spark, settings, view, keys, rows, start=start, end=end, date_column=OFFLINE_DATE, replace=(tile_lo, out_hi)
+        rows = rollup(stored, plan=plan, start=affected.tile_lo, end=out_hi + dt.timedelta(days=1))
+        commit, gate = publish_validated(
+            spark, settings, view, keys, rows, interval, date_column=OFFLINE_DATE, replace=event_dates
         )
     finally:
         stored.unpersist()
-    t2 = time.monotonic()
-    records = [
-        RunRecord(
-            run_id,
-            job,
-            t_name,
-            start,
-            end,
-            t_commit.version,
-            t_commit.rows_written,
-            started,
-            t1 - t0,
-            "success",
-            f"view {view.name}: tile_date {tile_lo}..{tile_hi}",
-        ),
-        RunRecord(
-            run_id,
-            job,
-            o_name,
-            start,
-            end,
-            o_commit.version,
-            o_commit.rows_written,
-            started,
-            t2 - t0,
-            "success",
-            f"view {view.name}: event_date {tile_lo}..{out_hi}; validation {gate.status}",
-        ),
-    ]
-    record_runs(spark, records)
-    return ViewResult(view.name, t_commit, o_commit, (tile_lo, tile_hi), (tile_lo, out_hi), records, gate)
-
-
-def publish_validated(
-    spark: SparkSession,
-    settings: Settings,
-    view: FeatureView,
-    keys: list[str],
-    rows: DataFrame,
-    *,
-    start: dt.date,
-    end: dt.date,
-    date_column: str,
-    replace: tuple[dt.date, dt.date],
-) -> tuple[Commit, GateResult]:
-    """Publish the computed rows of data interval [start, end] through the view's gate, then record statistics.
-
-    Write-audit-publish: the gate validates ``rows`` and, unless a strict suite fails (``ValidationFailed``,
-    nothing written), replaces the ``replace`` range of ``date_column`` in the view's offline table with them
-    (the row count is checked per day of that range: a window view's run rewrites more days than it computed).
-    The statistics of the published interval land in ``monitoring.feature_stats``, keyed by the publishing
-    commit; they are computed from the audited version the gate published (the same rows, already read).
-    """
-    table = view.offline_table or ""
-    props = feature_table_properties(settings)
-    lo, hi = replace
-    gate = validate_and_publish(
-        spark,
-        settings,
-        view,
-        rows,
-        start=start,
-        end=end,
-        keys=keys,
-        publish=lambda audited: write_interval(
-            audited, table, date_column=date_column, start=lo, end=hi, properties=props
-        ),
-        row_dates=replace,
-    )
-    commit = gate.commit
-    assert commit is not None  # a gate that did not raise has published
-    ensure_properties(spark, table, props)
-    assert gate.delta_version is not None
-    published = published_interval(spark, view, gate.table, gate.delta_version, start, end, date_column=date_column)
-    record_write_stats(
-        spark, view, published, start=start, end=end, table=table, version=commit.version, settings=settings.monitoring
-    )
-    return commit, gate
-
-
-def ensure_properties(spark: SparkSession, table: str, properties: dict[str, str]) -> None:
-    """Set table properties that differ from ``properties`` (a new commit only when something changes)."""
-    current = table_properties(spark, table)
-    changed = {k: v for k, v in properties.items() if current.get(k) != v}
-    if changed:
-        for k, v in changed.items():
-            if not k.replace(".", "").replace("_", "").isalnum() or "'" in v:
-                raise InputError(f"table property {k}={v!r} is not safe to set")
-        assignments = ", ".join(f"'{k}' = '{v}'" for k, v in changed.items())
-        spark.sql(f"ALTER TABLE {check_table_name(table)} SET TBLPROPERTIES ({assignments})")
+    return ViewResult(view.name, commit, event_dates, gate, tiles=t_commit, tile_dates=tile_dates)

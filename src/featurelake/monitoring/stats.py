@@ -17,6 +17,7 @@ from featurelake.config import MonitoringSettings
 from featurelake.errors import InputError
 from featurelake.monitoring import FEATURE_STATS_TABLE
 from featurelake.repo.definitions import FeatureView, ValueType
+from featurelake.runs import Interval
 from featurelake.tables import append_rows, check_identifier, check_table_name, single_row
 
 if TYPE_CHECKING:
@@ -56,12 +57,11 @@ def published_interval(
     view: FeatureView,
     table: str,
     version: int,
-    start: dt.date,
-    end: dt.date,
+    interval: Interval,
     *,
     date_column: str | None = None,
 ) -> DataFrame:
-    """The rows of ``table`` ``VERSION AS OF version`` in the data interval [start, end].
+    """The rows of ``table`` ``VERSION AS OF version`` in the data interval.
 
     Selected on ``date_column`` (default: the view's date partition; partition pruning); a table without one
     (a static table such as aircraft profiles) is taken whole.
@@ -72,7 +72,8 @@ def published_interval(
     part = date_column or view.date_partition_field
     if part is None:
         return df
-    return df.where(F.col(f"`{check_identifier(part, 'date partition column')}`").between(F.lit(start), F.lit(end)))
+    column = F.col(f"`{check_identifier(part, 'date partition column')}`")
+    return df.where(column.between(F.lit(interval.start), F.lit(interval.end)))
 
 
 def compute_stats(
@@ -172,18 +173,15 @@ def record_write_stats(
     view: FeatureView,
     df: DataFrame,
     *,
-    start: dt.date,
-    end: dt.date,
+    interval: Interval,
     table: str,
     version: int,
     settings: MonitoringSettings | None = None,
 ) -> list[FeatureStats]:
-    """Compute the statistics of ``df`` (the rows a write published for [start, end]) and append them.
+    """Compute the statistics of ``df`` (the rows a write published for ``interval``) and append them.
 
     ``table``/``version`` name the Delta commit the rows belong to (see :func:`published_interval`).
     """
-    if start > end:
-        raise InputError(f"statistics of view {view.name!r}: interval start {start} is after its end {end}")
     check_table_name(table)
     cfg = settings or MonitoringSettings()
     computed_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -193,8 +191,8 @@ def record_write_stats(
             view_version=view.version,
             table_name=table,
             delta_version=int(version),
-            interval_start=start,
-            interval_end=end,
+            interval_start=interval.start,
+            interval_end=interval.end,
             computed_at=computed_at,
             **values,  # type: ignore[arg-type]
         )

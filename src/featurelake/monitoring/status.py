@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 from featurelake.config import Settings, parse_duration
 from featurelake.monitoring.checks import latest_timestamp
 from featurelake.repo.definitions import FeatureView
-from featurelake.tables import RUNS_TABLE, table_exists
+from featurelake.runs import RUNS_TABLE
+from featurelake.tables import table_exists
 from featurelake.validation.results import RESULTS_TABLE
 
 if TYPE_CHECKING:

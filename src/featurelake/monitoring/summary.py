@@ -7,13 +7,12 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from featurelake.runs import RUNS_TABLE
 from featurelake.tables import latest_commit, single_row, table_exists
+from featurelake.validation.results import RESULTS_TABLE
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
-
-RUNS = "monitoring.runs"
-VALIDATION = "monitoring.validation_results"
 
 
 @dataclass(frozen=True)
@@ -28,23 +27,23 @@ def summarize(spark: SparkSession, since: dt.datetime) -> RunSummary:
     writes: list[dict[str, Any]] = []
     materialized: list[dict[str, Any]] = []
     validations: list[dict[str, Any]] = []
-    if table_exists(spark, RUNS):
+    if table_exists(spark, RUNS_TABLE):
         rows = spark.sql(
             f"""SELECT job, target, min(interval_start) AS interval_start, max(interval_end) AS interval_end,
                        max(delta_version) AS delta_version, sum(rows_written) AS rows_written, count(*) AS runs
-                FROM {RUNS} WHERE started_at >= TIMESTAMP '{since.isoformat(sep=" ")}' AND status = 'success'
+                FROM {RUNS_TABLE} WHERE started_at >= TIMESTAMP '{since.isoformat(sep=" ")}' AND status = 'success'
                 GROUP BY job, target ORDER BY job, target"""
         ).collect()
         for r in rows:
             (materialized if r["job"] == "materialize" else writes).append(r.asDict())
-    if table_exists(spark, VALIDATION):
+    if table_exists(spark, RESULTS_TABLE):
         validations = [
             r.asDict()
             for r in spark.sql(
                 f"""SELECT target, mode, interval_start, interval_end, max(delta_version) AS delta_version,
                            bool_and(run_success) AS passed, bool_or(published) AS published,
                            count_if(NOT success) AS failed_expectations, count(*) AS expectations
-                    FROM {VALIDATION} WHERE validated_at >= TIMESTAMP '{since.isoformat(sep=" ")}'
+                    FROM {RESULTS_TABLE} WHERE validated_at >= TIMESTAMP '{since.isoformat(sep=" ")}'
                     GROUP BY target, mode, interval_start, interval_end ORDER BY target, interval_start"""
             ).collect()
         ]

@@ -24,7 +24,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-import uuid
 from dataclasses import dataclass
 from itertools import groupby
 from typing import TYPE_CHECKING, Any
@@ -34,14 +33,8 @@ from featurelake.online.backends import open_store
 from featurelake.online.encoding import EPOCH, NO_CREATED
 from featurelake.online.store import OnlineStore, Record, StoreConfig, Watermark, WriteStats
 from featurelake.repo.definitions import Feature, FeatureView, ValueType
-from featurelake.tables import (
-    RunRecord,
-    check_table_name,
-    current_version,
-    failures_recorded,
-    record_runs,
-    table_properties,
-)
+from featurelake.runs import recorded_run
+from featurelake.tables import check_table_name, current_version, table_properties
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -379,28 +372,16 @@ def materialize(
     """Materialize the named views (all online views when None) into the configured store; a failure is
     recorded in ``monitoring.runs`` for each of them (one Spark job writes them all) before it is raised."""
     config = store.config if store else StoreConfig.from_settings(settings)
-    run_id, started = uuid.uuid4().hex, dt.datetime.now(dt.UTC).replace(tzinfo=None)
     views = online_views(repo, view_names)
-    with failures_recorded(spark, run_id, "materialize", [v.offline_table or v.name for v in views], None, None):
+    with recorded_run(spark, "materialize", [v.offline_table or v.name for v in views], None) as run:
         results = materialize_views(spark, repo, views, config, as_of=as_of, full=full)
-    record_runs(
-        spark,
-        [
-            RunRecord(
-                run_id,
-                "materialize",
+        for r in results:
+            run.record(
                 r.table,
-                None,
-                None,
-                r.to_version,
-                r.written,
-                started,
-                r.seconds,
                 "success",
                 f"view {r.view} -> {r.store} as of {r.as_of.isoformat()}: {r.mode} ({r.reason}), "
                 f"written {r.written}, deleted {r.deleted}, unchanged {r.skipped}",
+                version=r.to_version,
+                rows=r.written,
             )
-            for r in results
-        ],
-    )
     return results

@@ -37,6 +37,7 @@ from pydantic import (
 )
 
 from featurelake.config import format_duration, parse_duration
+from featurelake.runs import Interval
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}(\.[A-Za-z_][A-Za-z0-9_]{0,127})?$")
@@ -468,11 +469,10 @@ class FeatureService(_Definition):
 
 @dataclass(frozen=True)
 class IngestReport:
-    """What one ingestion run landed over the dates [start, end]: rows per raw table, and the rows it rejected."""
+    """What one ingestion run landed over its interval: rows per raw table, and the rows it rejected."""
 
     run_id: str
-    start: dt.date
-    end: dt.date
+    interval: Interval
     rows: dict[str, int]
     rejects: int
 
@@ -509,7 +509,7 @@ class RawTable(_Collecting):
 
 
 class Ingestion(_Definition):
-    """How a domain's raw data lands: ``function(spark, settings, start, end) -> IngestReport`` writes its raw
+    """How a domain's raw data lands: ``function(spark, settings, interval) -> IngestReport`` writes its raw
     tables for the dates [start, end], idempotently; the ``raw_tables`` listed are validated after each run.
 
     Keep heavy imports (pyspark) inside the function: the Airflow DAGs load the feature repository when they parse.

@@ -5,18 +5,18 @@ from featurelake.validation.gate import (
     GateResult,
     ValidationFailed,
     data_docs_index,
+    gate,
     resolve_target,
     validate,
     validate_all,
-    validate_and_publish,
 )
 
 __all__ = [
     "GateResult",
     "ValidationFailed",
     "data_docs_index",
+    "gate",
     "resolve_target",
     "validate",
     "validate_all",
-    "validate_and_publish",
 ]

@@ -1,6 +1,6 @@
 """The validation gate: write-audit-publish of a feature view's interval, and checks of published intervals.
 
-``validate_and_publish`` writes a candidate batch to ``staging.<view>_v<n>__audit`` (overwritten: one Delta
+``gate`` writes a candidate batch to ``staging.<view>_v<n>__audit`` (overwritten: one Delta
 version per run), runs the view's suite on that version through GE's Spark data source, stores the outcome in
 ``monitoring.validation_results`` and Data Docs, then publishes that same version (``publish``, e.g. a
 replaceWhere into the feature table) when the suite passed or the view's policy is ``warn``. A strict view
@@ -19,14 +19,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from featurelake.config import Settings
-from featurelake.errors import FeaturelakeError, InputError
-from featurelake.repo.definitions import FeatureView
+from featurelake.errors import FeaturelakeError
+from featurelake.runs import Interval
 from featurelake.tables import Commit, check_table_name, latest_commit, overwrite_where, table_exists
 from featurelake.validation.results import (
     ROW_COUNT,
@@ -243,11 +243,6 @@ def resolve_target(settings: Settings, name: str, repo: Repo | None = None) -> T
     return view_target(view, repo.join_keys(view))
 
 
-def _check_interval(start: dt.date, end: dt.date) -> None:
-    if start > end:
-        raise InputError(f"interval start {start} is after its end {end}")
-
-
 def _version_or_none(spark: SparkSession, table: str) -> int | None:
     if not table_exists(spark, table):
         return None
@@ -257,182 +252,125 @@ def _version_or_none(spark: SparkSession, table: str) -> int | None:
         return None
 
 
-def _finish(
-    spark: SparkSession,
-    settings: Settings,
-    result: GateResult,
-    kind: str,
-    started: dt.datetime,
-) -> None:
-    """Store the outcomes, one row per expectation."""
-    run = RunInfo(
-        run_id=result.run_id,
-        target=result.target,
-        kind=kind,
-        suite=result.suite,
-        mode=result.mode,
-        policy=result.policy,
-        interval_start=result.start,
-        interval_end=result.end,
-        table=result.table,
-        delta_version=result.delta_version,
-        row_count=result.row_count,
-        row_days=result.row_days,
-        run_success=result.success,
-        published=result.published,
-        validated_at=started,
-    )
-    record_results(spark, run, list(result.outcomes))
-
-
 def gate(
     spark: SparkSession,
     settings: Settings,
     target: Target,
-    candidate: DataFrame,
+    candidate: DataFrame | Commit,
+    interval: Interval,
     *,
-    start: dt.date,
-    end: dt.date,
     publish: Callable[[DataFrame], Commit],
-    row_dates: tuple[dt.date, dt.date] | None = None,
+    row_dates: Interval | None = None,
 ) -> GateResult:
-    """Write-audit-publish ``candidate`` (the rows of data interval [start, end]) for ``target``.
+    """Write-audit-publish the rows of data interval ``interval`` for ``target``: the one way to publish.
 
-    ``row_dates`` is the date range the candidate's rows cover when it differs from the data interval (a
-    window view's run also rewrites the days its windows reach): the row count is compared per day of it.
+    ``candidate`` is the rows, written to ``target.audit_table`` first (one Delta version), or a commit of the
+    audit table that already holds them among others (dbt merged the interval into a clone of the published
+    table): the batch is then that version's ``row_dates`` slice on the target's date partition. The suite runs
+    on the batch; ``publish`` receives it and returns the publishing commit, unless a strict suite failed: then
+    ``ValidationFailed`` is raised (naming the target, interval and failed expectations) and the published
+    table keeps its version. A warn target is published and its failures recorded. ``row_dates`` (default: the
+    interval) is the date range the rows cover (a window view's run also rewrites the days its windows reach):
+    the row count is compared per day of it.
     """
-    _check_interval(start, end)
-    days = interval_days(target, *(row_dates or (start, end)))
-    run_id, t0 = uuid.uuid4().hex, time.monotonic()
-    started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    audit = overwrite_where(candidate, target.audit_table, None)
-    batch = spark.sql(f"SELECT * FROM {check_table_name(target.audit_table)} VERSION AS OF {audit.version}")
-    params = run_parameters(target, settings, start, end, previous_good_run(spark, target.name, "gate"), days)
-    outcomes, rows, docs = run_suite(settings, target, batch, params, run_id)
-    result = GateResult(
-        run_id=run_id,
-        target=target.name,
-        suite=target.suite_name,
-        mode="gate",
-        policy=target.policy,
-        start=start,
-        end=end,
-        table=target.audit_table,
-        delta_version=audit.version,
-        row_count=rows,
-        outcomes=tuple(outcomes),
-        row_days=days,
-        published_table=target.table,
-        data_docs=docs,
-    )
-    commit = None
-    try:
-        if result.blocking:
-            result = replace(result, published_version_before=_version_or_none(spark, target.table))
-        else:
-            commit = publish(batch)
-    finally:
-        result = replace(result, published=commit is not None, commit=commit, duration_s=time.monotonic() - t0)
-        _finish(spark, settings, result, target.kind, started)
+    if isinstance(candidate, Commit):
+        audit, sliced = candidate, True
+    else:
+        audit, sliced = overwrite_where(candidate, target.audit_table, None), False
+    if audit.table != target.audit_table:
+        raise FeaturelakeError(f"{target.name}: the gate audits {target.audit_table}, not {audit.table}")
+    dates = row_dates or interval
+    result = _validated(spark, settings, target, interval, audit.version, dates, sliced=sliced, publish=publish)
     if result.blocking:
         raise ValidationFailed(result)
     return result
 
 
-def validate_and_publish(
-    spark: SparkSession,
-    settings: Settings,
-    view: FeatureView,
-    candidate: DataFrame,
-    *,
-    start: dt.date,
-    end: dt.date,
-    publish: Callable[[DataFrame], Commit],
-    repo: Repo | None = None,
-    keys: list[str] | None = None,
-    row_dates: tuple[dt.date, dt.date] | None = None,
-) -> GateResult:
-    """Gate ``candidate`` (a computed interval of ``view``) and publish it with ``publish`` if it may be.
-
-    ``start``/``end`` is the data interval the run computed (the row count is compared per day of it, or of
-    ``row_dates``: see ``gate``). ``publish`` receives the audited rows (a DataFrame over the audit table's
-    validated version) and returns the publishing commit, e.g. ``lambda df: write_interval(df,
-    view.offline_table, ...)``. The view's join keys come from ``keys`` or ``repo`` (default: the repository
-    under ``<root>/features``). Raises ``ValidationFailed`` (naming the view, interval and failed
-    expectations) when a strict view fails; a warn view is published and its failures recorded.
-    """
-    if keys is None:
-        if repo is None:
-            from featurelake.repo import feature_repo
-
-            repo = feature_repo(settings)
-        keys = repo.join_keys(view)
-    target = view_target(view, list(keys))
-    return gate(spark, settings, target, candidate, start=start, end=end, publish=publish, row_dates=row_dates)
-
-
 def validate(
-    spark: SparkSession,
-    settings: Settings,
-    name: str,
-    start: dt.date,
-    end: dt.date,
-    *,
-    repo: Repo | None = None,
+    spark: SparkSession, settings: Settings, name: str, interval: Interval, *, repo: Repo | None = None
 ) -> GateResult:
-    """Validate the published interval [start, end] of a feature view (or raw table) as of its latest version.
+    """Validate the published interval of a feature view (or raw table) as of its latest version.
 
     Stores the outcome like a gate run (mode ``check``) and returns it; the caller decides what a failure
     means (``result.blocking`` is True for a failed strict target).
     """
-    from pyspark.sql import functions as F
-
-    _check_interval(start, end)
     target = resolve_target(settings, name, repo)
     if not table_exists(spark, target.table):
         raise FeaturelakeError(f"{target.kind.replace('_', ' ')} {name!r}: table {target.table} does not exist")
-    run_id, t0 = uuid.uuid4().hex, time.monotonic()
-    started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    quoted = check_table_name(target.table)
     version = _version_or_none(spark, target.table)
-    df = spark.sql(f"SELECT * FROM {quoted}" + (f" VERSION AS OF {version}" if version is not None else ""))
-    if target.date_partition and target.date_partition in df.columns:
-        df = df.where(F.col(target.date_partition).between(F.lit(start), F.lit(end)))
-    days = interval_days(target, start, end)
-    params = run_parameters(target, settings, start, end, previous_good_run(spark, target.name, "check"), days)
-    outcomes, rows, docs = run_suite(settings, target, df, params, run_id)
-    result = GateResult(
-        run_id=run_id,
-        target=target.name,
-        suite=target.suite_name,
-        mode="check",
-        policy=target.policy,
-        start=start,
-        end=end,
-        table=target.table,
-        delta_version=version,
-        row_count=rows,
-        outcomes=tuple(outcomes),
-        row_days=days,
-        data_docs=docs,
-        duration_s=time.monotonic() - t0,
-    )
-    _finish(spark, settings, result, target.kind, started)
-    return result
+    return _validated(spark, settings, target, interval, version, interval, sliced=True)
 
 
 def validate_all(
-    spark: SparkSession,
-    settings: Settings,
-    names: list[str],
-    start: dt.date,
-    end: dt.date,
-    *,
-    repo: Repo | None = None,
+    spark: SparkSession, settings: Settings, names: list[str], interval: Interval, *, repo: Repo | None = None
 ) -> list[GateResult]:
-    """Validate each named target over [start, end] (all of them run); raise for the first strict failure."""
-    results = [validate(spark, settings, name, start, end, repo=repo) for name in names]
+    """Validate each named target over the interval (all of them run); raise for the first strict failure."""
+    results = [validate(spark, settings, name, interval, repo=repo) for name in names]
     for r in results:
         if r.blocking:
             raise ValidationFailed(r)
     return results
+
+
+def _validated(
+    spark: SparkSession,
+    settings: Settings,
+    target: Target,
+    interval: Interval,
+    version: int | None,
+    row_dates: Interval,
+    *,
+    sliced: bool,
+    publish: Callable[[DataFrame], Commit] | None = None,
+) -> GateResult:
+    """Run ``target``'s suite on a version of a table, its ``row_dates`` slice on the date partition when
+    ``sliced``: with ``publish``, a gate (the audit table, then ``publish`` unless blocked), else a check (the
+    published table). The outcome is stored, one row per expectation, in ``monitoring.validation_results``."""
+    from pyspark.sql import functions as F
+
+    mode, table = ("gate", target.audit_table) if publish else ("check", target.table)
+    run_id, t0 = uuid.uuid4().hex, time.monotonic()
+    started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    batch = spark.sql(
+        f"SELECT * FROM {check_table_name(table)}" + (f" VERSION AS OF {version}" if version is not None else "")
+    )
+    if sliced and target.date_partition and target.date_partition in batch.columns:
+        batch = batch.where(F.col(target.date_partition).between(F.lit(row_dates.start), F.lit(row_dates.end)))
+    days = interval_days(target, row_dates)
+    params = run_parameters(target, settings, interval, previous_good_run(spark, target.name, mode), days)
+    outcomes, rows, docs = run_suite(settings, target, batch, params, run_id)
+    result = GateResult(
+        run_id=run_id,
+        target=target.name,
+        suite=target.suite_name,
+        mode=mode,
+        policy=target.policy,
+        start=interval.start,
+        end=interval.end,
+        table=table,
+        delta_version=version,
+        row_count=rows,
+        outcomes=tuple(outcomes),
+        row_days=days,
+        published_table=target.table if publish else None,
+        data_docs=docs,
+    )
+    commit = None
+    try:
+        if publish and result.blocking:
+            result = replace(result, published_version_before=_version_or_none(spark, target.table))
+        elif publish:
+            commit = publish(batch)
+    finally:
+        result = replace(result, published=commit is not None, commit=commit, duration_s=time.monotonic() - t0)
+        shared = {f.name: getattr(result, f.name) for f in fields(RunInfo) if hasattr(result, f.name)}
+        run = RunInfo(
+            **shared,
+            kind=target.kind,
+            interval_start=interval.start,
+            interval_end=interval.end,
+            run_success=result.success,
+            validated_at=started,
+        )
+        record_results(spark, run, list(outcomes))
+    return result

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from featurelake.config import Settings, parse_duration
 from featurelake.errors import FeaturelakeError
 from featurelake.repo.definitions import ValueType
+from featurelake.runs import Interval
 from featurelake.validation.targets import Target
 
 if TYPE_CHECKING:
@@ -118,20 +119,15 @@ def build_suite(target: Target, settings: Settings) -> gx.ExpectationSuite:
     )
 
 
-def interval_days(target: Target, start: dt.date, end: dt.date) -> int:
+def interval_days(target: Target, interval: Interval) -> int:
     """Days the row count is normalized by (1 for a table without date partitions)."""
-    return (end - start).days + 1 if target.date_partition else 1
+    return interval.days if target.date_partition else 1
 
 
 def run_parameters(
-    target: Target,
-    settings: Settings,
-    start: dt.date,
-    end: dt.date,
-    previous: tuple[int, int] | None,
-    days: int | None = None,
+    target: Target, settings: Settings, interval: Interval, previous: tuple[int, int] | None, days: int | None = None
 ) -> dict[str, Any]:
-    """Values of the suite parameters for a run over [start, end].
+    """Values of the suite parameters for a run over ``interval``.
 
     ``previous`` is (rows, days) of the previous good run of the same target and mode, or None. The
     row count must reach ``min_row_ratio`` of its rows per day (and ``min_rows_per_day``) times ``days``,
@@ -139,13 +135,13 @@ def run_parameters(
     of the interval (``end`` + 1 day, midnight) minus the target's freshness and ``freshness_slack``.
     """
     cfg = settings.validation
-    days = interval_days(target, start, end) if days is None else days
+    days = interval_days(target, interval) if days is None else days
     floor = cfg.min_rows_per_day * days
     if previous and previous[1] > 0:
         floor = max(floor, math.ceil(cfg.min_row_ratio * previous[0] / previous[1] * days))
     params: dict[str, Any] = {MIN_ROW_COUNT: floor}
     if target.freshness is not None:
         slack = parse_duration(cfg.freshness_slack) or dt.timedelta(0)
-        interval_end = dt.datetime.combine(end + dt.timedelta(days=1), dt.time())
+        interval_end = dt.datetime.combine(interval.end + dt.timedelta(days=1), dt.time())
         params[MIN_LATEST_TIMESTAMP] = interval_end - target.freshness - slack
     return params

@@ -1,0 +1,172 @@
+"""One run of a job: its data interval, its timing and the records it appends to ``monitoring.runs``.
+
+``recorded_run`` times a run and yields a ``Run``; the block adds a record per table it wrote
+(``run.wrote(commit, message)``). On success the records are appended in one commit; when the block raises,
+each target is recorded as ``failed`` with the error as its message, so ``featurelake status`` shows it failing
+until a run succeeds, and the error is re-raised.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, TypeVar
+
+from featurelake.errors import InputError
+from featurelake.tables import Commit, append_rows
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+T = TypeVar("T")
+R = TypeVar("R")
+RUNS_TABLE = "monitoring.runs"
+MESSAGE_CHARS = 4000  # an error recorded with a failed run is cut to this length
+
+
+def parse_date(value: str) -> dt.date:
+    """An ISO date (YYYY-MM-DD); a clear InputError otherwise."""
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"{value!r} is not a date (expected YYYY-MM-DD)") from None
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A data interval: the inclusive dates [start, end] a run covers (checked: start <= end)."""
+
+    start: dt.date
+    end: dt.date
+
+    def __post_init__(self) -> None:
+        if self.start > self.end:
+            raise InputError(f"--start {self.start} is after --end {self.end}")
+
+    @classmethod
+    def parse(cls, start: str, end: str) -> Interval:
+        """The interval of two ISO dates, e.g. the ``--start``/``--end`` options."""
+        return cls(parse_date(start), parse_date(end))
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+    def __str__(self) -> str:
+        return f"{self.start}..{self.end}"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: str
+    job: str
+    target: str
+    interval_start: dt.date | None
+    interval_end: dt.date | None
+    delta_version: int | None
+    rows_written: int | None
+    started_at: dt.datetime
+    duration_s: float
+    status: str
+    message: str | None = None
+
+
+def runs_schema():
+    from pyspark.sql import types as T
+
+    return T.StructType(
+        [
+            T.StructField("run_id", T.StringType(), False),
+            T.StructField("job", T.StringType(), False),
+            T.StructField("target", T.StringType(), False),
+            T.StructField("interval_start", T.DateType()),
+            T.StructField("interval_end", T.DateType()),
+            T.StructField("delta_version", T.LongType()),
+            T.StructField("rows_written", T.LongType()),
+            T.StructField("started_at", T.TimestampType(), False),
+            T.StructField("duration_s", T.DoubleType(), False),
+            T.StructField("status", T.StringType(), False),
+            T.StructField("message", T.StringType()),
+        ]
+    )
+
+
+def record_runs(spark: SparkSession, records: list[RunRecord]) -> None:
+    """Append run records to ``monitoring.runs`` (one commit)."""
+    if records:
+        append_rows(spark, RUNS_TABLE, [asdict(r) for r in records], runs_schema())
+
+
+@dataclass
+class Run:
+    """A run in progress: its id, job, interval, start time and the records of what it wrote so far."""
+
+    run_id: str
+    job: str
+    interval: Interval | None
+    started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC).replace(tzinfo=None))
+    records: list[RunRecord] = field(default_factory=list)
+    clock: float = field(default_factory=time.monotonic, repr=False)
+
+    def record(
+        self,
+        target: str,
+        status: str,
+        message: str | None = None,
+        *,
+        version: int | None = None,
+        rows: int | None = None,
+    ) -> None:
+        """Add the record of ``target`` as of now (its duration runs from the start of the run): ``success``, or
+        e.g. dbt's ``error``/``skipped`` for a table it did not write."""
+        start, end = (self.interval.start, self.interval.end) if self.interval else (None, None)
+        duration = time.monotonic() - self.clock
+        self.records.append(
+            RunRecord(self.run_id, self.job, target, start, end, version, rows, self.started, duration, status, message)
+        )
+
+    def wrote(self, commit: Commit, message: str | None = None) -> None:
+        """Add the record of a successful write: the commit's table, version and rows."""
+        self.record(commit.table, "success", message, version=commit.version, rows=commit.rows_written)
+
+
+@contextmanager
+def recorded_run(
+    spark: SparkSession, job: str, targets: list[str], interval: Interval | None, run_id: str | None = None
+) -> Iterator[Run]:
+    """Time a run of ``job`` and record it in ``monitoring.runs``: the block's records when it succeeds; each
+    of ``targets`` as ``failed`` (the error as message) when it raises, then re-raise. A failure to record a
+    failure is noted on the error, never raised instead of it."""
+    run = Run(run_id or uuid.uuid4().hex, job, interval)
+    try:
+        yield run
+    except Exception as exc:
+        run.records = []  # a failed run is recorded by its targets alone
+        for target in targets:
+            run.record(target, "failed", f"{type(exc).__name__}: {exc}"[:MESSAGE_CHARS])
+        try:
+            record_runs(spark, run.records)
+        except Exception as not_recorded:  # noqa: BLE001 - the run's own error is the one to raise
+            exc.add_note(f"(the failure could not be recorded in {RUNS_TABLE}: {not_recorded})")
+        raise
+    record_runs(spark, run.records)
+
+
+def run_all(fn: Callable[[T], R], items: Sequence[T], *, label: Callable[[T], str], workers: int = 1) -> list[R]:
+    """``fn`` of each item, ``workers`` at once (one driver thread each). Items are independent: a failure
+    does not stop the others; after all finished, the first failure (in the order of ``items``) is raised,
+    noting the other items that failed."""
+    with ThreadPoolExecutor(max(1, min(workers, len(items))), thread_name_prefix="featurelake") as pool:
+        futures = [pool.submit(fn, item) for item in items]
+    failed = [(item, exc) for item, f in zip(items, futures, strict=True) if (exc := f.exception()) is not None]
+    if failed:
+        (_, first), *others = failed
+        if others:
+            first.add_note("also failed: " + ", ".join(f"{label(item)} ({exc})" for item, exc in others))
+        raise first
+    return [f.result() for f in futures]
