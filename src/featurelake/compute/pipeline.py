@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from featurelake import progress
 from featurelake.compute.windows import ViewResult, compute_view
 from featurelake.config import Settings
 from featurelake.errors import InputError
@@ -101,6 +102,7 @@ def run_dbt_build(
     from featurelake.compute.dbt import dbt_args, run_dbt
 
     started, t0 = dt.datetime.now(dt.UTC).replace(tzinfo=None), time.monotonic()
+    dbt_step = progress.step(f"dbt build {start}..{end}" + (f" --select {select}" if select else ""))
     result = run_dbt(spark, settings, dbt_args(settings, "build", start=start, end=end, select=select), check=False)
     duration = time.monotonic() - t0
     records, models = [], []
@@ -119,6 +121,7 @@ def run_dbt_build(
         records.append(RunRecord(run_id, "dbt", table, start, end, version, rows, started, duration, status, unique_id))
     record_runs(spark, records)
     result.check()
+    dbt_step.done()
     repo = repo or feature_repo(settings)
     for view in dbt_views(repo, models):
         table = view.offline_table or ""

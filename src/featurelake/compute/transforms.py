@@ -16,6 +16,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
+from featurelake import progress
 from featurelake.compute.aggregations import utc_date
 from featurelake.compute.windows import ViewResult, check_inputs, publish_validated, read_partitioned_source
 from featurelake.config import Settings
@@ -79,6 +80,7 @@ def compute_transform_view(
     check_inputs(view, keys, start, end, TransformComputation, "a PySpark transform")
     run_id = run_id or uuid.uuid4().hex
     started, t0 = dt.datetime.now(dt.UTC).replace(tzinfo=None), time.monotonic()
+    step = progress.step(f"{view.name}: transform {start}..{end}, gate, publish")
     source, part_col = read_partitioned_source(spark, view)
     day = F.col(part_col) if part_col else utc_date(F.col(view.source.timestamp_column))
     rows = transform_rows(view, keys, source.where(day.between(F.lit(start), F.lit(end))), day)
@@ -86,6 +88,7 @@ def compute_transform_view(
     commit, gate = publish_validated(
         spark, settings, view, keys, rows, start=start, end=end, date_column=OFFLINE_SOURCE_DATE, replace=(start, end)
     )
+    step.done(commit.rows_written)
     record = RunRecord(
         run_id,
         job,

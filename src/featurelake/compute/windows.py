@@ -26,6 +26,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from featurelake import progress
 from featurelake.compute.aggregations import TILE_DATE, WindowPlan, rollup, tile_partials, utc_date
 from featurelake.config import Settings
 from featurelake.errors import InputError
@@ -225,10 +226,13 @@ def compute_view(
     interval = interval_tiles(spark, view, plan, start, end)
     tile_lo, tile_hi, read_lo = interval.tile_lo, interval.tile_hi, interval.read_lo
     t_name = tiles_table(view)
+    tiles_step = progress.step(f"{view.name}: tiles {tile_lo}..{tile_hi}")
     t_commit = write_interval(interval.tiles, t_name, date_column=TILE_DATE, start=tile_lo, end=tile_hi)
+    tiles_step.done(t_commit.rows_written)
     t1 = time.monotonic()
 
     out_hi = rollup_end(spark, t_name, interval)
+    rows_step = progress.step(f"{view.name}: windows {tile_lo}..{out_hi}, gate, publish")
     # The roll-up refers to the tiles once per window (the boundary grid) and once more for the values: cached,
     # they are read from the table once.
     stored = spark.table(t_name).where(F.col(TILE_DATE).between(F.lit(read_lo), F.lit(out_hi))).persist()
@@ -240,6 +244,7 @@ def compute_view(
         )
     finally:
         stored.unpersist()
+    rows_step.done(o_commit.rows_written)
     t2 = time.monotonic()
     records = [
         RunRecord(

@@ -18,6 +18,7 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from featurelake import progress
 from featurelake.errors import FeaturelakeError, InputError
 from featurelake.offline.pit import ViewInput, output_names, point_in_time_join
 from featurelake.registry import registry_version
@@ -311,6 +312,7 @@ def _run(
     inputs = _view_inputs(spark, views)
     names = output_names(inputs, entity_df.columns, spec["full_feature_names"])  # collisions: before any work
     created_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    step = progress.step(f"{TRAINING_DATABASE}.{name}: point-in-time join of {len(views)} views, write")
     out = point_in_time_join(
         entity_df, inputs, event_timestamp_column=ts_col, full_feature_names=spec["full_feature_names"]
     )
@@ -318,6 +320,7 @@ def _run(
     rows = commit.rows_written
     if rows is None:
         rows = spark.table(f"{TRAINING_DATABASE}.{name}").count()
+    step.done(rows)
     entity_rows = entity_df.count()
     for v, n in zip(views, names, strict=True):
         v["columns"] = n
