@@ -1,8 +1,8 @@
 """Training sets on request: a point-in-time correct training table and its manifest, from trigger params.
 
 Trigger it from the UI's form or ``airflow dags trigger training_set --conf '{...}'``: the params are checked
-against their JSON schema before any task runs. The task runs ``jobs/build_training_set.py`` through
-``featurelake spark-submit`` and reports the output table, its Delta version and row count (its XCom).
+against their JSON schema before any task runs. The task runs ``featurelake training-set build`` as a
+spark-submit job (``jobs/build_training_set.py``) and reports the output table, its Delta version and row count.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 def training_set() -> None:
     @task.bash(task_id="build_training_set", **task_options(settings))
     def build(params: dict) -> str:
-        args = ["--entities", params["entities"], "--service", params["service"], "--name", params["name"]]
+        args = ["build", "--entities", params["entities"], "--service", params["service"], "--name", params["name"]]
         for bound in ("start", "end"):
             if params.get(bound):
                 args += [f"--{bound}", str(params[bound])]

