@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 from rich.console import Console
 from rich.progress import Progress, ProgressColumn, SpinnerColumn, Task, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Column
 from rich.text import Text
 
 from featurelake import progress
@@ -57,7 +58,12 @@ class Steps:
 
     def __init__(self, *, lines: bool = False):
         self.lines = lines and not console.is_terminal
-        columns = (_Mark(), TextColumn("{task.description}"), TextColumn("{task.fields[detail]}"), TimeElapsedColumn())
+        columns = (
+            _Mark(),
+            TextColumn("{task.description}", table_column=Column(overflow="fold")),
+            TextColumn("{task.fields[detail]}", table_column=Column(no_wrap=True)),
+            TimeElapsedColumn(),
+        )
         self.bar = Progress(*columns, console=console, disable=not console.is_terminal)
 
     def start(self, label: str) -> _Step:
