@@ -70,7 +70,7 @@ history: setup ## Spark's history server on the event logs of `featurelake --spa
 test: setup ## the whole test suite (unit + DAG integrity + integration): what CI runs
 	$(BIN)/python -m pytest -m "not bench" $(PYTEST_ARGS)
 
-test-fast: setup ## unit tests and DAG integrity checks, without the slow property tests (under 2 minutes)
+test-fast: setup ## unit tests and DAG integrity checks but those marked slow (under 2 minutes)
 	$(BIN)/python -m pytest tests/unit tests/dags -m "not slow" $(PYTEST_ARGS)
 
 lint: setup ## ruff and mypy

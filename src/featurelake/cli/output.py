@@ -32,7 +32,11 @@ class _Mark(ProgressColumn):
 class _Step:
     def __init__(self, display: Steps, label: str, task: TaskID | None = None):
         self.display, self.label = display, label
-        self.task = display.bar.add_task(label, total=None, detail="", failed=False) if task is None else task
+        if task is None:
+            task = display.bar.add_task(label, total=None, detail="", failed=False)
+            if display.lines:
+                console.print(f"start  {label}", highlight=False)
+        self.task = task
 
     def done(self, rows: int | None = None) -> None:
         self._end("" if rows is None else f"{rows:,} rows", failed=False)
@@ -47,13 +51,15 @@ class _Step:
         if self.display.lines:
             mark = "FAILED" if failed else "done"
             seconds = next(t.elapsed for t in bar.tasks if t.id == self.task) or 0
-            console.print(f"{mark:6} {self.label}  {detail}  ({seconds:.0f}s)", highlight=False)
+            console.print(
+                "  ".join(filter(None, [f"{mark:6} {self.label}", detail, f"({seconds:.0f}s)"])), highlight=False
+            )
 
 
 class Steps:
     """Steps shown as they run: a live list on a terminal (mark, label, rows or outcome, elapsed time).
 
-    Elsewhere nothing, or with ``lines`` a line per finished step (a log then still shows what happened).
+    Elsewhere nothing, or with ``lines`` a line as each step starts and ends (a log then shows what happened).
     """
 
     def __init__(self, *, lines: bool = False):
