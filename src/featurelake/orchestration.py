@@ -1,11 +1,13 @@
 """What the Airflow DAGs in ``dags/`` share, kept light: no Spark, dbt or GE imports (DAG files parse fast).
 
 A task's work is a ``featurelake spark-submit <job> -- <args>`` command (master, JARs and resources from
-``conf/``), run from the repository root with the task's environment (``FEATURELAKE_ENV``, overrides).
+``conf/``; the job runs the ``featurelake`` command of those arguments), run from the repository root with the
+task's environment (``FEATURELAKE_ENV``, overrides).
 Its interval is the run's data interval as inclusive flight dates, or the ``start``/``end`` params when a run
 is triggered for a range (a backfill in one run: every job covers the range in one Spark job).
 ``run_dag_test`` runs a DAG through Airflow itself (``airflow dags test``) with ``AIRFLOW_HOME`` under the
-state folder: what ``make run`` and the DAG tests do.
+state folder, its output in a log file and its tasks reported as progress steps: what ``make run`` and the DAG
+tests do.
 """
 
 from __future__ import annotations

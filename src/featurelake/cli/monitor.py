@@ -78,7 +78,10 @@ def check(
     for f in fresh:
         console.print(f.describe(), highlight=False)
     for c in online:
-        console.print(f"{c.view}: {c.sampled} keys sampled from {c.table}@v{c.version}: {c.mismatches} mismatches")
+        console.print(
+            f"{c.view}: {c.sampled} keys sampled from {c.table}@v{c.version}: {c.mismatches} mismatches",
+            highlight=False,
+        )
 
 
 def status(as_of: AsOf = None, repo: RepoOption = None) -> None:
