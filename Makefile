@@ -11,7 +11,7 @@ JARS := $(STATE)/jars
 DEB_PACKAGES := openjdk-17-jre-headless maven redis-server
 MVN_EXCLUDED_GROUPS := org.scala-lang,com.fasterxml.jackson.core,org.apache.hadoop,org.apache.logging.log4j,org.apache.parquet,org.slf4j,org.xerial.snappy,com.github.luben,org.roaringbitmap,io.airlift,commons-pool,commons-logging,org.locationtech.jts,com.google.code.findbugs
 
-.PHONY: help setup run test lint bench lock clean airflow dbt-manifest
+.PHONY: help setup run test test-fast lint bench lock clean airflow history dbt-manifest
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -53,15 +53,25 @@ $(STATE)/dynamodb/dynamodb.stamp: conf/dynamodb-local.pom.xml $(STATE)/deb.stamp
 lock: $(BIN)/uv ## re-resolve requirements.lock from pyproject.toml
 	$(BIN)/uv pip compile -q -p $(BIN)/python --extra dev pyproject.toml -o requirements.lock
 
-run: setup ## the nightly DAG through Airflow on the bundled demo days (embedded defaults), then a summary
+run: setup ## the nightly DAG through Airflow on the demo days: its tasks as they run (full log in .state/logs), a summary
 	$(BIN)/featurelake run-demo
 
 airflow: setup ## Airflow standalone on this repo's DAGs (UI on http://localhost:8080; password in .state/airflow)
 	AIRFLOW_HOME=$(abspath $(STATE))/airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
 	  AIRFLOW__CORE__LOAD_EXAMPLES=False FEATURELAKE_HOME=$(CURDIR) PATH=$(abspath $(BIN)):$$PATH $(BIN)/airflow standalone
 
-test: setup ## the whole test suite (unit + integration)
+history: setup ## Spark's history server on the event logs of `featurelake --spark-ui` runs, on http://127.0.0.1:18080
+	@mkdir -p $(STATE)/spark-events
+	@echo "Spark history server on http://127.0.0.1:18080 (event logs: $(STATE)/spark-events); Ctrl-C stops it"
+	PATH=$(abspath $(BIN)):$$PATH SPARK_LOCAL_IP=127.0.0.1 \
+	  SPARK_HISTORY_OPTS="-Dspark.history.fs.logDirectory=file:$(abspath $(STATE))/spark-events -Dspark.history.ui.port=18080" \
+	  $(BIN)/spark-class org.apache.spark.deploy.history.HistoryServer
+
+test: setup ## the whole test suite (unit + DAG integrity + integration): what CI runs
 	$(BIN)/python -m pytest -m "not bench" $(PYTEST_ARGS)
+
+test-fast: setup ## unit tests and DAG integrity checks but those marked slow (under 2 minutes)
+	$(BIN)/python -m pytest tests/unit tests/dags -m "not slow" $(PYTEST_ARGS)
 
 lint: setup ## ruff and mypy
 	$(BIN)/ruff check src jobs dags tests features
@@ -73,7 +83,7 @@ bench: setup ## benchmarks; results land in bench/results/
 
 clean: ## remove the local state (warehouse, metastore, online store); keeps the venv and JARs
 	rm -rf $(STATE)/warehouse $(STATE)/metastore_db $(STATE)/online $(STATE)/cache $(STATE)/derby.log \
-	  $(STATE)/gx $(STATE)/manifests $(STATE)/airflow
+	  $(STATE)/gx $(STATE)/manifests $(STATE)/airflow $(STATE)/logs $(STATE)/spark-events
 
 dbt_project/target/manifest.json: $(VENV)/install.stamp $(shell find dbt_project/models dbt_project/macros -type f) dbt_project/dbt_project.yml dbt_project/profiles.yml
 	$(BIN)/dbt parse --project-dir dbt_project --profiles-dir dbt_project --target ci --log-path dbt_project/logs --quiet

@@ -3,8 +3,8 @@
 Trigger it from the UI's form or ``airflow dags trigger training_set --conf '{...}'``: the params are checked
 against their JSON schema before any task runs. The form starts from the feature repository's first
 ``TrainingSet`` (by name; the demo's is ``flight_delay_demo``); without one, service, entities and name are
-required. The task runs ``jobs/build_training_set.py`` through ``featurelake spark-submit`` and reports the
-output table, its Delta version and row count (its XCom).
+required. The task runs ``featurelake training-set build`` as a spark-submit job (``jobs/build_training_set.py``)
+and reports the output table, its Delta version and row count (its XCom).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def from_preset(attribute: str) -> dict:
 def training_set() -> None:
     @task.bash(task_id="build_training_set", **task_options(settings))
     def build(params: dict) -> str:
-        args = ["--entities", params["entities"], "--service", params["service"], "--name", params["name"]]
+        args = ["build", "--entities", params["entities"], "--service", params["service"], "--name", params["name"]]
         for bound in ("start", "end"):
             if params.get(bound):
                 args += [f"--{bound}", str(params[bound])]

@@ -10,6 +10,10 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# The test session's JVM runs many small jobs for a few minutes: compiling with C1 only and collecting garbage on
+# one thread halves its CPU time (the C2 compiler and parallel GC threads cost more than they save there), and its
+# throwaway Derby metastore need not sync every commit to disk.
+TEST_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Dderby.system.durability=test"
 
 
 def isolated_env(state_dir: Path, **extra: str) -> dict[str, str]:
@@ -55,12 +59,17 @@ def state_dir(tmp_path_factory) -> Path:
 def settings(state_dir):
     from featurelake.config import load_settings
 
-    return load_settings(environ=isolated_env(state_dir))
+    # Two shuffle partitions (one per core) instead of ci.yaml's 4: a multi-stage plan over a few rows costs
+    # mostly per-task overhead.
+    settings = load_settings(environ=isolated_env(state_dir, FEATURELAKE__SPARK__SHUFFLE_PARTITIONS="2"))
+    settings.spark.conf["spark.driver.defaultJavaOptions"] = TEST_JVM_OPTIONS
+    return settings
 
 
 @pytest.fixture(scope="session")
 def spark(settings):
-    """The one SparkSession of the test run (local[2], UTC, 4 shuffle partitions, Delta, Hive on Derby)."""
+    """The one SparkSession of the test run (local[2], UTC, 2 shuffle partitions, Delta, Hive on Derby, a JVM
+    tuned for a short run: TEST_JVM_OPTIONS)."""
     from featurelake.spark import get_spark
 
     session = get_spark(settings)

@@ -59,6 +59,7 @@ class SparkSettings(_Section):
     master: str = "local[*]"
     jars_dir: str = ".state/jars"
     shuffle_partitions: int = Field(8, ge=1)
+    ui: bool = False  # the Spark UI and an event log under <state_dir>/spark-events (`featurelake --spark-ui`)
     conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
 

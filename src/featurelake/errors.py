@@ -11,15 +11,3 @@ class ConfigError(FeaturelakeError):
 
 class InputError(FeaturelakeError):
     """Invalid user input: a parameter, an entity source, a date range, an identifier."""
-
-
-def run_job(main) -> None:  # noqa: ANN001 - any jobs/ main()
-    """Run a ``jobs/`` entry point: a FeaturelakeError ends it with its message on stderr and exit code 2."""
-    import sys
-
-    try:
-        code = main()
-    except FeaturelakeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    sys.exit(code or 0)

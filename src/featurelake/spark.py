@@ -39,8 +39,11 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.databricks.delta.properties.defaults.deletedFileRetentionDuration": storage.deleted_file_retention,
         "spark.hadoop.hive.metastore.disallow.incompatible.col.type.changes": "false",
         "spark.ui.showConsoleProgress": "false",
-        "spark.ui.enabled": "false",
+        "spark.ui.enabled": str(settings.spark.ui).lower(),
     }
+    if settings.spark.ui:  # and an event log, for Spark's history server (`make history`)
+        conf["spark.eventLog.enabled"] = "true"
+        conf["spark.eventLog.dir"] = event_log_dir(settings).as_uri()
     if storage.metastore.uri:
         conf["spark.hadoop.hive.metastore.uris"] = storage.metastore.uri
     elif storage.metastore.derby_dir:
@@ -65,12 +68,18 @@ def get_spark(settings: Settings | None = None) -> SparkSession:
         # an in-process session reads this from the environment only.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     settings.state_path.mkdir(parents=True, exist_ok=True)
+    if settings.spark.ui:
+        event_log_dir(settings).mkdir(exist_ok=True)
     builder = SparkSession.builder
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.enableHiveSupport().getOrCreate()
     ensure_databases(spark, settings)
     return spark
+
+
+def event_log_dir(settings: Settings) -> Path:
+    return settings.state_path / "spark-events"
 
 
 def ensure_databases(spark: SparkSession, settings: Settings) -> None:

@@ -111,9 +111,12 @@ def spark_events(spark, events: pd.DataFrame):
     return spark.createDataFrame(rows, SCHEMA)
 
 
+# Each example is a Spark job: the property tests run in `make test`, not in the fast tier (`make test-fast`).
+SLOW = pytest.mark.slow
 SETTINGS = settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
+@SLOW
 @SETTINGS
 @given(rows=event_strategy(HOURLY, span_tiles=60))
 def test_hourly_tiles_match_brute_force(spark, rows):
@@ -122,6 +125,7 @@ def test_hourly_tiles_match_brute_force(spark, rows):
     assert_frames_match(got, reference(events, HOURLY), HOURLY)
 
 
+@SLOW
 @SETTINGS
 @given(rows=event_strategy(DAILY, span_tiles=6))
 def test_daily_tiles_match_brute_force(spark, rows):
@@ -130,6 +134,7 @@ def test_daily_tiles_match_brute_force(spark, rows):
     assert_frames_match(got, reference(events, DAILY), DAILY)
 
 
+@SLOW
 @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=event_strategy(HOURLY, span_tiles=60))
 def test_direct_recomputation_matches_brute_force(spark, rows):
@@ -138,6 +143,7 @@ def test_direct_recomputation_matches_brute_force(spark, rows):
     assert_frames_match(got, reference(events, HOURLY), HOURLY)
 
 
+@SLOW
 @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=event_strategy(HOURLY, span_tiles=60), cut=st.integers(0, 60))
 def test_a_rollup_range_needs_only_the_tiles_of_its_windows(spark, rows, cut):

@@ -157,6 +157,7 @@ def run_and_compare(spark, ents, routes, carriers, ttl_a, ttl_b, bucket):
     assert out.count() == len(ents)
 
 
+@pytest.mark.slow  # 14 examples, each a Spark job: in `make test`, not in the fast tier (`make test-fast`)
 @settings(
     max_examples=14,
     deadline=None,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from featurelake.tables import append_rows
 
 SCHEMA = "run INT, note STRING"
 
 
+@pytest.mark.slow  # eight Delta commits and a compaction: in `make test`, not in the fast tier
 def test_an_append_writes_one_file_and_small_files_are_compacted_as_appends_pile_up(spark):
     name = "monitoring.compaction_probe"
     spark.sql(f"DROP TABLE IF EXISTS {name}")

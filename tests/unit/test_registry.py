@@ -148,6 +148,7 @@ def clean_registry(spark):
         spark.sql(f"DROP TABLE IF EXISTS {table}")
 
 
+@pytest.mark.slow  # a sequence of registry commits read back by time travel: in `make test`, not in the fast tier
 def test_plan_apply_round_trip_with_time_travel_and_lineage(spark, tmp_path, clean_registry):
     stg = _model("stg_weather", "staging", {}, deps=["source.proj.raw.obs"])
     model = _model("weather_hourly", "features", {}, deps=["model.proj.stg_weather"])

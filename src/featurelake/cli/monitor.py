@@ -1,4 +1,4 @@
-"""Monitoring commands: `status`, `drift`, `skew`, `report`."""
+"""Monitoring commands: `check` (the nightly closing checks), `status`, `drift`, `skew`, `report`."""
 
 from __future__ import annotations
 
@@ -7,17 +7,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from featurelake.cli import app
+from featurelake.cli.output import console
 from featurelake.errors import InputError
 from featurelake.runs import parse_date
 
 if TYPE_CHECKING:
     from featurelake.monitoring.status import ViewStatus
-
-console = Console()
 
 AsOf = Annotated[
     str | None, typer.Option("--as-of", help="check time, ISO (naive = UTC); default now (the demo data is from 2013)")
@@ -62,7 +59,31 @@ def print_statuses(statuses: list[ViewStatus]) -> None:
     console.print(table)
 
 
-@app.command()
+def check(
+    as_of: AsOf = None,
+    sample: Annotated[
+        int | None,
+        typer.Option("--sample", min=1, help="keys per online view (default: orchestration.online_check_sample)"),
+    ] = None,
+    repo: RepoOption = None,
+) -> None:
+    """A nightly run's closing checks at its end: freshness and online/offline consistency of every view; exit 2
+    naming every late view and every online view whose sampled values differ from the offline ones."""
+    from featurelake.monitoring.checks import pipeline_checks
+
+    when = _as_of(as_of)
+    settings, definitions, spark = _context(repo)
+    sample = sample or settings.orchestration.online_check_sample
+    fresh, online = pipeline_checks(spark, settings, definitions, when, sample=sample)
+    for f in fresh:
+        console.print(f.describe(), highlight=False)
+    for c in online:
+        console.print(
+            f"{c.view}: {c.sampled} keys sampled from {c.table}@v{c.version}: {c.mismatches} mismatches",
+            highlight=False,
+        )
+
+
 def status(as_of: AsOf = None, repo: RepoOption = None) -> None:
     """Every view: fresh, late, failing or static; exit 1 when a strict view is late or failing."""
     from featurelake.monitoring.status import view_statuses
@@ -78,7 +99,6 @@ def status(as_of: AsOf = None, repo: RepoOption = None) -> None:
         raise typer.Exit(1)
 
 
-@app.command()
 def drift(
     view: Annotated[str, typer.Option("--view", help="the feature view")],
     start: Annotated[str, typer.Option("--start", help="first day of the current interval, YYYY-MM-DD")],
@@ -127,7 +147,6 @@ def drift(
         raise typer.Exit(1)
 
 
-@app.command()
 def skew(
     training_set: Annotated[str, typer.Option("--training-set", help="training set name (its manifest)")],
     sample: Annotated[
@@ -164,7 +183,6 @@ def skew(
         raise typer.Exit(1)
 
 
-@app.command()
 def report(
     out: Annotated[str | None, typer.Option("--out", help="output folder (default: monitoring.report_dir)")] = None,
     as_of: AsOf = None,

@@ -6,15 +6,10 @@ import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from featurelake.cli import app
+from featurelake.cli.output import console, show_steps
 from featurelake.errors import InputError
-
-console = Console()
-online_app = typer.Typer(help="Read and check the online store.", no_args_is_help=True)
-app.add_typer(online_app, name="online")
 
 RepoOption = Annotated[
     str | None, typer.Option("--repo", help="feature repository folder (default: features/ in the repo root)")
@@ -35,7 +30,6 @@ def _spark(settings):
     return get_spark(settings)
 
 
-@app.command()
 def materialize(
     view: Annotated[list[str] | None, typer.Option("--view", help="a feature view (repeatable)")] = None,
     all_views: Annotated[bool, typer.Option("--all", help="every online feature view")] = False,
@@ -53,7 +47,8 @@ def materialize(
         raise InputError("name the views with --view NAME (repeatable) or pass --all")
     when = parse_as_of(as_of)
     settings, definitions = _context(repo)
-    results = run(_spark(settings), settings, definitions, None if all_views else view, as_of=when, full=full)
+    with show_steps():
+        results = run(_spark(settings), settings, definitions, None if all_views else view, as_of=when, full=full)
     out = Table("view", "mode", "versions", "written", "deleted", "unchanged", "seconds", "why")
     for r in results:
         versions = f"{'-' if r.from_version is None else r.from_version} -> {r.to_version}"
@@ -73,7 +68,6 @@ def _parse_keys(keys: list[str]) -> dict[str, str]:
     return row
 
 
-@online_app.command("get")
 def get(
     key: Annotated[list[str], typer.Option("--key", help="a join key value, NAME=VALUE (repeatable)")],
     service: Annotated[str | None, typer.Option("--service", help="a feature service")] = None,
@@ -92,7 +86,6 @@ def get(
     typer.echo(json.dumps(row, indent=2, default=str))
 
 
-@online_app.command("check")
 def check(
     view: Annotated[str, typer.Option("--view", help="the feature view to check")],
     sample: Annotated[int, typer.Option("--sample", min=1, help="entity keys to sample")] = 1000,

@@ -6,23 +6,21 @@ import datetime as dt
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from featurelake.cli import app
+from featurelake.cli.output import console, show_steps
 from featurelake.runs import parse_date
 
-console = Console()
 
-
-@app.command("run-demo")
 def run_demo(
     start: Annotated[str | None, typer.Option("--start", help="first flight date (default: ingest.demo_start)")] = None,
     end: Annotated[str | None, typer.Option("--end", help="last flight date (default: ingest.demo_end)")] = None,
 ) -> None:
-    """Run the feature_pipeline DAG through Airflow over the demo days, then the training_set DAG per TrainingSet."""
+    """Run the feature_pipeline DAG through Airflow over the demo days, then the training_set DAG per TrainingSet of
+    the feature repository; summarize. Each DAG's tasks are shown as they start and end; the full output goes to a
+    log file under the state folder."""
     from featurelake.config import get_settings
-    from featurelake.orchestration import nightly_run_after, run_dag_test
+    from featurelake.orchestration import dag_log, nightly_run_after, run_dag_test
     from featurelake.repo import feature_repo
 
     settings = get_settings()
@@ -30,14 +28,17 @@ def run_demo(
     first = parse_date(start) if start else settings.ingest.demo_start
     last = parse_date(end) if end else settings.ingest.demo_end
     since = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    console.rule(f"feature_pipeline DAG over {first}..{last} (airflow dags test)")
-    run_dag_test(settings, "feature_pipeline", nightly_run_after(last), {"start": first, "end": last})
+
+    def run(dag_id: str, what: str, run_after: dt.datetime, conf: dict) -> None:
+        console.print(f"[bold]{dag_id}[/] DAG {what} (airflow dags test; full log: {dag_log(settings, dag_id)})")
+        with show_steps(lines=True):
+            run_dag_test(settings, dag_id, run_after, conf)
+
+    run("feature_pipeline", f"over {first}..{last}", nightly_run_after(last), {"start": first, "end": last})
     for ts in training_sets:
-        console.rule(f"training_set DAG: training.{ts.name}")
         form = ts.model_dump(include={"name", "service", "entities", "full_feature_names"})
-        run_dag_test(
-            settings, "training_set", dt.datetime.now(dt.UTC), {**form, "overwrite": True, "start": first, "end": last}
-        )
+        conf = {**form, "overwrite": True, "start": first, "end": last}
+        run("training_set", f"building training.{ts.name}", dt.datetime.now(dt.UTC), conf)
     print_summary(since, [ts.name for ts in training_sets])
 
 
@@ -71,9 +72,8 @@ def print_summary(since: dt.datetime, training_sets: list[str]) -> None:
     )
     for m in summary.materialized:
         online.add_row(m["target"], str(m["delta_version"]), f"{m['rows_written'] or 0:,}")
-    wide = Console(width=max(console.width, 150))  # full table names also when output is not a terminal
     for table in (writes, checks, online):
-        wide.print(table)
+        console.print(table)
     for name in training_sets:
         manifest = load_manifest(spark, name)
         console.print(

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from featurelake.cli import app
+from featurelake.cli.output import console
 
 if TYPE_CHECKING:
     from featurelake.repo import Repo
     from featurelake.repo.schema import DbtManifest
-
-console = Console(width=None if sys.stdout.isatty() else 200)  # full names when piped or captured
 
 RepoOption = Annotated[
     Path | None, typer.Option("--repo", help="the feature repository folder (default: features/ under the root)")
@@ -59,7 +55,6 @@ def _print_plan(plan) -> None:
         console.print(f"[dim]note: {note}[/]", highlight=False)
 
 
-@app.command()
 def plan(repo: RepoOption = None, manifest: ManifestOption = None) -> None:
     """Show what `apply` would change in the registry (added, changed, removed; breaking or not)."""
     from featurelake.repo import DefinitionError
@@ -73,7 +68,6 @@ def plan(repo: RepoOption = None, manifest: ManifestOption = None) -> None:
         raise DefinitionError(result.problems)
 
 
-@app.command()
 def apply(repo: RepoOption = None, manifest: ManifestOption = None) -> None:
     """Record the feature definitions in the registry (one Delta version per apply) with their lineage."""
     from featurelake.offline.manifest import read_training_sets
@@ -101,7 +95,6 @@ class Kind(StrEnum):
     services = "services"
 
 
-@app.command("list")
 def list_objects(
     kind: Annotated[Kind | None, typer.Argument(help="entities, sources, views or services (default: all)")] = None,
     repo: RepoOption = None,
@@ -145,7 +138,6 @@ def list_objects(
         console.print(table)
 
 
-@app.command()
 def describe(
     name: Annotated[str, typer.Argument(help="an entity, source, feature view or feature service")],
     repo: RepoOption = None,
@@ -230,7 +222,6 @@ def describe(
             console.print(schema)
 
 
-@app.command()
 def catalog(
     out: Annotated[Path, typer.Option("--out", help="folder to write the static HTML catalog into")],
     repo: RepoOption = None,

@@ -3,33 +3,31 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
-from featurelake.cli import app
+from featurelake.cli.output import console, show_steps
 
 if TYPE_CHECKING:
     from featurelake.offline.manifest import Manifest
 
-console = Console()
-training_app = typer.Typer(
-    help="Point-in-time correct training sets, reproducible from a manifest.", no_args_is_help=True
-)
-app.add_typer(training_app, name="training-set")
 
+def _report(manifest: Manifest, state_dir: Path) -> None:
+    """One line (a task's XCom): the table, its version and rows, what it was read from, the manifest file."""
+    from featurelake.offline.manifest import manifest_file
 
-def _report(manifest: Manifest) -> None:
     views = ", ".join(f"{v.name}@v{v.delta_version}" for v in manifest.views)
     console.print(
         f"wrote {manifest.table} (Delta version {manifest.table_version}, {manifest.rows.output:,} rows) "
-        f"from {views}; registry version {manifest.registry_version}",
+        f"from {views}; registry version {manifest.registry_version}; "
+        f"manifest {manifest_file(state_dir, manifest.name)}",
         highlight=False,
+        soft_wrap=True,
     )
 
 
-@training_app.command("build")
 def build(
     entities: Annotated[str, typer.Option("--entities", help="entity rows: a table, a path or a SELECT query")],
     name: Annotated[str, typer.Option("--name", help="output table training.<name>")],
@@ -52,32 +50,31 @@ def build(
 ) -> None:
     """Join the features as of each entity row's timestamp into training.<name>, with a manifest."""
     from featurelake.config import get_settings
-    from featurelake.offline.manifest import manifest_file
     from featurelake.offline.training_set import build_training_set
     from featurelake.repo import feature_repo, load_repo
     from featurelake.spark import get_spark
 
     settings = get_settings()
     definitions = load_repo(repo) if repo else feature_repo(settings)
-    manifest = build_training_set(
-        get_spark(settings),
-        definitions,
-        name=name,
-        entities=entities,
-        service=service,
-        features=features,
-        overwrite=overwrite,
-        full_feature_names=full_feature_names,
-        event_timestamp_column=timestamp_column,
-        start=start.date() if start else None,
-        end=end.date() if end else None,
-        state_dir=settings.state_path,
-    )
-    _report(manifest)
-    console.print(f"manifest: {manifest_file(settings.state_path, name)}", highlight=False)
+    definitions.selections_for(service, features)  # an unknown service or feature stops here, before Spark starts
+    with show_steps():
+        manifest = build_training_set(
+            get_spark(settings),
+            definitions,
+            name=name,
+            entities=entities,
+            service=service,
+            features=features,
+            overwrite=overwrite,
+            full_feature_names=full_feature_names,
+            event_timestamp_column=timestamp_column,
+            start=start.date() if start else None,
+            end=end.date() if end else None,
+            state_dir=settings.state_path,
+        )
+    _report(manifest, settings.state_path)
 
 
-@training_app.command("rebuild")
 def rebuild(
     manifest: Annotated[str, typer.Option("--manifest", help="a manifest JSON file or a training set name")],
     name: Annotated[str | None, typer.Option("--name", help="write to training.<name> (default: the same)")] = None,
@@ -88,4 +85,6 @@ def rebuild(
     from featurelake.spark import get_spark
 
     settings = get_settings()
-    _report(run_rebuild(get_spark(settings), manifest, name=name, state_dir=settings.state_path))
+    with show_steps():
+        rebuilt = run_rebuild(get_spark(settings), manifest, name=name, state_dir=settings.state_path)
+    _report(rebuilt, settings.state_path)

@@ -5,18 +5,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from featurelake.cli import app
 from featurelake.cli.options import EndDate, StartDate
+from featurelake.cli.output import console
 
 if TYPE_CHECKING:
     from featurelake.validation import GateResult
 
 
-def render(result: GateResult, out: Console) -> None:
+def render(result: GateResult) -> None:
     """A readable summary of one run: status line, failed expectations, sample failing rows, Data Docs."""
     if result.success:
         mark, style = "PASS", "bold green"
@@ -24,15 +23,15 @@ def render(result: GateResult, out: Console) -> None:
         mark, style = "FAIL", "bold red"
     else:
         mark, style = "WARN", "bold yellow"
-    out.print(Text.assemble((f"{mark} ", style), result.headline()), highlight=False)
-    out.print(f"  {len(result.outcomes)} expectations, {result.row_count or 0:,} rows", highlight=False)
+    console.print(Text.assemble((f"{mark} ", style), result.headline()), highlight=False)
+    console.print(f"  {len(result.outcomes)} expectations, {result.row_count or 0:,} rows", highlight=False)
     if result.failures:
         table = Table(show_lines=True)
         for header in ("expectation", "column(s)", "expected", "observed"):
             table.add_column(header, overflow="fold")
         for o in result.failures:
             table.add_row(o.expectation_type, ", ".join(o.columns) or "-", o.expected, o.observed)
-        out.print(table)
+        console.print(table)
         for o in result.failures:
             if not o.sample:
                 continue
@@ -40,12 +39,11 @@ def render(result: GateResult, out: Console) -> None:
             rows = Table(*keys, title=f"failing rows: {o.label} (sample of {len(o.sample)})", title_justify="left")
             for row in o.sample:
                 rows.add_row(*("NULL" if row.get(k) is None else str(row.get(k)) for k in keys))
-            out.print(rows)
+            console.print(rows)
     if result.data_docs:
-        out.print(f"  Data Docs: {result.data_docs}", highlight=False, soft_wrap=True)
+        console.print(f"  Data Docs: {result.data_docs}", highlight=False, soft_wrap=True)
 
 
-@app.command()
 def validate(
     start: StartDate,
     end: EndDate,
@@ -67,7 +65,6 @@ def validate(
     from featurelake.validation import validate as run_validation
     from featurelake.validation.gate import data_docs_index
 
-    console = Console()
     interval = Interval.parse(start, end)
     settings = get_settings()
     repo = feature_repo(settings)
@@ -83,7 +80,7 @@ def validate(
     blocking = []
     for name in names:
         result = run_validation(spark, settings, name, interval, repo=repo)
-        render(result, console)
+        render(result)
         if result.blocking:
             blocking.append(name)
     if settings.validation.data_docs:

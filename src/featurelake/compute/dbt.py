@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from featurelake import progress
 from featurelake.compute.publish import publish_validated
 from featurelake.config import Settings
 from featurelake.errors import FeaturelakeError, InputError
@@ -198,6 +199,7 @@ def run_dbt_build(
     overrides = {a.model: a.audit for a in audited.values()}
     args = dbt_args(settings, "build", interval=interval, select=select, overrides=overrides)
     models, built = [], []
+    dbt_step = progress.step(f"dbt build {interval}" + (f" --select {select}" if select else ""))
     with recorded_run(spark, "dbt", [], interval, run_id) as run:
         result = run_dbt(spark, settings, args, check=False)
         for unique_id, relation in result.relations.items():
@@ -211,6 +213,7 @@ def run_dbt_build(
                 run.record(view.table if view else relation, status, unique_id)
     with recorded_run(spark, "dbt", [view.table for _, view in built], interval, run_id):
         result.check()  # a failed build publishes nothing
+    dbt_step.done()
 
     def publish(item: tuple[str, AuditedView]) -> GateResult:
         unique_id, view = item

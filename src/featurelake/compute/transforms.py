@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from featurelake import progress
 from featurelake.compute.aggregations import utc_date
 from featurelake.compute.publish import ViewResult, check_inputs, publish_validated, read_partitioned_source
 from featurelake.config import Settings
@@ -66,10 +67,12 @@ def compute_transform_view(
     from pyspark.sql import functions as F
 
     check_inputs(view, keys, TransformComputation, "a PySpark transform")
+    step = progress.step(f"{view.name}: transform {interval}, gate, publish")
     source, part_col = read_partitioned_source(spark, view)
     day = F.col(part_col) if part_col else utc_date(F.col(view.source.timestamp_column))
     rows = transform_rows(view, keys, source.where(day.between(F.lit(interval.start), F.lit(interval.end))), day)
     commit, gate = publish_validated(
         spark, settings, view, keys, rows, interval, date_column=OFFLINE_SOURCE_DATE, replace=interval
     )
+    step.done(commit.rows_written)
     return ViewResult(view.name, commit, interval, gate)

@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from featurelake import progress
 from featurelake.compute.aggregations import TILE_DATE, WindowPlan, rollup, tile_partials, utc_date
 from featurelake.compute.publish import ViewResult, check_inputs, publish_validated, read_partitioned_source
 from featurelake.config import Settings
@@ -130,10 +131,13 @@ def compute_view(
     affected = interval_tiles(spark, view, plan, interval)
     tile_dates = Interval(affected.tile_lo, affected.tile_hi)
     t_name = tiles_table(view)
+    tiles_step = progress.step(f"{view.name}: tiles {tile_dates}")
     t_commit = write_interval(affected.tiles, t_name, date_column=TILE_DATE, start=tile_dates.start, end=tile_dates.end)
+    tiles_step.done(t_commit.rows_written)
 
     out_hi = rollup_end(spark, t_name, affected)
     event_dates = Interval(affected.tile_lo, out_hi)
+    rows_step = progress.step(f"{view.name}: windows {event_dates}, gate, publish")
     # The roll-up refers to the tiles once per window (the boundary grid) and once more for the values: cached,
     # they are read from the table once.
     stored = spark.table(t_name).where(F.col(TILE_DATE).between(F.lit(affected.read_lo), F.lit(out_hi))).persist()
@@ -144,4 +148,5 @@ def compute_view(
         )
     finally:
         stored.unpersist()
+    rows_step.done(commit.rows_written)
     return ViewResult(view.name, commit, event_dates, gate, tiles=t_commit, tile_dates=tile_dates)

@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from featurelake import progress
 from featurelake.errors import FeaturelakeError, InputError
 from featurelake.offline.manifest import EntitySource, Manifest, RowCounts, Spec, ViewRef, load_manifest
 from featurelake.offline.pit import output_names, point_in_time_join
@@ -205,6 +206,7 @@ def _run(
     inputs = [v.to_input(spark) for v in views]
     names = output_names(inputs, entity_df.columns, spec.full_feature_names)  # collisions: before any work
     created_at = dt.datetime.now(dt.UTC)
+    step = progress.step(f"{TRAINING_DATABASE}.{name}: point-in-time join of {len(views)} views, write")
     out = point_in_time_join(
         entity_df, inputs, event_timestamp_column=ts_col, full_feature_names=spec.full_feature_names
     )
@@ -212,6 +214,7 @@ def _run(
     rows = commit.rows_written
     if rows is None:
         rows = spark.table(f"{TRAINING_DATABASE}.{name}").count()
+    step.done(rows)
     manifest = Manifest(
         name=name,
         table=f"{TRAINING_DATABASE}.{name}",

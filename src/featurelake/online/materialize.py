@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
+from featurelake import progress
 from featurelake.errors import FeaturelakeError, InputError
 from featurelake.online.backends import open_store
 from featurelake.online.encoding import EPOCH, NO_CREATED
@@ -321,9 +322,11 @@ def materialize_views(
         if run.rows is not None
     ]
     stats = {run.view.name: WriteStats() for run in runs}
+    step = progress.step(f"materialize {len(runs)} views into {config.identity}")
     if records:
         union = reduce(lambda a, b: a.unionAll(b), records)
         stats.update(_write(union, config, [run.view.name for run in runs], fail_after_partitions))
+    step.done(sum(s.written for s in stats.values()))
     with open_store(config) as store:
         for run in runs:
             store.purge_expired(run.view.name, wall_ms)
