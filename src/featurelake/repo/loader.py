@@ -135,7 +135,7 @@ def load_repo(root: str | Path) -> Repo:
     repo, problems = Repo(root=root), list[str]()
     seen: dict[tuple[str, str], list[str]] = defaultdict(list)
     broken_names: set[str] = set()
-    _fresh_package(root)
+    fresh_package(REPO_PACKAGE, root)
     with collecting_problems() as constructed:
         for path in sorted(root.rglob("*.py")):
             if path.name.startswith("_") and path.name != "__init__.py":
@@ -217,13 +217,13 @@ def _relative(location: str, base: Path) -> str:
         return location
 
 
-def _fresh_package(root: Path) -> None:
-    """Make ``featurelake_repo`` a package rooted at ``root`` (dropping any earlier repo's modules)."""
-    for name in [m for m in sys.modules if m == REPO_PACKAGE or m.startswith(REPO_PACKAGE + ".")]:
-        del sys.modules[name]
-    package = types.ModuleType(REPO_PACKAGE)
+def fresh_package(name: str, root: Path) -> None:
+    """Make ``name`` an importable package rooted at the folder ``root`` (dropping any earlier one's modules)."""
+    for module in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+        del sys.modules[module]
+    package = types.ModuleType(name)
     package.__path__ = [str(root)]
-    sys.modules[REPO_PACKAGE] = package
+    sys.modules[name] = package
 
 
 def _describe(err: Any) -> str:

@@ -14,14 +14,13 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import math
-import sys
-import types
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from featurelake.config import Settings, parse_duration
 from featurelake.errors import FeaturelakeError
 from featurelake.repo.definitions import ValueType
+from featurelake.repo.loader import fresh_package
 from featurelake.runs import Interval
 from featurelake.validation.targets import Target
 
@@ -71,15 +70,6 @@ def generated_expectations(target: Target) -> list[Expectation]:
     return out
 
 
-def _fresh_package(folder: Path) -> None:
-    """Make ``featurelake_expectations`` a package rooted at ``folder`` (dropping earlier modules)."""
-    for name in [m for m in sys.modules if m == PACKAGE or m.startswith(PACKAGE + ".")]:
-        del sys.modules[name]
-    package = types.ModuleType(PACKAGE)
-    package.__path__ = [str(folder)]
-    sys.modules[PACKAGE] = package
-
-
 def custom_expectations(target: Target, folder: Path) -> list[Expectation]:
     """The hand-written expectations of ``target`` from ``folder`` (none when it has no module)."""
     from great_expectations.expectations import Expectation
@@ -88,7 +78,7 @@ def custom_expectations(target: Target, folder: Path) -> list[Expectation]:
     path = folder / sub / f"{name}.py"
     if not path.is_file():
         return []
-    _fresh_package(folder)
+    fresh_package(PACKAGE, folder)
     try:
         module = importlib.import_module(f"{PACKAGE}.{sub}.{name}")
         factory = getattr(module, "expectations", None)
