@@ -8,10 +8,10 @@ BIN := $(VENV)/bin
 STATE := .state
 JARS := $(STATE)/jars
 # Debian packages the pipeline and tests need (installed only when missing).
-DEB_PACKAGES := openjdk-17-jre-headless maven redis-server
+DEB_PACKAGES := openjdk-17-jre-headless maven redis-server postgresql
 MVN_EXCLUDED_GROUPS := org.scala-lang,com.fasterxml.jackson.core,org.apache.hadoop,org.apache.logging.log4j,org.apache.parquet,org.slf4j,org.xerial.snappy,com.github.luben,org.roaringbitmap,io.airlift,commons-pool,commons-logging,org.locationtech.jts,com.google.code.findbugs
 
-.PHONY: help setup run test test-fast lint bench lock clean airflow history dbt-manifest
+.PHONY: help setup up down run test test-fast lint bench lock clean airflow history dbt-manifest
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -50,13 +50,19 @@ $(STATE)/dynamodb/dynamodb.stamp: conf/dynamodb-local.pom.xml $(STATE)/deb.stamp
 	  -DoutputDirectory=$(abspath $(STATE)/dynamodb)
 	@touch $@
 
+up: setup ## start the local services (PostgreSQL: the metastore every Spark driver shares); running ones are reused
+	$(BIN)/featurelake services start
+
+down: ## stop every service this repository started (by recorded pid); their data stays for the next `make up`
+	@if [ -x $(BIN)/featurelake ]; then $(BIN)/featurelake services stop; fi
+
 lock: $(BIN)/uv ## re-resolve requirements.lock from pyproject.toml
 	$(BIN)/uv pip compile -q -p $(BIN)/python --extra dev pyproject.toml -o requirements.lock
 
-run: setup ## the nightly DAG through Airflow on the demo days: its tasks as they run (full log in .state/logs), a summary
+run: up ## the nightly DAG through Airflow on the demo days: its tasks as they run (full log in .state/logs), a summary
 	$(BIN)/featurelake run-demo
 
-airflow: setup ## Airflow standalone on this repo's DAGs (UI on http://localhost:8080; password in .state/airflow)
+airflow: up ## Airflow standalone on this repo's DAGs (UI on http://localhost:8080; password in .state/airflow)
 	AIRFLOW_HOME=$(abspath $(STATE))/airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
 	  AIRFLOW__CORE__LOAD_EXAMPLES=False FEATURELAKE_HOME=$(CURDIR) PATH=$(abspath $(BIN)):$$PATH $(BIN)/airflow standalone
 
@@ -67,7 +73,7 @@ history: setup ## Spark's history server on the event logs of `featurelake --spa
 	  SPARK_HISTORY_OPTS="-Dspark.history.fs.logDirectory=file:$(abspath $(STATE))/spark-events -Dspark.history.ui.port=18080" \
 	  $(BIN)/spark-class org.apache.spark.deploy.history.HistoryServer
 
-test: setup ## the whole test suite (unit + DAG integrity + integration): what CI runs
+test: setup ## the whole test suite (unit + DAG integrity + integration): what CI runs (on a PostgreSQL of its own)
 	$(BIN)/python -m pytest -m "not bench" $(PYTEST_ARGS)
 
 test-fast: setup ## unit tests and DAG integrity checks but those marked slow (under 2 minutes)
@@ -81,8 +87,8 @@ lint: setup ## ruff and mypy
 bench: setup ## benchmarks; results land in bench/results/
 	$(BIN)/python -m pytest -m bench -s $(PYTEST_ARGS)
 
-clean: ## remove the local state (warehouse, metastore, online store); keeps the venv and JARs
-	rm -rf $(STATE)/warehouse $(STATE)/metastore_db $(STATE)/online $(STATE)/cache $(STATE)/derby.log \
+clean: down ## remove the local state (warehouse, metastore, online store); keeps the venv and JARs
+	rm -rf $(STATE)/warehouse $(STATE)/postgres $(STATE)/postgres.pid $(STATE)/metastore_db $(STATE)/online $(STATE)/cache $(STATE)/derby.log \
 	  $(STATE)/gx $(STATE)/manifests $(STATE)/airflow $(STATE)/logs $(STATE)/spark-events
 
 dbt_project/target/manifest.json: $(VENV)/install.stamp $(shell find dbt_project/models dbt_project/macros -type f) dbt_project/dbt_project.yml dbt_project/profiles.yml

@@ -1,19 +1,43 @@
-"""Shared fixtures: one session-scoped local SparkSession on an isolated, temporary warehouse."""
+"""Shared fixtures: one session-scoped local SparkSession on an isolated, temporary warehouse, its catalog in a
+throwaway PostgreSQL server the test run starts (on a free port) and stops."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
+from tests.support.servers import free_port
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The test session's JVM runs many small jobs for a few minutes: compiling with C1 only and collecting garbage on
-# one thread halves its CPU time (the C2 compiler and parallel GC threads cost more than they save there), and its
-# throwaway Derby metastore need not sync every commit to disk.
-TEST_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Dderby.system.durability=test"
+# one thread halves its CPU time (the C2 compiler and parallel GC threads cost more than they save there).
+TEST_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+# The test run's PostgreSQL: a free port and a folder outside pytest's private (mode 0700) temp root, which the
+# server's `postgres` system user could not enter when the tests run as root.
+TEST_POSTGRES_PORT = free_port()
+TEST_POSTGRES_DIR = Path(tempfile.mkdtemp(prefix="featurelake-test-postgres-"))
+TEST_POSTGRES_DIR.chmod(0o755)
+
+
+def metastore_database(state_dir: Path) -> str:
+    """The metastore database of one state folder on the test server (each folder its own catalog)."""
+    return "test_" + hashlib.sha1(str(state_dir).encode()).hexdigest()[:16]
+
+
+def postgres_env(port: int, data_dir: Path) -> dict[str, str]:
+    """Settings overrides that point featurelake at the PostgreSQL server on ``port`` with data in ``data_dir``."""
+    return {
+        "FEATURELAKE__SERVICES__POSTGRES__PORT": str(port),
+        "FEATURELAKE__SERVICES__POSTGRES__DATA_DIR": str(data_dir),
+        "FEATURELAKE__SERVICES__POSTGRES__FSYNC": "false",
+    }
 
 
 def isolated_env(state_dir: Path, **extra: str) -> dict[str, str]:
@@ -25,7 +49,9 @@ def isolated_env(state_dir: Path, **extra: str) -> dict[str, str]:
             "FEATURELAKE_ENV": "ci",
             "FEATURELAKE__STATE_DIR": str(state_dir),
             "FEATURELAKE__STORAGE__WAREHOUSE": str(state_dir / "warehouse"),
+            "FEATURELAKE__STORAGE__METASTORE__DATABASE": metastore_database(state_dir),
             "FEATURELAKE__STORAGE__METASTORE__DERBY_DIR": str(state_dir / "metastore_db"),
+            **postgres_env(TEST_POSTGRES_PORT, TEST_POSTGRES_DIR / "data"),
             "FEATURELAKE__ONLINE_STORE__SQLITE_PATH": str(state_dir / "online" / "online.db"),
             "PYSPARK_PYTHON": sys.executable,
         }
@@ -50,9 +76,26 @@ def run_cli(state_dir: Path, *args: str, check: bool = True, **extra_env: str) -
     return proc
 
 
+@pytest.fixture(scope="session", autouse=True)
+def postgres():
+    """The test run's PostgreSQL server (the metastore of every featurelake process the tests start), stopped and
+    deleted at the end."""
+    from featurelake.services.postgres import Postgres
+
+    server = Postgres(TEST_POSTGRES_DIR / "data", TEST_POSTGRES_PORT, "featurelake", fsync=False)
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(TEST_POSTGRES_DIR, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def state_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("state")
+def state_dir(tmp_path_factory, postgres) -> Path:
+    """The shared session's state folder; its metastore database is created now and dropped at the end."""
+    state = tmp_path_factory.mktemp("state")
+    postgres.ensure_database(metastore_database(state))
+    yield state
+    postgres.drop_database(metastore_database(state))
 
 
 @pytest.fixture(scope="session")
@@ -68,8 +111,8 @@ def settings(state_dir):
 
 @pytest.fixture(scope="session")
 def spark(settings):
-    """The one SparkSession of the test run (local[2], UTC, 2 shuffle partitions, Delta, Hive on Derby, a JVM
-    tuned for a short run: TEST_JVM_OPTIONS)."""
+    """The one SparkSession of the test run (local[2], UTC, 2 shuffle partitions, Delta, the Hive metastore on the
+    test run's PostgreSQL, a JVM tuned for a short run: TEST_JVM_OPTIONS)."""
     from featurelake.spark import get_spark
 
     session = get_spark(settings)

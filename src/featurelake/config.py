@@ -63,14 +63,41 @@ class SparkSettings(_Section):
     conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
 
+PG_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
 class MetastoreSettings(_Section):
-    derby_dir: str | None = ".state/metastore_db"
+    """Where the Hive metastore (the catalog of databases and tables) lives.
+
+    ``postgres``: a database on the PostgreSQL server this repository runs (``services.postgres``), shared by
+    every Spark driver on the machine. ``jdbc``: any database Hive supports, by JDBC ``url`` and ``user`` (the
+    password only from $FEATURELAKE_METASTORE_PASSWORD). ``thrift``: a Hive metastore service at ``uri``.
+    ``derby``: embedded Derby in ``derby_dir``, one driver at a time (``featurelake metastore migrate`` reads it).
+    """
+
+    kind: Literal["postgres", "jdbc", "thrift", "derby"] = "postgres"
+    database: str = "featurelake_metastore"
+    url: str | None = None
+    driver: str = "org.postgresql.Driver"
+    user: str | None = None
     uri: str | None = None
+    derby_dir: str = ".state/metastore_db"
+    # JDBC connections each Spark driver's metastore client keeps open (per pool).
+    pool_size: int = Field(3, ge=1)
+
+    @field_validator("database")
+    @classmethod
+    def _database_name(cls, v: str) -> str:
+        if not PG_IDENTIFIER.match(v):
+            raise ValueError("a PostgreSQL database name: lower-case letters, digits and _, at most 63")
+        return v
 
     @model_validator(mode="after")
-    def _one_kind(self) -> MetastoreSettings:
-        if not self.derby_dir and not self.uri:
-            raise ValueError("set derby_dir (embedded metastore) or uri (remote metastore)")
+    def _kind_complete(self) -> MetastoreSettings:
+        if self.kind == "jdbc" and not (self.url and self.url.startswith("jdbc:")):
+            raise ValueError("kind jdbc needs url (jdbc:<database>://host:port/name)")
+        if self.kind == "thrift" and not (self.uri and self.uri.startswith("thrift://")):
+            raise ValueError("kind thrift needs uri (thrift://host:port)")
         return self
 
 
@@ -186,6 +213,30 @@ class MonitoringSettings(_Section):
         return v
 
 
+class PostgresSettings(_Section):
+    """The local PostgreSQL server (``featurelake services start``): the metastore's database, later Airflow's."""
+
+    port: int = Field(55432, ge=1024, le=65535)
+    data_dir: str = ".state/postgres"
+    # The server's superuser (initdb); local connections on 127.0.0.1 are trusted, so it has no password.
+    user: str = "featurelake"
+    # Off only for throwaway servers (the test suite's): a crash may then lose committed transactions.
+    fsync: bool = True
+
+    @field_validator("user")
+    @classmethod
+    def _user_name(cls, v: str) -> str:
+        if not PG_IDENTIFIER.match(v):
+            raise ValueError("a PostgreSQL role name: lower-case letters, digits and _, at most 63")
+        return v
+
+
+class ServicesSettings(_Section):
+    """Local services the repository installs, starts and stops (``featurelake services``)."""
+
+    postgres: PostgresSettings = PostgresSettings()
+
+
 class Settings(_Section):
     env: str = DEFAULT_ENV
     root: Path = Path(".")
@@ -199,6 +250,7 @@ class Settings(_Section):
     compute: ComputeSettings = ComputeSettings()
     orchestration: OrchestrationSettings = OrchestrationSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
+    services: ServicesSettings = ServicesSettings()
 
     def path(self, value: str) -> str:
         """Resolve a configured path: URIs (s3a://...) as they are, relative paths against the repo root."""

@@ -11,3 +11,8 @@ class ConfigError(FeaturelakeError):
 
 class InputError(FeaturelakeError):
     """Invalid user input: a parameter, an entity source, a date range, an identifier."""
+
+
+class ServiceDown(FeaturelakeError):
+    """A service featurelake needs (the metastore's database) is not reachable; the message names the command that
+    starts it."""

@@ -9,10 +9,51 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from featurelake.config import Settings, get_settings
-from featurelake.errors import ConfigError
+from featurelake.errors import ConfigError, ServiceDown
+from featurelake.services.metastore import down_message, is_connection_failure, require_metastore
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+# The password of a ``jdbc`` metastore comes only from the environment (never conf/, never a command line).
+METASTORE_PASSWORD_VAR = "FEATURELAKE_METASTORE_PASSWORD"
+PASSWORD_KEY = "spark.hadoop.javax.jdo.option.ConnectionPassword"
+# Hive 2.3's metastore model (package.jdo in hive-metastore-2.3.*.jar). DataNucleus creates all their tables when
+# a driver's metastore client starts, in one go: created lazily instead, a foreign key on TBLS added while the same
+# driver's other connection holds an open insert into TBLS waits for it forever (PostgreSQL's lock on TBLS).
+HIVE_MODEL = "org.apache.hadoop.hive.metastore.model"
+HIVE_MODEL_CLASSES = [
+    "MDatabase",
+    "MFieldSchema",
+    "MType",
+    "MTable",
+    "MConstraint",
+    "MSerDeInfo",
+    "MOrder",
+    "MColumnDescriptor",
+    "MStringList",
+    "MStorageDescriptor",
+    "MPartition",
+    "MIndex",
+    "MRole",
+    "MRoleMap",
+    "MGlobalPrivilege",
+    "MDBPrivilege",
+    "MTablePrivilege",
+    "MPartitionPrivilege",
+    "MTableColumnPrivilege",
+    "MPartitionColumnPrivilege",
+    "MPartitionEvent",
+    "MMasterKey",
+    "MDelegationToken",
+    "MTableColumnStatistics",
+    "MPartitionColumnStatistics",
+    "MVersionTable",
+    "MResourceUri",
+    "MFunction",
+    "MNotificationLog",
+    "MNotificationNextId",
+]
 
 
 def spark_conf(settings: Settings) -> dict[str, str]:
@@ -23,7 +64,10 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         raise ConfigError(f"no Delta Lake JARs in {jars_dir} (spark.jars_dir): run `make setup` first")
     state = settings.state_path
     storage = settings.storage
-    java_opts = [f"-Dlog4j.configurationFile=file:{settings.root / 'conf' / 'log4j2.properties'}"]
+    java_opts = [
+        f"-Dlog4j.configurationFile=file:{settings.root / 'conf' / 'log4j2.properties'}",
+        f"-Dderby.system.home={state}",  # derby.log of an embedded metastore, or of `featurelake metastore migrate`
+    ]
     conf = {
         "spark.app.name": settings.spark.app_name,
         "spark.master": settings.spark.master,
@@ -44,15 +88,59 @@ def spark_conf(settings: Settings) -> dict[str, str]:
     if settings.spark.ui:  # and an event log, for Spark's history server (`make history`)
         conf["spark.eventLog.enabled"] = "true"
         conf["spark.eventLog.dir"] = event_log_dir(settings).as_uri()
-    if storage.metastore.uri:
-        conf["spark.hadoop.hive.metastore.uris"] = storage.metastore.uri
-    elif storage.metastore.derby_dir:
-        derby = settings.path(storage.metastore.derby_dir)
-        conf["spark.hadoop.javax.jdo.option.ConnectionURL"] = f"jdbc:derby:;databaseName={derby};create=true"
-        java_opts.append(f"-Dderby.system.home={state}")
+    conf.update(metastore_conf(settings))
     conf["spark.driver.extraJavaOptions"] = " ".join(java_opts)
     conf.update({k: str(v) for k, v in settings.spark.conf.items()})
     return conf
+
+
+def metastore_conf(settings: Settings) -> dict[str, str]:
+    """The Hive client's settings for ``storage.metastore``: a JDBC database (the local PostgreSQL, or any by url),
+    a thrift service, or embedded Derby.
+
+    Spark's built-in Hive 2.3 client talks to the database itself. DataNucleus creates the metastore's tables on
+    first use (``datanucleus.schema.autoCreateAll``; Hive's schema scripts do not ship with Spark), and Hive's
+    schema version check is off because nothing records that version in an auto-created schema.
+    """
+    metastore = settings.storage.metastore
+    if metastore.kind == "thrift":
+        return {"spark.hadoop.hive.metastore.uris": str(metastore.uri)}
+    if metastore.kind == "derby":
+        derby = settings.path(metastore.derby_dir)
+        return {"spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={derby};create=true"}
+    if metastore.kind == "postgres":
+        local = settings.services.postgres
+        url, driver, user = (
+            f"jdbc:postgresql://127.0.0.1:{local.port}/{metastore.database}",
+            "org.postgresql.Driver",
+            local.user,
+        )
+    else:
+        url, driver, user = str(metastore.url), metastore.driver, metastore.user or ""
+    conf = {
+        # The driver's class path, not spark.jars: DataNucleus finds JDBC drivers through java.sql.DriverManager,
+        # which does not see the jars Spark adds at run time.
+        "spark.driver.extraClassPath": ":".join(_jdbc_driver_jars(settings)),
+        "spark.hadoop.javax.jdo.option.ConnectionURL": url,
+        "spark.hadoop.javax.jdo.option.ConnectionDriverName": driver,
+        "spark.hadoop.javax.jdo.option.ConnectionUserName": user,
+        "spark.hadoop.datanucleus.schema.autoCreateAll": "true",
+        "spark.hadoop.datanucleus.autoStartMechanism": "Classes",
+        "spark.hadoop.datanucleus.autoStartClassNames": ",".join(f"{HIVE_MODEL}.{c}" for c in HIVE_MODEL_CLASSES),
+        "spark.hadoop.hive.metastore.schema.verification": "false",
+        "spark.hadoop.datanucleus.connectionPool.maxPoolSize": str(metastore.pool_size),
+    }
+    if metastore.kind == "jdbc" and (password := os.environ.get(METASTORE_PASSWORD_VAR)):
+        conf[PASSWORD_KEY] = password
+    return conf
+
+
+def _jdbc_driver_jars(settings: Settings) -> list[str]:
+    jars_dir = Path(settings.path(settings.spark.jars_dir))
+    found = sorted(str(p) for p in jars_dir.glob("postgresql-*.jar"))
+    if not found:
+        raise ConfigError(f"no PostgreSQL JDBC driver in {jars_dir} (spark.jars_dir): run `make setup`")
+    return found
 
 
 def get_spark(settings: Settings | None = None) -> SparkSession:
@@ -63,6 +151,7 @@ def get_spark(settings: Settings | None = None) -> SparkSession:
     if shutil.which("java") is None and not _java_home_ok():
         raise ConfigError("Java not found: install a JDK 17 (`make setup` does) or set JAVA_HOME")
     conf = spark_conf(settings)
+    require_metastore(settings)
     if settings.spark.master.startswith("local"):
         # Local Python workers must run this interpreter (the venv with featurelake), not python3 from PATH;
         # an in-process session reads this from the environment only.
@@ -74,7 +163,12 @@ def get_spark(settings: Settings | None = None) -> SparkSession:
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.enableHiveSupport().getOrCreate()
-    ensure_databases(spark, settings)
+    try:
+        ensure_databases(spark, settings)  # the Hive client's first connection to the metastore
+    except Exception as exc:
+        if is_connection_failure(exc):
+            raise ServiceDown(down_message(settings)) from None
+        raise
     return spark
 
 
@@ -102,6 +196,7 @@ def spark_submit_command(settings: Settings, script: str, *args: str) -> list[st
     """
 
     conf = spark_conf(settings)
+    conf.pop(PASSWORD_KEY, None)  # the job's own get_spark reads it from the environment it inherits
     cmd = [
         str(Path(sys.executable).with_name("spark-submit")),
         "--master",

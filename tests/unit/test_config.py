@@ -89,3 +89,12 @@ def test_no_secrets_in_conf():
         text = path.read_text().lower()
         for word in ("password:", "secret:", "aws_secret_access_key", "token:"):
             assert word not in text, f"{path.name} holds a secret-like key {word!r}"
+
+
+def test_metastore_kind_needs_its_address_and_database_names_are_checked(conf_root):
+    s = load_settings(environ=env_for(conf_root))
+    assert s.storage.metastore.kind == "postgres"  # the local default: the shared PostgreSQL server
+    with pytest.raises(ConfigError, match="storage.metastore: Value error, kind jdbc needs url"):
+        load_settings(environ=env_for(conf_root, FEATURELAKE__STORAGE__METASTORE__KIND="jdbc"))
+    with pytest.raises(ConfigError, match="storage.metastore.database: Value error, a PostgreSQL database name"):
+        load_settings(environ=env_for(conf_root, FEATURELAKE__STORAGE__METASTORE__DATABASE="x; drop"))

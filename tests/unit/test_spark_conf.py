@@ -15,7 +15,36 @@ def test_conf_has_delta_catalog_utc_and_local_jars(settings):
     assert any("delta-spark_4.2_2.13" in j for j in jars)
     assert all(j.startswith(settings.path(settings.spark.jars_dir)) for j in jars)  # never resolved from the network
     assert "spark.jars.packages" not in conf
-    assert str(settings.state_path / "metastore_db") in conf["spark.hadoop.javax.jdo.option.ConnectionURL"]
+
+
+def test_metastore_kinds_give_the_hive_client_its_database(settings, monkeypatch):
+    from featurelake.spark import PASSWORD_KEY, spark_submit_command
+
+    pg = settings.services.postgres
+    database = settings.storage.metastore.database
+    conf = spark_conf(settings)  # the default: the local PostgreSQL
+    assert conf["spark.hadoop.javax.jdo.option.ConnectionURL"] == f"jdbc:postgresql://127.0.0.1:{pg.port}/{database}"
+    assert conf["spark.hadoop.javax.jdo.option.ConnectionUserName"] == pg.user
+    assert conf["spark.driver.extraClassPath"].rsplit("/", 1)[-1].startswith("postgresql-")
+
+    def with_metastore(**update):
+        storage = settings.storage.model_copy(
+            update={"metastore": settings.storage.metastore.model_copy(update=update)}
+        )
+        return settings.model_copy(update={"storage": storage})
+
+    jdbc = with_metastore(kind="jdbc", url="jdbc:postgresql://db.internal:5432/hive", user="hive")
+    monkeypatch.setenv("FEATURELAKE_METASTORE_PASSWORD", "s3cret")
+    conf = spark_conf(jdbc)
+    assert conf["spark.hadoop.javax.jdo.option.ConnectionURL"] == "jdbc:postgresql://db.internal:5432/hive"
+    assert conf[PASSWORD_KEY] == "s3cret"
+    assert not any("s3cret" in arg for arg in spark_submit_command(jdbc, "ingest_raw.py"))  # never on a command line
+
+    derby = spark_conf(with_metastore(kind="derby"))
+    assert str(settings.state_path / "metastore_db") in derby["spark.hadoop.javax.jdo.option.ConnectionURL"]
+    thrift = spark_conf(with_metastore(kind="thrift", uri="thrift://metastore.internal:9083"))
+    assert thrift["spark.hadoop.hive.metastore.uris"] == "thrift://metastore.internal:9083"
+    assert "spark.hadoop.javax.jdo.option.ConnectionURL" not in thrift
 
 
 def test_spark_ui_setting_turns_on_the_ui_and_an_event_log_under_the_state_folder(settings):

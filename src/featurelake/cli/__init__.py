@@ -14,7 +14,18 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from featurelake.cli import compute, data, monitor, online, pipeline, registry, training, validate
+from featurelake.cli import (
+    compute,
+    data,
+    metastore,
+    monitor,
+    online,
+    pipeline,
+    registry,
+    services,
+    training,
+    validate,
+)
 from featurelake.cli.output import err_console
 from featurelake.config import OVERRIDE_PREFIX
 from featurelake.errors import FeaturelakeError
@@ -79,6 +90,21 @@ online_store = typer.Typer(help="Read and check the online store.", no_args_is_h
 online_store.command("get")(online.get)
 online_store.command("check")(online.check)
 app.add_typer(online_store, name="online")
+
+local_services = typer.Typer(
+    help="Local services (the metastore's PostgreSQL): started on loopback, stopped by recorded pid.",
+    no_args_is_help=True,
+)
+local_services.command("start")(services.start)
+local_services.command("stop")(services.stop)
+local_services.command("status")(services.status)
+app.add_typer(local_services, name="services")
+
+catalog_store = typer.Typer(
+    help="The Hive metastore: move the old embedded Derby catalog into it.", no_args_is_help=True
+)
+catalog_store.command("migrate")(metastore.migrate)
+app.add_typer(catalog_store, name="metastore")
 
 
 def main(args: list[str] | None = None) -> None:

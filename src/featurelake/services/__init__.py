@@ -1,0 +1,6 @@
+"""The local services the repository installs (``make setup``), starts and stops (``featurelake services``,
+``make up`` / ``make down``): each a real process on loopback, reused when running, stopped by its recorded pid.
+
+Today: PostgreSQL (postgres.py), the database of the Hive metastore that every Spark driver on the machine shares;
+metastore.py checks that the configured metastore is reachable before a driver starts.
+"""
