@@ -169,7 +169,7 @@ class OrchestrationSettings(_Section):
     retry_delay: str = "1m"  # doubled per retry (exponential backoff) up to max_retry_delay
     max_retry_delay: str = "30m"
     task_timeout: str = "2h"
-    # Concurrent tasks per run. 1 locally: the embedded Derby metastore admits one Spark driver at a time.
+    # Concurrent tasks per run. 1 locally: Airflow's local metadata database admits one writer.
     max_active_tasks: int = Field(1, ge=1)
     # One Airflow task (one Spark application) per window view, or one for all of them. Per view shows and
     # retries each view on its own; locally each task pays a JVM start.

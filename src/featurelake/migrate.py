@@ -21,10 +21,10 @@ if TYPE_CHECKING:
 
 DERBY_DRIVER = "org.apache.derby.jdbc.EmbeddedDriver"
 # Hive 2.3's metastore schema: databases, tables, their storage (a datasource table's path is also a serde
-# parameter) and Spark's provider property.
+# parameter) and Spark's provider property. Quoted aliases: Derby would upper-case bare ones.
 CATALOG_QUERY = """
-SELECT d."NAME" AS database_name, t."TBL_NAME" AS table_name, t."TBL_TYPE" AS table_type,
-       COALESCE(sp."PARAM_VALUE", s."LOCATION") AS location, p."PARAM_VALUE" AS provider
+SELECT d."NAME" AS "database_name", t."TBL_NAME" AS "table_name", t."TBL_TYPE" AS "table_type",
+       COALESCE(sp."PARAM_VALUE", s."LOCATION") AS "location", p."PARAM_VALUE" AS "provider"
 FROM "DBS" d
 LEFT JOIN "TBLS" t ON t."DB_ID" = d."DB_ID"
 LEFT JOIN "SDS" s ON s."SD_ID" = t."SD_ID"
