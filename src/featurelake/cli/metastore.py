@@ -20,8 +20,8 @@ def migrate(
     no data is copied). Checks everything first; safe to run again."""
     from featurelake.config import get_settings
     from featurelake.errors import InputError
-    from featurelake.migrate import migrate as register_all
-    from featurelake.migrate import read_derby_catalog, require_derby_catalog
+    from featurelake.services.derby_migration import migrate as register_all
+    from featurelake.services.derby_migration import read_derby_catalog, require_derby_catalog
     from featurelake.spark import get_spark
 
     settings = get_settings()

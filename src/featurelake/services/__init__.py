@@ -2,5 +2,6 @@
 ``make up`` / ``make down``): each a real process on loopback, reused when running, stopped by its recorded pid.
 
 Today: PostgreSQL (postgres.py), the database of the Hive metastore that every Spark driver on the machine shares;
-metastore.py checks that the configured metastore is reachable before a driver starts.
+metastore.py checks that the configured metastore is reachable before a driver starts; derby_migration.py moves an
+embedded Derby catalog (the default before) into the configured metastore.
 """
