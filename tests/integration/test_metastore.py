@@ -4,6 +4,7 @@ one-line error of a stopped server, and the migration of an embedded Derby catal
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from featurelake.errors import ConfigError
+from featurelake.services.postgres import Postgres
 from tests.conftest import REPO_ROOT, TEST_POSTGRES_DIR, isolated_env, postgres_env, run_cli
 from tests.support.servers import free_port
 
@@ -186,3 +189,13 @@ def snapshot_of_new_derby_catalog(state: Path) -> dict[str, dict[str, int]]:
         state, MAKE_DERBY_CATALOG, "raw", "features", "legacy", FEATURELAKE__STORAGE__METASTORE__KIND="derby"
     )
     return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs the server as another user")
+def test_a_data_folder_the_postgres_user_cannot_enter_is_refused_before_initdb(tmp_path):
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    server = Postgres(private / "state" / "postgres", free_port(), "featurelake")
+    with pytest.raises(ConfigError, match=rf"cannot enter {private / 'state'} .*chmod o\+x"):
+        server.start()
+    assert not server.data_dir.exists() and not server.pid_file.exists()

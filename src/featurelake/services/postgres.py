@@ -104,6 +104,7 @@ class Postgres:
                 "PostgreSQL?): set services.postgres.port (or FEATURELAKE__SERVICES__POSTGRES__PORT)"
             )
         bin_dir, run_as = binaries(), self._run_as()
+        self._check_reachable(run_as)
         if not (self.data_dir / "PG_VERSION").is_file():
             self._initdb(bin_dir, run_as)
         options = [f"-p {self.port}", f"-c listen_addresses={HOST}", "-c unix_socket_directories=''"]
@@ -124,6 +125,18 @@ class Postgres:
         pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])
         self.pid_file.write_text(f"{pid}\n")
         return pid, True
+
+    def _check_reachable(self, run_as: list[str]) -> None:
+        """Under root the server runs as the ``postgres`` user, which must be able to enter the data folder's parent
+        (a private folder above it, e.g. a 0700 home or ``mktemp -d``, shuts it out)."""
+        parent = self.data_dir.parent
+        parent.mkdir(parents=True, exist_ok=True)
+        if run_as and subprocess.run([*run_as, "test", "-x", str(parent)], stdin=subprocess.DEVNULL).returncode != 0:
+            raise ConfigError(
+                f"PostgreSQL runs as the {SYSTEM_USER!r} user when you are root, and it cannot enter {parent} (a "
+                f"folder above it is private): `chmod o+x` that folder, or set services.postgres.data_dir to a "
+                "folder it can reach"
+            )
 
     def _initdb(self, bin_dir: Path, run_as: list[str]) -> None:
         """A new cluster in a sibling folder, renamed into place once complete (no half-made data folder)."""
