@@ -284,7 +284,7 @@ def test_table_without_change_data_falls_back_to_full(setup):
 
 
 def test_cli_materialize_get_and_check(setup, monkeypatch, settings, state_dir):
-    """The commands in-process on the test session (a second process cannot open the embedded metastore)."""
+    """The commands in-process on the test session (no second JVM to start)."""
     from typer.testing import CliRunner
 
     from featurelake.cli import app
