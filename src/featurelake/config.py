@@ -13,10 +13,10 @@ import os
 import re
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from featurelake.errors import ConfigError
 
@@ -66,6 +66,17 @@ class SparkSettings(_Section):
 PG_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
+def _pg_name(kind: str) -> AfterValidator:
+    """A validator of a PostgreSQL ``kind`` name (database, role) that reaches SQL unquoted."""
+
+    def check(v: str) -> str:
+        if not PG_IDENTIFIER.match(v):
+            raise ValueError(f"a PostgreSQL {kind} name: lower-case letters, digits and _, at most 63")
+        return v
+
+    return AfterValidator(check)
+
+
 class MetastoreSettings(_Section):
     """Where the Hive metastore (the catalog of databases and tables) lives.
 
@@ -76,7 +87,7 @@ class MetastoreSettings(_Section):
     """
 
     kind: Literal["postgres", "jdbc", "thrift", "derby"] = "postgres"
-    database: str = "featurelake_metastore"
+    database: Annotated[str, _pg_name("database")] = "featurelake_metastore"
     url: str | None = None
     driver: str = "org.postgresql.Driver"
     user: str | None = None
@@ -84,13 +95,6 @@ class MetastoreSettings(_Section):
     derby_dir: str = ".state/metastore_db"
     # JDBC connections each Spark driver's metastore client keeps open (per pool).
     pool_size: int = Field(3, ge=1)
-
-    @field_validator("database")
-    @classmethod
-    def _database_name(cls, v: str) -> str:
-        if not PG_IDENTIFIER.match(v):
-            raise ValueError("a PostgreSQL database name: lower-case letters, digits and _, at most 63")
-        return v
 
     @model_validator(mode="after")
     def _kind_complete(self) -> MetastoreSettings:
@@ -219,16 +223,9 @@ class PostgresSettings(_Section):
     port: int = Field(55432, ge=1024, le=65535)
     data_dir: str = ".state/postgres"
     # The server's superuser (initdb); local connections on 127.0.0.1 are trusted, so it has no password.
-    user: str = "featurelake"
+    user: Annotated[str, _pg_name("role")] = "featurelake"
     # Off only for throwaway servers (the test suite's): a crash may then lose committed transactions.
     fsync: bool = True
-
-    @field_validator("user")
-    @classmethod
-    def _user_name(cls, v: str) -> str:
-        if not PG_IDENTIFIER.match(v):
-            raise ValueError("a PostgreSQL role name: lower-case letters, digits and _, at most 63")
-        return v
 
 
 class ServicesSettings(_Section):
