@@ -194,8 +194,13 @@ def spark_submit_command(settings: Settings, script: str, *args: str) -> list[st
     Static settings (JARs, extensions, catalog, driver options) must be on the command line: in a submitted
     application the JVM exists before the job's builder runs.
     """
+    return [*spark_submit_prefix(settings), str(settings.root / "jobs" / script), *args]
 
-    conf = spark_conf(settings)
+
+def spark_submit_prefix(settings: Settings, extra_conf: dict[str, str] | None = None) -> list[str]:
+    """``spark-submit`` with every setting :func:`get_spark` applies (plus ``extra_conf``), before the application:
+    a ``jobs/`` script, or ``--class <main> spark-internal`` for one of Spark's own servers."""
+    conf = {**spark_conf(settings), **(extra_conf or {})}
     conf.pop(PASSWORD_KEY, None)  # the job's own get_spark reads it from the environment it inherits
     cmd = [
         str(Path(sys.executable).with_name("spark-submit")),
@@ -208,4 +213,4 @@ def spark_submit_command(settings: Settings, script: str, *args: str) -> list[st
     ]
     for key, value in conf.items():
         cmd += ["--conf", f"{key}={value}"]
-    return [*cmd, str(settings.root / "jobs" / script), *args]
+    return cmd
