@@ -50,7 +50,7 @@ $(STATE)/dynamodb/dynamodb.stamp: conf/dynamodb-local.pom.xml $(STATE)/deb.stamp
 	  -DoutputDirectory=$(abspath $(STATE)/dynamodb)
 	@touch $@
 
-up: setup ## start the local services (PostgreSQL: the metastore every Spark driver shares); running ones are reused
+up: setup ## start the local services (PostgreSQL: the metastore's and Airflow's databases; Airflow's API server); running ones are reused
 	$(BIN)/featurelake services start
 
 down: ## stop every service this repository started (by recorded pid); their data stays for the next `make up`
@@ -62,9 +62,9 @@ lock: $(BIN)/uv ## re-resolve requirements.lock from pyproject.toml
 run: up ## the nightly DAG through Airflow on the demo days: its tasks as they run (full log in .state/logs), a summary
 	$(BIN)/featurelake run-demo
 
-airflow: up ## Airflow standalone on this repo's DAGs (UI on http://localhost:8080; password in .state/airflow)
-	AIRFLOW_HOME=$(abspath $(STATE))/airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
-	  AIRFLOW__CORE__LOAD_EXAMPLES=False FEATURELAKE_HOME=$(CURDIR) PATH=$(abspath $(BIN)):$$PATH $(BIN)/airflow standalone
+airflow: up ## Airflow's scheduler and DAG processor too (scheduled runs; UI on http://127.0.0.1:8080, admin's password in .state/airflow); `make down` stops them
+	$(BIN)/featurelake services start --scheduler
+	@echo "Airflow UI: http://127.0.0.1:8080 (user admin, password in $$(ls $(abspath $(STATE))/airflow/simple_auth_manager_passwords.json* 2>/dev/null | head -1))"
 
 history: setup ## Spark's history server on the event logs of `featurelake --spark-ui` runs, on http://127.0.0.1:18080
 	@mkdir -p $(STATE)/spark-events
@@ -88,7 +88,7 @@ bench: setup ## benchmarks; results land in bench/results/
 	$(BIN)/python -m pytest -m bench -s $(PYTEST_ARGS)
 
 clean: down ## remove the local state (warehouse, metastore, online store); keeps the venv and JARs
-	rm -rf $(STATE)/warehouse $(STATE)/postgres $(STATE)/postgres.pid $(STATE)/metastore_db $(STATE)/online $(STATE)/cache $(STATE)/derby.log \
+	rm -rf $(STATE)/warehouse $(STATE)/postgres $(STATE)/postgres.pid $(STATE)/*.pid $(STATE)/metastore_db $(STATE)/online $(STATE)/cache $(STATE)/derby.log \
 	  $(STATE)/gx $(STATE)/manifests $(STATE)/airflow $(STATE)/logs $(STATE)/spark-events
 
 dbt_project/target/manifest.json: $(VENV)/install.stamp $(shell find dbt_project/models dbt_project/macros -type f) dbt_project/dbt_project.yml dbt_project/profiles.yml

@@ -47,7 +47,6 @@ def table_asset(table: str) -> Asset:
     start_date=start_datetime(settings),
     catchup=False,
     max_active_runs=1,  # consecutive intervals share tiles and windows: one run at a time
-    max_active_tasks=settings.orchestration.max_active_tasks,
     default_args=default_args(settings),
     tags=["featurelake", "features", "nightly"],
     params={

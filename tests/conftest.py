@@ -31,6 +31,14 @@ def metastore_database(state_dir: Path) -> str:
     return "test_" + hashlib.sha1(str(state_dir).encode()).hexdigest()[:16]
 
 
+_airflow_ports: dict[Path, int] = {}
+
+
+def airflow_port(state_dir: Path) -> int:
+    """The Airflow API server port of one state folder (a free port, the same for every process on that folder)."""
+    return _airflow_ports.setdefault(state_dir, free_port())
+
+
 def postgres_env(port: int, data_dir: Path) -> dict[str, str]:
     """Settings overrides that point featurelake at the PostgreSQL server on ``port`` with data in ``data_dir``."""
     return {
@@ -51,6 +59,8 @@ def isolated_env(state_dir: Path, **extra: str) -> dict[str, str]:
             "FEATURELAKE__STORAGE__WAREHOUSE": str(state_dir / "warehouse"),
             "FEATURELAKE__STORAGE__METASTORE__DATABASE": metastore_database(state_dir),
             "FEATURELAKE__STORAGE__METASTORE__DERBY_DIR": str(state_dir / "metastore_db"),
+            "FEATURELAKE__SERVICES__AIRFLOW__DATABASE": "airflow_" + metastore_database(state_dir),
+            "FEATURELAKE__SERVICES__AIRFLOW__PORT": str(airflow_port(state_dir)),
             **postgres_env(TEST_POSTGRES_PORT, TEST_POSTGRES_DIR / "data"),
             "FEATURELAKE__ONLINE_STORE__SQLITE_PATH": str(state_dir / "online" / "online.db"),
             "PYSPARK_PYTHON": sys.executable,

@@ -173,11 +173,9 @@ class OrchestrationSettings(_Section):
     retry_delay: str = "1m"  # doubled per retry (exponential backoff) up to max_retry_delay
     max_retry_delay: str = "30m"
     task_timeout: str = "2h"
-    # Concurrent tasks per run. 1 locally: Airflow's local metadata database admits one writer.
-    max_active_tasks: int = Field(1, ge=1)
-    # One Airflow task (one Spark application) per window view, or one for all of them. Per view shows and
-    # retries each view on its own; locally each task pays a JVM start.
-    task_per_view: bool = False
+    # One Airflow task (one Spark application) per window/transform view, or one for all of them. Per view runs
+    # views side by side, shows and retries each on its own; each task pays a JVM start.
+    task_per_view: bool = True
     # dbt model folders (dbt_project/models/<group>), built in this order, one Airflow task each.
     dbt_model_groups: list[str] = Field(default_factory=lambda: ["staging", "features"])
     # Entity keys sampled per online view by the nightly consistency check (mismatch rate must be 0).
@@ -218,7 +216,7 @@ class MonitoringSettings(_Section):
 
 
 class PostgresSettings(_Section):
-    """The local PostgreSQL server (``featurelake services start``): the metastore's database, later Airflow's."""
+    """The local PostgreSQL server (``featurelake services start``): the metastore's and Airflow's databases."""
 
     port: int = Field(55432, ge=1024, le=65535)
     data_dir: str = ".state/postgres"
@@ -228,10 +226,21 @@ class PostgresSettings(_Section):
     fsync: bool = True
 
 
+class AirflowSettings(_Section):
+    """The local Airflow (``featurelake services start``): its metadata in a database of the local PostgreSQL, its
+    API server (the UI, and the Execution API that LocalExecutor's task processes report to) on loopback."""
+
+    port: int = Field(8080, ge=1024, le=65535)
+    database: Annotated[str, _pg_name("database")] = "airflow"
+    # Task processes LocalExecutor runs at once on this machine (Airflow's core.parallelism).
+    parallelism: int = Field(4, ge=1)
+
+
 class ServicesSettings(_Section):
     """Local services the repository installs, starts and stops (``featurelake services``)."""
 
     postgres: PostgresSettings = PostgresSettings()
+    airflow: AirflowSettings = AirflowSettings()
 
 
 class Settings(_Section):

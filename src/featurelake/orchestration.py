@@ -5,21 +5,19 @@ A task's work is a ``featurelake spark-submit <job> -- <args>`` command (master,
 task's environment (``FEATURELAKE_ENV``, overrides).
 Its interval is the run's data interval as inclusive flight dates, or the ``start``/``end`` params when a run
 is triggered for a range (a backfill in one run: every job covers the range in one Spark job).
-``run_dag_test`` runs a DAG through Airflow itself (``airflow dags test``) with ``AIRFLOW_HOME`` under the
-state folder, its output in a log file and its tasks reported as progress steps: what ``make run`` and the DAG
-tests do.
+``run_dag_test`` runs a DAG through Airflow itself (``airflow dags test --use-executor``: LocalExecutor, tasks
+side by side) with the local Airflow of featurelake.services.airflow, its output in a log file and its tasks
+reported as progress steps: what ``make run`` and the DAG tests do.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import re
 import shlex
 import subprocess
 import sys
-from collections import Counter, deque
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -112,37 +110,6 @@ def task_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def airflow_env(settings: Settings, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Environment for running Airflow locally: home under the state folder, this repo's dags/, no examples."""
-    env = dict(os.environ if environ is None else environ)
-    home = settings.state_path / "airflow"
-    env.setdefault("AIRFLOW_HOME", str(home))
-    env[HOME_VAR] = str(settings.root)
-    env["AIRFLOW__CORE__DAGS_FOLDER"] = str(settings.root / "dags")
-    env["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-    env.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
-    env.setdefault("NO_COLOR", "1")
-    return env
-
-
-def _airflow_command(*args: str) -> list[str]:
-    return [str(Path(sys.executable).with_name("airflow")), *args]
-
-
-def _airflow(settings: Settings, *args: str, environ: Mapping[str, str] | None = None) -> subprocess.CompletedProcess:
-    env = airflow_env(settings, environ)
-    return subprocess.run(
-        _airflow_command(*args), env=env, cwd=settings.root, check=False, capture_output=True, text=True
-    )
-
-
-def ensure_airflow_db(settings: Settings, environ: Mapping[str, str] | None = None) -> None:
-    """Create or migrate the local Airflow metadata database (SQLite under the state folder); idempotent."""
-    proc = _airflow(settings, "db", "migrate", environ=environ)
-    if proc.returncode != 0:
-        raise AirflowRunFailed(f"`airflow db migrate` failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
-
-
 def nightly_run_after(day: dt.date) -> dt.datetime:
     """When the nightly run covering flight date ``day`` runs: the end of its data interval."""
     return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
@@ -161,81 +128,132 @@ def run_dag_test(
     *,
     environ: Mapping[str, str] | None = None,
 ) -> str:
-    """Run one DAG run through Airflow (``airflow dags test``: every task in turn, in this machine's Airflow).
+    """Run one DAG run through Airflow: ``airflow dags test --use-executor``, its tasks handed to LocalExecutor
+    (``services.airflow.parallelism`` task processes at once, each reporting to the local Airflow API server).
 
-    A scheduled DAG's run covers the data interval that ends at ``run_after``. Its output goes to
-    ``dag_log(settings, dag_id)``, and each task attempt is reported as a progress step (featurelake.progress)
-    as it starts and ends. Returns the output; raises ``AirflowRunFailed`` when the run did not succeed, with
-    the failed task's last lines of output.
+    A scheduled DAG's run covers the data interval that ends at ``run_after``. Airflow's output goes to
+    ``dag_log(settings, dag_id)``; each task attempt is reported as a progress step (featurelake.progress) as
+    Airflow's metadata database shows it start and end. Returns the output; raises ``AirflowRunFailed`` when the
+    run did not succeed, with the failed tasks' last lines of output, and ``ServiceDown`` when the API server is
+    not running.
     """
-    ensure_airflow_db(settings, environ)
-    cmd = _airflow_command("dags", "test", dag_id, run_after.isoformat())
+    from featurelake.services.airflow import airflow_bin, airflow_env, api_server, ensure_metadata
+
+    api_server(settings, environ).require(settings)
+    ensure_metadata(settings, environ)
+    env = airflow_env(settings, environ)
+    cmd = [airflow_bin(), "dags", "test", dag_id, run_after.isoformat(), "--use-executor"]
     if conf:
         cmd += ["--conf", json.dumps(dict(conf), default=str)]
     log = dag_log(settings, dag_id)
     log.parent.mkdir(parents=True, exist_ok=True)
-    tasks = _TaskSteps()
-    env = airflow_env(settings, environ)
-    with (
-        log.open("w") as sink,
-        subprocess.Popen(
-            cmd, env=env, cwd=settings.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        ) as proc,
-    ):
-        for line in proc.stdout or ():
-            sink.write(line)
-            tasks.read(line)
+    metadata = _Metadata(settings, dag_id)
+    tasks = _TaskSteps(Path(env["AIRFLOW_HOME"]) / "logs" / f"dag_id={dag_id}")
+    with log.open("w") as sink:
+        proc = subprocess.Popen(cmd, env=env, cwd=settings.root, stdout=sink, stderr=subprocess.STDOUT)
+        while proc.poll() is None:
+            tasks.update(metadata.task_states())
+            time.sleep(1)
+    final = metadata.task_states()
+    tasks.update(final)
+    with log.open("a") as sink:  # each task's own output after Airflow's, in the order they started
+        for run_id, task, attempts, state, started, ended in metadata.task_times():
+            for attempt in range(1, attempts + 1):
+                sink.write(f"=== task {task} try {attempt}/{attempts} ({state}: {started} .. {ended})\n")
+                sink.writelines(f"{line}\n" for line in tasks.output(run_id, task, attempt))
     output = log.read_text()
-    if proc.returncode != 0 or not _run_succeeded(settings, dag_id, environ):
+    if proc.returncode != 0 or metadata.run_state() != "success":
         why = tasks.failure or f":\n{output[-4000:]}"
         raise AirflowRunFailed(f"DAG {dag_id} run after {run_after.isoformat()} failed{why}\nfull log: {log}")
     return output
 
 
+class _Metadata:
+    """The task instances of the DAG run a ``run_dag_test`` call started, read from Airflow's metadata database
+    (the runs created after this object)."""
+
+    def __init__(self, settings: Settings, dag_id: str) -> None:
+        from featurelake.services.postgres import HOST
+
+        local = settings.services
+        self.conninfo = (
+            f"host={HOST} port={local.postgres.port} user={local.postgres.user} dbname={local.airflow.database}"
+        )
+        self.dag_id = dag_id
+        (self.after,) = self._query("SELECT coalesce(max(id), 0) FROM dag_run WHERE dag_id = %s", dag_id)[0]
+
+    def _query(self, sql: str, *args: Any) -> list[tuple]:
+        import psycopg
+
+        with psycopg.connect(self.conninfo) as conn:
+            return conn.execute(sql, args).fetchall()
+
+    def task_states(self) -> list[tuple[str, str, int, str | None]]:
+        """(run_id, task_id, try_number, state) of the run's task instances."""
+        return self._query(
+            "SELECT ti.run_id, ti.task_id, ti.try_number, ti.state FROM task_instance ti "
+            "JOIN dag_run dr ON dr.dag_id = ti.dag_id AND dr.run_id = ti.run_id "
+            "WHERE dr.dag_id = %s AND dr.id > %s ORDER BY ti.start_date NULLS LAST",
+            self.dag_id,
+            self.after,
+        )
+
+    def task_times(self) -> list[tuple[str, str, int, str | None, dt.datetime | None, dt.datetime | None]]:
+        """(run_id, task_id, try_number, state, start, end) of the run's task instances, by start."""
+        return self._query(
+            "SELECT ti.run_id, ti.task_id, ti.try_number, ti.state, ti.start_date, ti.end_date FROM task_instance ti "
+            "JOIN dag_run dr ON dr.dag_id = ti.dag_id AND dr.run_id = ti.run_id "
+            "WHERE dr.dag_id = %s AND dr.id > %s ORDER BY ti.start_date NULLS LAST, ti.task_id",
+            self.dag_id,
+            self.after,
+        )
+
+    def run_state(self) -> str | None:
+        rows = self._query("SELECT state FROM dag_run WHERE dag_id = %s AND id > %s", self.dag_id, self.after)
+        return rows[0][0] if len(rows) == 1 else None
+
+
 class _TaskSteps:
-    """Reads ``airflow dags test`` output line by line and reports each task attempt as a progress step."""
+    """Turns successive snapshots of a run's task instances into one progress step per task attempt; a failed
+    attempt's last lines of output come from its Airflow log file (JSON lines under the DAG's ``logs_dir``)."""
 
-    STARTED = re.compile(r"\[DAG TEST\] starting task_id=(\S+)")
-    ENDED = re.compile(r"\[DAG TEST\] end task task_id=")
-    STATE = re.compile(r"Task instance state updated .* new_state=(\w+)")
-    OUTPUT = re.compile(r"^\S+ \[\w+\s*\] (.*?)\s+\[airflow\.task\.hooks\.\S+SubprocessHook\]")
+    STARTED = {"queued", "running"}
+    ENDED = {"success", "failed", "up_for_retry", "upstream_failed", "skipped"}
+    NOISE = ("Tmp dir", "Running command", "Output:", "::group::", "::endgroup::")
 
-    def __init__(self) -> None:
-        self.attempts: Counter[str] = Counter()
-        self.task, self.state = "", ""
-        self.step: progress.Step | None = None
-        self.output: deque[str] = deque(maxlen=10)  # the task's command's last lines
+    def __init__(self, logs_dir: Path) -> None:
+        self.logs_dir = logs_dir
+        self.steps: dict[tuple[str, int], progress.Step] = {}
+        self.ended: set[tuple[str, int]] = set()
         self.failure = ""
 
-    def read(self, line: str) -> None:
-        if m := self.STARTED.search(line):
-            self.task, self.state = m[1], ""
-            self.attempts[self.task] += 1
-            attempt = self.attempts[self.task]
-            self.step = progress.step(self.task if attempt == 1 else f"{self.task} (try {attempt})")
-            self.output.clear()
-        elif self.step is not None and self.ENDED.search(line):
-            if self.state == "success":
-                self.step.done()
-            else:
-                self.step.failed(self.state or "failed")
-                lines = "\n  ".join(self.output)
-                self.failure = f" at task {self.task} ({self.state or 'failed'}); its last lines:\n  {lines}"
-            self.step = None
-        elif m := self.STATE.search(line):
-            self.state = m[1]
-        elif (
-            (m := self.OUTPUT.match(line)) and m[1] != "Output:" and not m[1].startswith(("Tmp dir", "Running command"))
-        ):
-            self.output.append(m[1])
+    def update(self, states: list[tuple[str, str, int, str | None]]) -> None:
+        for run_id, task, attempt, state in states:
+            key = (task, attempt)
+            if key in self.ended or state is None:
+                continue
+            if key not in self.steps and (state in self.STARTED or state in {"success", "failed", "up_for_retry"}):
+                self.steps[key] = progress.step(task if attempt <= 1 else f"{task} (try {attempt})")
+            if state in self.ENDED and key in self.steps:
+                self.ended.add(key)
+                if state == "success":
+                    self.steps[key].done()
+                    continue
+                self.steps[key].failed(state)
+                if state != "failed":
+                    continue
+                lines = "\n  ".join(self.output(run_id, task, attempt)[-10:])
+                self.failure += f" at task {task} ({state}); its last lines:\n  {lines}"
 
-
-def _run_succeeded(settings: Settings, dag_id: str, environ: Mapping[str, str] | None) -> bool:
-    """Whether the DAG's latest run succeeded (``airflow dags test`` can exit 0 after a failed task)."""
-    proc = _airflow(settings, "dags", "list-runs", dag_id, "--output", "json", environ=environ)
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith("[{") or line == "[]":
-            runs = json.loads(line)
-            latest = max(runs, key=lambda r: r.get("run_after") or "", default=None)
-            return latest is not None and latest.get("state") == "success"
-    return False
+    def output(self, run_id: str, task: str, attempt: int) -> list[str]:
+        """The lines of a task attempt's log (its command's output, Airflow's notes), without Airflow's framing."""
+        log = self.logs_dir / f"run_id={run_id}" / f"task_id={task}" / f"attempt={max(attempt, 1)}.log"
+        events = []
+        for line in log.read_text(errors="replace").splitlines() if log.is_file() else []:
+            try:
+                event = str(json.loads(line).get("event", ""))
+            except ValueError:
+                event = line
+            if event and not event.startswith(self.NOISE):
+                events.append(event)
+        return events

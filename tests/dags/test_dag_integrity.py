@@ -61,7 +61,7 @@ def described(tmp_path_factory) -> dict:
     """The DAGs as Airflow's DagBag loads them per configuration (conf/<env>.yaml) in one process of their own,
     and the heavy modules that process imported."""
     from featurelake.config import load_settings
-    from featurelake.orchestration import airflow_env
+    from featurelake.services.airflow import airflow_env
 
     environ = isolated_env(tmp_path_factory.mktemp("dags"))
     proc = subprocess.run(

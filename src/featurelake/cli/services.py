@@ -1,54 +1,79 @@
-"""Local services: ``featurelake services start|stop|status`` (``make up`` / ``make down``)."""
+"""Local services: ``featurelake services start|stop|status`` (``make up`` / ``make down`` / ``make airflow``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from featurelake.cli.output import console
 
 
-def start() -> None:
-    """Start the local services (PostgreSQL, the metastore's database); running ones are reused."""
+def _say(text: str) -> None:
+    console.print(text, highlight=False)
+
+
+def start(
+    scheduler: Annotated[
+        bool, typer.Option("--scheduler", help="also Airflow's scheduler and DAG processor (scheduled DAG runs)")
+    ] = False,
+) -> None:
+    """Start the local services: PostgreSQL (the metastore's and Airflow's databases) and the Airflow API server;
+    running ones are reused."""
     from featurelake.config import get_settings
+    from featurelake.services.airflow import api_server, scheduler_processes
     from featurelake.services.postgres import Postgres
 
     settings = get_settings()
     server = Postgres.from_settings(settings)
     pid, started = server.start()
     state = "started" if started else "already running"
-    console.print(f"PostgreSQL {state} on {server.address} (pid {pid}, data in {server.data_dir})", highlight=False)
+    _say(f"PostgreSQL {state} on {server.address} (pid {pid}, data in {server.data_dir})")
     metastore = settings.storage.metastore
     if metastore.kind == "postgres" and server.ensure_database(metastore.database):
-        console.print(f"created the metastore's database {metastore.database}", highlight=False)
+        _say(f"created the metastore's database {metastore.database}")
         if (Path(settings.path(metastore.derby_dir)) / "service.properties").is_file():
-            console.print(
+            _say(
                 f"an embedded Derby catalog is in {metastore.derby_dir}: `featurelake metastore migrate` registers its "
-                "tables in this metastore",
-                highlight=False,
+                "tables in this metastore"
             )
+    for daemon in [api_server(settings), *(scheduler_processes() if scheduler else [])]:
+        pid, started = daemon.start(settings)
+        where = f" on http://{daemon.address}" if daemon.port else ""
+        state = "started" if started else "already running"
+        _say(f"{daemon.title} {state}{where} (pid {pid}, log {daemon.log_file(settings)})")
 
 
 def stop() -> None:
     """Stop every service this repository started (by its recorded pid); data stays for the next start."""
     from featurelake.config import get_settings
+    from featurelake.services.airflow import api_server, scheduler_processes
     from featurelake.services.postgres import Postgres
 
-    server = Postgres.from_settings(get_settings())
+    settings = get_settings()
+    for daemon in [*reversed(scheduler_processes()), api_server(settings)]:
+        if (pid := daemon.stop(settings)) is not None:
+            _say(f"{daemon.title} stopped (pid {pid})")
+    server = Postgres.from_settings(settings)
     pid = server.stop()
-    console.print(f"PostgreSQL stopped (pid {pid})" if pid else "PostgreSQL was not running", highlight=False)
+    _say(f"PostgreSQL stopped (pid {pid})" if pid else "PostgreSQL was not running")
 
 
 def status() -> None:
     """Show each local service: running or not, pid, address, data folder, databases."""
     from featurelake.config import get_settings
+    from featurelake.services.airflow import api_server, scheduler_processes
     from featurelake.services.postgres import Postgres
 
-    server = Postgres.from_settings(get_settings())
+    settings = get_settings()
+    server = Postgres.from_settings(settings)
     if (pid := server.running_pid()) is None:
-        console.print(f"PostgreSQL  stopped  {server.address}  data in {server.data_dir}", highlight=False)
-        return
-    databases = ", ".join(d for d in server.databases() if not d.startswith("template") and d != "postgres")
-    console.print(
-        f"PostgreSQL  running  {server.address}  pid {pid}  data in {server.data_dir}  databases: {databases or '-'}",
-        highlight=False,
-    )
+        _say(f"PostgreSQL  stopped  {server.address}  data in {server.data_dir}")
+    else:
+        databases = ", ".join(d for d in server.databases() if not d.startswith("template") and d != "postgres") or "-"
+        _say(f"PostgreSQL  running  {server.address}  pid {pid}  data in {server.data_dir}  databases: {databases}")
+    for daemon in [api_server(settings), *scheduler_processes()]:
+        pid = daemon.running_pid(settings)
+        state = f"running  {daemon.address}  pid {pid}" if pid else f"stopped  {daemon.address}"
+        _say(f"{daemon.title}  {state}  log {daemon.log_file(settings)}")

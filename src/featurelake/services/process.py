@@ -1,0 +1,133 @@
+"""A background service process the repository starts: its command, pid recorded under the state folder, output in
+``<state_dir>/logs/<name>.log``, started once (a running one is reused), ready when it answers, stopped by its pid.
+Spark's servers (spark_server.py) and Airflow's (airflow.py) are kinds of it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from featurelake.config import Settings
+from featurelake.errors import ServiceDown
+from featurelake.services.postgres import HOST, port_open
+
+STOP_TIMEOUT_S = 60
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+class Daemon:
+    """What a background service declares: ``name`` (file names), ``title`` (messages), ``port`` (None: it serves
+    none), ``start_command`` (how a user starts it), ``marker`` (a string of its command line, so that a pid the
+    system reused is not taken for it), and its ``command``."""
+
+    name: str
+    title: str
+    port: int | None
+    start_command: str
+    start_timeout_s: float = 240
+
+    @property
+    def marker(self) -> str:
+        raise NotImplementedError
+
+    def command(self, settings: Settings) -> list[str]:
+        raise NotImplementedError
+
+    def environment(self, settings: Settings) -> dict[str, str]:
+        return dict(os.environ)
+
+    def ready(self, settings: Settings) -> bool:
+        """Whether a started process serves (default: its port accepts connections)."""
+        return self.port is None or port_open(HOST, self.port)
+
+    @property
+    def address(self) -> str:
+        return f"{HOST}:{self.port}" if self.port is not None else "no port"
+
+    def pid_file(self, settings: Settings) -> Path:
+        return settings.state_path / f"{self.name}.pid"
+
+    def log_file(self, settings: Settings) -> Path:
+        return settings.state_path / "logs" / f"{self.name}.log"
+
+    def running_pid(self, settings: Settings) -> int | None:
+        """The recorded pid when that process is still this service (not a reused pid), else None."""
+        try:
+            pid = int(self.pid_file(settings).read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid if self.marker in _cmdline(pid) else None
+
+    def is_up(self, settings: Settings) -> bool:
+        """Running and serving."""
+        return self.running_pid(settings) is not None and self.ready(settings)
+
+    def require(self, settings: Settings) -> None:
+        """Raise :class:`ServiceDown` (one line: what is down, how to start it) unless the service answers."""
+        if not self.is_up(settings):
+            raise ServiceDown(f"{self.title} on {self.address} is not running: start it with {self.start_command}")
+
+    def start(self, settings: Settings) -> tuple[int, bool]:
+        """Start the service in the background unless it runs and wait until it serves; (pid, started by this
+        call). Raises :class:`ServiceDown` with its log's last lines if it dies or times out first."""
+        if (pid := self.running_pid(settings)) is not None:
+            return pid, False
+        if self.port is not None and port_open(HOST, self.port):
+            raise ServiceDown(
+                f"port {self.address} for {self.title} is taken by a process this repository did not start: free "
+                f"it or set services.{self.name.replace('-', '_')}.port"
+            )
+        log = self.log_file(settings)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        command, env = self.command(settings), self.environment(settings)
+        with log.open("w") as sink:
+            proc = subprocess.Popen(
+                command,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=settings.root,
+                env=env,
+                start_new_session=True,  # its own process group: a terminal's Ctrl-C does not stop it, `stop` does
+            )
+        self.pid_file(settings).write_text(f"{proc.pid}\n")
+        deadline = time.monotonic() + self.start_timeout_s
+        while not self.ready(settings):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                self._end(proc.pid)
+                proc.wait()
+                self.pid_file(settings).unlink(missing_ok=True)
+                tail = " / ".join(log.read_text(errors="replace").strip().splitlines()[-3:])
+                raise ServiceDown(f"{self.title} did not start on {self.address}: {tail} (log: {log})")
+            time.sleep(0.5)
+        return proc.pid, True
+
+    def stop(self, settings: Settings) -> int | None:
+        """Stop the service by its recorded pid; the pid, or None when it was not running."""
+        if (pid := self.running_pid(settings)) is None:
+            self.pid_file(settings).unlink(missing_ok=True)
+            return None
+        self._end(pid)
+        self.pid_file(settings).unlink(missing_ok=True)
+        return pid
+
+    def _end(self, pid: int) -> None:
+        """SIGTERM to the process group the service leads (its own workers too), SIGKILL after STOP_TIMEOUT_S."""
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while self.marker in _cmdline(pid):
+            if time.monotonic() > deadline:
+                os.killpg(pid, signal.SIGKILL)
+            time.sleep(0.2)
