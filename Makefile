@@ -11,7 +11,7 @@ JARS := $(STATE)/jars
 DEB_PACKAGES := openjdk-17-jre-headless maven redis-server postgresql
 MVN_EXCLUDED_GROUPS := org.scala-lang,com.fasterxml.jackson.core,org.apache.hadoop,org.apache.logging.log4j,org.apache.parquet,org.slf4j,org.xerial.snappy,com.github.luben,org.roaringbitmap,io.airlift,commons-pool,commons-logging,org.locationtech.jts,com.google.code.findbugs
 
-.PHONY: help setup up down run test test-fast lint bench lock clean airflow history dbt-manifest
+.PHONY: help setup up down connect run test test-fast lint bench lock clean airflow history dbt-manifest
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -53,7 +53,10 @@ $(STATE)/dynamodb/dynamodb.stamp: conf/dynamodb-local.pom.xml $(STATE)/deb.stamp
 up: setup ## start the local services (PostgreSQL: the metastore's and Airflow's databases; Airflow's API server); running ones are reused
 	$(BIN)/featurelake services start
 
-down: ## stop every service this repository started (by recorded pid); their data stays for the next `make up`
+connect: up ## the notebook endpoint: Spark Connect on sc://localhost:15002 (services.connect.port), in the background
+	$(BIN)/featurelake serve connect
+
+down: ## stop every service this repository started, endpoints too (by recorded pid); data stays for the next `make up`
 	@if [ -x $(BIN)/featurelake ]; then $(BIN)/featurelake services stop; fi
 
 lock: $(BIN)/uv ## re-resolve requirements.lock from pyproject.toml

@@ -236,11 +236,18 @@ class AirflowSettings(_Section):
     parallelism: int = Field(4, ge=1)
 
 
+class ConnectSettings(_Section):
+    """The notebook endpoint (``featurelake serve connect``): a Spark Connect server on loopback."""
+
+    port: int = Field(15002, ge=1024, le=65535)
+
+
 class ServicesSettings(_Section):
     """Local services the repository installs, starts and stops (``featurelake services``)."""
 
     postgres: PostgresSettings = PostgresSettings()
     airflow: AirflowSettings = AirflowSettings()
+    connect: ConnectSettings = ConnectSettings()
 
 
 class Settings(_Section):

@@ -92,13 +92,22 @@ online_store.command("check")(online.check)
 app.add_typer(online_store, name="online")
 
 local_services = typer.Typer(
-    help="Local services (PostgreSQL, Airflow): started on loopback, stopped by recorded pid.",
+    help="Local services (PostgreSQL, Airflow; `stop` and `status` also cover the `serve` endpoints): started on "
+    "loopback, stopped by recorded pid.",
     no_args_is_help=True,
 )
 local_services.command("start")(services.start)
 local_services.command("stop")(services.stop)
 local_services.command("status")(services.status)
 app.add_typer(local_services, name="services")
+
+serve = typer.Typer(
+    help="Endpoints on the shared catalog, started in the background on loopback; `featurelake services stop` "
+    "stops them.",
+    no_args_is_help=True,
+)
+serve.command("connect")(services.serve_connect)
+app.add_typer(serve, name="serve")
 
 catalog_store = typer.Typer(
     help="The Hive metastore: move the old embedded Derby catalog into it.", no_args_is_help=True

@@ -1,17 +1,30 @@
-"""Local services: ``featurelake services start|stop|status`` (``make up`` / ``make down`` / ``make airflow``)."""
+"""Local services: ``featurelake services start|stop|status`` (``make up`` / ``make down`` / ``make airflow``) and
+the endpoints on the shared catalog: ``featurelake serve connect`` (``make connect``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from featurelake.cli.output import console
 
+if TYPE_CHECKING:
+    from featurelake.config import Settings
+    from featurelake.services.process import Daemon
+
 
 def _say(text: str) -> None:
     console.print(text, highlight=False)
+
+
+def _background_services(settings: Settings) -> list[Daemon]:
+    """Every background service, in start order: Airflow's API server, scheduler and DAG processor, the endpoints."""
+    from featurelake.services.airflow import api_server, scheduler_processes
+    from featurelake.services.connect import connect_server
+
+    return [api_server(settings), *scheduler_processes(), connect_server(settings)]
 
 
 def start(
@@ -48,11 +61,10 @@ def start(
 def stop() -> None:
     """Stop every service this repository started (by its recorded pid); data stays for the next start."""
     from featurelake.config import get_settings
-    from featurelake.services.airflow import api_server, scheduler_processes
     from featurelake.services.postgres import Postgres
 
     settings = get_settings()
-    for daemon in [*reversed(scheduler_processes()), api_server(settings)]:
+    for daemon in reversed(_background_services(settings)):  # before the databases they use
         if (pid := daemon.stop(settings)) is not None:
             _say(f"{daemon.title} stopped (pid {pid})")
     server = Postgres.from_settings(settings)
@@ -63,7 +75,6 @@ def stop() -> None:
 def status() -> None:
     """Show each local service: running or not, pid, address, data folder, databases."""
     from featurelake.config import get_settings
-    from featurelake.services.airflow import api_server, scheduler_processes
     from featurelake.services.postgres import Postgres
 
     settings = get_settings()
@@ -73,7 +84,28 @@ def status() -> None:
     else:
         databases = ", ".join(d for d in server.databases() if not d.startswith("template") and d != "postgres") or "-"
         _say(f"PostgreSQL  running  {server.address}  pid {pid}  data in {server.data_dir}  databases: {databases}")
-    for daemon in [api_server(settings), *scheduler_processes()]:
+    for daemon in _background_services(settings):
         pid = daemon.running_pid(settings)
         state = f"running  {daemon.address}  pid {pid}" if pid else f"stopped  {daemon.address}"
         _say(f"{daemon.title}  {state}  log {daemon.log_file(settings)}")
+
+
+def serve_connect() -> None:
+    """Start the notebook endpoint (a Spark Connect server on the shared catalog) in the background unless it runs."""
+    from featurelake.config import get_settings
+    from featurelake.services.connect import connect_server, connect_url, remote_session
+    from featurelake.spark import ensure_databases
+
+    settings = get_settings()
+    server = connect_server(settings)
+    pid, started = server.start(settings)
+    if started:  # featurelake's databases, as every local driver creates them (a notebook writes training.<name>)
+        spark = remote_session(settings)
+        ensure_databases(spark, settings)
+        spark.stop()
+    state = "started" if started else "already running"
+    _say(
+        f"Spark Connect {state} on {server.address} (pid {pid}, log {server.log_file(settings)})\n"
+        f'notebooks: SparkSession.builder.remote("{connect_url(settings)}").getOrCreate()\n'
+        "stop it with `featurelake services stop` (`make down`)"
+    )

@@ -47,11 +47,15 @@ def build(
         dt.datetime | None, typer.Option("--end", formats=["%Y-%m-%d"], help="...up to this UTC date, inclusive")
     ] = None,
     repo: Annotated[str | None, typer.Option("--repo", help="feature repository (default: features/)")] = None,
+    connect: Annotated[
+        bool, typer.Option("--connect", help="run on the notebook endpoint (`featurelake serve connect`): no local JVM")
+    ] = False,
 ) -> None:
     """Join the features as of each entity row's timestamp into training.<name>, with a manifest."""
     from featurelake.config import get_settings
     from featurelake.offline.training_set import build_training_set
     from featurelake.repo import feature_repo, load_repo
+    from featurelake.services.connect import remote_session
     from featurelake.spark import get_spark
 
     settings = get_settings()
@@ -59,7 +63,7 @@ def build(
     definitions.selections_for(service, features)  # an unknown service or feature stops here, before Spark starts
     with show_steps():
         manifest = build_training_set(
-            get_spark(settings),
+            remote_session(settings) if connect else get_spark(settings),
             definitions,
             name=name,
             entities=entities,

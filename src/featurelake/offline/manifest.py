@@ -58,16 +58,13 @@ class Location(BaseModel):
     def pinned(self, spark: SparkSession) -> Self:
         """This location with the Delta version to read now (None when not Delta; a path without a format is
         Delta if it holds a Delta table, else parquet); a SQL query as it is."""
-        from delta.tables import DeltaTable
-
         if self.table is not None:
             detail = spark.sql(f"DESCRIBE DETAIL {check_table_name(self.table)}").select("format").first()
             version = latest_commit(spark, self.table).version if detail and detail[0] == "delta" else None
             return self.model_copy(update={"delta_version": version})
         if self.path is not None:
             fmt = self.format or ("delta" if _is_delta_path(spark, self.path) else "parquet")
-            history = DeltaTable.forPath(spark, self.path).history(1) if fmt == "delta" else None
-            version = int(single_row(history.select("version"))[0]) if history is not None else None
+            version = _path_version(spark, self.path) if fmt == "delta" else None
             return self.model_copy(update={"format": fmt, "delta_version": version})
         return self
 
@@ -228,10 +225,16 @@ def read_training_sets(spark: SparkSession, table: str = MANIFESTS_TABLE) -> lis
     return out
 
 
-def _is_delta_path(spark: SparkSession, path: str) -> bool:
-    from delta.tables import DeltaTable
+def _path_version(spark: SparkSession, path: str) -> int:
+    """The newest Delta version of the table at ``path``, by SQL: the same on a notebook's Spark Connect session,
+    where ``delta.tables.DeltaTable`` would need Delta's Connect plugin on the server."""
+    quoted = "delta.`" + path.replace("`", "``") + "`"
+    return int(single_row(spark.sql(f"DESCRIBE HISTORY {quoted} LIMIT 1").select("version"))[0])
 
+
+def _is_delta_path(spark: SparkSession, path: str) -> bool:
     try:
-        return bool(DeltaTable.isDeltaTable(spark, path))
+        _path_version(spark, path)
     except Exception:  # noqa: BLE001 - an unreadable path is "not Delta"; reading it reports the real error
         return False
+    return True
