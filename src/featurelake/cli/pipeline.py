@@ -30,7 +30,7 @@ def run_demo(
     since = dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
     def run(dag_id: str, what: str, run_after: dt.datetime, conf: dict) -> None:
-        console.print(f"[bold]{dag_id}[/] DAG {what} (airflow dags test; full log: {dag_log(settings, dag_id)})")
+        console.print(f"[bold]{dag_id}[/] DAG {what} (Airflow, LocalExecutor; full log: {dag_log(settings, dag_id)})")
         with show_steps(lines=True):
             run_dag_test(settings, dag_id, run_after, conf)
 

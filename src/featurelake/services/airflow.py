@@ -73,10 +73,10 @@ def airflow_env(settings: Settings, environ: Mapping[str, str] | None = None) ->
 def ensure_metadata(settings: Settings, environ: Mapping[str, str] | None = None) -> None:
     """Create Airflow's database on the local PostgreSQL and migrate it, once per Airflow version (a stamp in
     ``AIRFLOW_HOME`` records it)."""
-    import airflow
+    from importlib.metadata import version  # not `import airflow`: it would configure this process's logging
 
     env = airflow_env(settings, environ)
-    stamp = Path(env["AIRFLOW_HOME"]) / f"migrated-{airflow.__version__}-{settings.services.airflow.database}"
+    stamp = Path(env["AIRFLOW_HOME"]) / f"migrated-{version('apache-airflow')}-{settings.services.airflow.database}"
     created = Postgres.from_settings(settings).ensure_database(settings.services.airflow.database)
     if stamp.is_file() and not created:
         return
