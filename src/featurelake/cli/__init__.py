@@ -92,13 +92,21 @@ online_store.command("check")(online.check)
 app.add_typer(online_store, name="online")
 
 local_services = typer.Typer(
-    help="Local services (the metastore's PostgreSQL): started on loopback, stopped by recorded pid.",
+    help="Local services (the metastore's PostgreSQL; `stop` and `status` also cover `featurelake serve`'s "
+    "servers): started on loopback, stopped by recorded pid.",
     no_args_is_help=True,
 )
 local_services.command("start")(services.start)
 local_services.command("stop")(services.stop)
 local_services.command("status")(services.status)
 app.add_typer(local_services, name="services")
+
+serve = typer.Typer(
+    help="Spark's servers for many clients at once, in the background on loopback (a running one is reused).",
+    no_args_is_help=True,
+)
+serve.command("sql")(services.serve_sql)
+app.add_typer(serve, name="serve")
 
 catalog_store = typer.Typer(
     help="The Hive metastore: move the old embedded Derby catalog into it.", no_args_is_help=True
