@@ -242,12 +242,20 @@ class ConnectSettings(_Section):
     port: int = Field(15002, ge=1024, le=65535)
 
 
+class ThriftSettings(_Section):
+    """The SQL endpoint (``featurelake serve sql``): Spark's Thrift server, HiveServer2's binary protocol."""
+
+    port: int = Field(10000, ge=1024, le=65535)
+    driver_memory: str = "1g"  # the server's JVM heap: it runs every client's queries (spark.driver.memory)
+
+
 class ServicesSettings(_Section):
     """Local services the repository installs, starts and stops (``featurelake services``)."""
 
     postgres: PostgresSettings = PostgresSettings()
     airflow: AirflowSettings = AirflowSettings()
     connect: ConnectSettings = ConnectSettings()
+    thrift: ThriftSettings = ThriftSettings()
 
 
 class Settings(_Section):

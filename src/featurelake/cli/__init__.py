@@ -102,10 +102,11 @@ local_services.command("status")(services.status)
 app.add_typer(local_services, name="services")
 
 serve = typer.Typer(
-    help="Endpoints on the shared catalog, started in the background on loopback; `featurelake services stop` "
-    "stops them.",
+    help="Endpoints on the shared catalog for many clients at once, started in the background on loopback (a "
+    "running one is reused); `featurelake services stop` stops them.",
     no_args_is_help=True,
 )
+serve.command("sql")(services.serve_sql)
 serve.command("connect")(services.serve_connect)
 app.add_typer(serve, name="serve")
 

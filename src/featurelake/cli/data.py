@@ -45,24 +45,61 @@ def sql(
     query: Annotated[str, typer.Argument(help="Spark SQL against the catalog, e.g. 'select * from raw.flights'")],
     limit: Annotated[int, typer.Option(help="rows to print at most")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object per row instead of a table")] = False,
+    endpoint: Annotated[
+        bool, typer.Option("--endpoint", help="through the SQL endpoint only: an error if it is not running")
+    ] = False,
+    local: Annotated[bool, typer.Option("--local", help="in a local Spark session, endpoint or not")] = False,
 ) -> None:
-    """Run Spark SQL against the catalog and print the result as a table (the analysts' door)."""
-    from featurelake.spark import get_spark
+    """Run Spark SQL against the catalog and print the result as a table (the analysts' door): through the SQL
+    endpoint when it is up (`featurelake serve sql`; no JVM start), else in a local Spark session."""
+    from featurelake.config import get_settings
+    from featurelake.errors import InputError
+    from featurelake.services.thrift import first_line, thrift_server
 
-    df = get_spark().sql(query)
-    rows = df.limit(limit + 1).collect()
+    if endpoint and local:
+        raise InputError("--endpoint and --local exclude each other")
+    settings = get_settings()
+    if endpoint or (not local and thrift_server(settings).is_up(settings)):
+        from featurelake.services.thrift import query as endpoint_query
+
+        columns, rows = endpoint_query(settings, query, limit + 1)
+    else:
+        from pyspark.errors import AnalysisException
+
+        from featurelake.spark import get_spark
+
+        try:
+            df = get_spark(settings).sql(query)
+        except AnalysisException as exc:  # parse and analysis errors: the reason, not a traceback
+            raise InputError(first_line(str(exc))) from None
+        columns, rows = df.columns, [tuple(row) for row in df.limit(limit + 1).collect()]
     if as_json:
         import json
 
         for row in rows[:limit]:
-            typer.echo(json.dumps(row.asDict(recursive=True), default=str))
+            typer.echo(json.dumps(_as_dict(columns, row), default=str))
         return
-    table = Table(*df.columns, show_lines=False)
+    table = Table(*columns, show_lines=False)
     for row in rows[:limit]:
         table.add_row(*("NULL" if v is None else str(v) for v in row))
     console.print(table)
     if len(rows) > limit:
         console.print(f"(first {limit} rows shown; use --limit for more)")
+
+
+def _as_dict(columns: list[str], row: tuple) -> dict:
+    """A row as a JSON object, nested rows (structs) too: what ``Row.asDict(recursive=True)`` gives."""
+
+    def plain(value):
+        if hasattr(value, "asDict"):  # a pyspark Row (not imported here: half a second)
+            return value.asDict(recursive=True)
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return {name: plain(value) for name, value in zip(columns, row, strict=True)}
 
 
 def tables() -> None:

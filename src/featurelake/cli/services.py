@@ -1,5 +1,6 @@
 """Local services: ``featurelake services start|stop|status`` (``make up`` / ``make down`` / ``make airflow``) and
-the endpoints on the shared catalog: ``featurelake serve connect`` (``make connect``)."""
+the endpoints on the shared catalog: ``featurelake serve sql`` (``make sql``), ``featurelake serve connect``
+(``make connect``)."""
 
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ def _background_services(settings: Settings) -> list[Daemon]:
     """Every background service, in start order: Airflow's API server, scheduler and DAG processor, the endpoints."""
     from featurelake.services.airflow import api_server, scheduler_processes
     from featurelake.services.connect import connect_server
+    from featurelake.services.thrift import thrift_server
 
-    return [api_server(settings), *scheduler_processes(), connect_server(settings)]
+    return [api_server(settings), *scheduler_processes(), thrift_server(settings), connect_server(settings)]
 
 
 def start(
@@ -108,4 +110,33 @@ def serve_connect() -> None:
         f"Spark Connect {state} on {server.address} (pid {pid}, log {server.log_file(settings)})\n"
         f'notebooks: SparkSession.builder.remote("{connect_url(settings)}").getOrCreate()\n'
         "stop it with `featurelake services stop` (`make down`)"
+    )
+
+
+def serve_sql(
+    stop_it: Annotated[bool, typer.Option("--stop", help="stop the endpoint instead")] = False,
+) -> None:
+    """Start the SQL endpoint (Spark's Thrift server, HiveServer2 protocol) in the background on
+    127.0.0.1:services.thrift.port for beeline, JDBC/ODBC tools, PyHive and dbt; a running one is reused."""
+    from featurelake.config import get_settings
+    from featurelake.services.thrift import jdbc_url, thrift_server
+
+    settings = get_settings()
+    server = thrift_server(settings)
+    if stop_it:
+        pid = server.stop(settings)
+        _say(f"{server.title} stopped (pid {pid})" if pid else f"{server.title} was not running")
+        return
+    if server.running_pid(settings) is None:
+        _say(f"starting {server.title} (log: {server.log_file(settings)})...")
+    pid, started = server.start(settings)
+    url = jdbc_url(settings)
+    console.print(
+        f"{server.title} {'started' if started else 'already running'} on {server.address} (pid {pid})\n"
+        f"  JDBC URL: {url}\n"
+        f"  beeline:  PATH=$PWD/.venv/bin:$PATH beeline -u {url}\n"
+        "  `featurelake sql` now runs through it; stop it with `featurelake serve sql --stop` "
+        "(or `featurelake services stop` / `make down`, which stop every service)",
+        highlight=False,
+        soft_wrap=True,
     )
