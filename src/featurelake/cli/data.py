@@ -64,10 +64,15 @@ def sql(
 
         columns, rows = endpoint_query(settings, query, limit + 1)
     else:
+        import logging
+
         from pyspark.errors.exceptions.captured import CapturedException
+        from pyspark.logger import PySparkLogger
 
         from featurelake.spark import get_spark
 
+        # pyspark logs a failed statement's JVM stack trace to stderr as it raises it; the one line below suffices
+        PySparkLogger.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
         spark = get_spark(settings)
         try:
             df = spark.sql(query)
