@@ -11,6 +11,7 @@ import typer
 
 from featurelake import progress
 from tests.conftest import REPO_ROOT, isolated_env, run_cli
+from tests.support.servers import free_port
 
 JOBS = sorted((REPO_ROOT / "jobs").glob("*.py"))
 
@@ -110,3 +111,14 @@ def test_task_instance_snapshots_become_one_step_per_task_attempt_with_its_outco
     for snapshot in snapshots:
         silent.update(snapshot)
     assert silent.failure == tasks.failure
+
+
+def test_a_dag_run_with_the_airflow_api_server_down_is_one_line_naming_it_and_exit_2(tmp_path):
+    port = free_port()
+    proc = run_cli(tmp_path, "run-demo", check=False, FEATURELAKE__SERVICES__AIRFLOW__PORT=str(port))
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == (
+        f"error: the Airflow API server on 127.0.0.1:{port} is not running: start it with "
+        "`featurelake services start` (or `make up`)"
+    )
+    assert not (tmp_path / "airflow").exists()  # nothing written before the check

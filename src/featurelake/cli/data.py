@@ -64,15 +64,21 @@ def sql(
 
         columns, rows = endpoint_query(settings, query, limit + 1)
     else:
-        from pyspark.errors import AnalysisException
+        import logging
+
+        from pyspark.errors.exceptions.captured import CapturedException
+        from pyspark.logger import PySparkLogger
 
         from featurelake.spark import get_spark
 
+        # pyspark logs a failed statement's JVM stack trace to stderr as it raises it; the one line below suffices
+        PySparkLogger.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
+        spark = get_spark(settings)
         try:
-            df = get_spark(settings).sql(query)
-        except AnalysisException as exc:  # parse and analysis errors: the reason, not a traceback
+            df = spark.sql(query)
+            columns, rows = df.columns, [tuple(row) for row in df.limit(limit + 1).collect()]
+        except CapturedException as exc:  # Spark rejected the statement: its reason, as through the endpoint
             raise InputError(first_line(str(exc))) from None
-        columns, rows = df.columns, [tuple(row) for row in df.limit(limit + 1).collect()]
     if as_json:
         import json
 
