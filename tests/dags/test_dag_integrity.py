@@ -99,7 +99,7 @@ def test_policy_tags_owners_retries_timeouts_and_light_imports(described):
     assert described["heavy"] == []
 
 
-@pytest.mark.parametrize("env", ENVS)  # one compute task per view (prod) or one for all (ci)
+@pytest.mark.parametrize("env", ENVS)
 def test_nightly_dag_shape_assets_and_params(described, env):
     from featurelake.repo import load_repo
 
@@ -114,7 +114,7 @@ def test_nightly_dag_shape_assets_and_params(described, env):
     assert tasks["dbt_features"]["upstream"] == ["dbt_staging"]
     assert tasks["dbt_features"]["outlets"] == dbt_tables
     compute = [t for t in tasks.values() if t["id"].startswith("compute_")]
-    assert len(compute) == (len(computed) if env == PROD else 1)
+    assert len(compute) == len(computed)  # one task per window/transform view, side by side
     assert sorted(a for t in compute for a in t["outlets"]) == computed
     assert all(t["upstream"] == ["dbt_features"] for t in compute)
     assert tasks["materialize"]["upstream"] == sorted(t["id"] for t in compute)
