@@ -95,7 +95,8 @@ def endpoint(dag_env):
 
 
 class Reader(threading.Thread):
-    """A client of the endpoint that counts the rows of every features table, once a second, until stopped."""
+    """A client of the endpoint that counts the rows of every features table, once a second, until stopped (from
+    when the night's first task has created the databases)."""
 
     def __init__(self, settings):
         super().__init__(daemon=True)
@@ -108,6 +109,8 @@ class Reader(threading.Thread):
 
         while not self.halt.wait(1.0):
             try:
+                if not query(self.settings, "SHOW DATABASES LIKE 'features'", 1)[1]:
+                    continue  # the night's first task has not created the databases yet
                 _, tables = query(self.settings, "SHOW TABLES IN features", 1000)
                 for row in tables:
                     (count,) = query(self.settings, f"SELECT count(*) FROM features.{row[1]}", 1)[1][0]
