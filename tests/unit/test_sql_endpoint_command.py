@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from featurelake.services.thrift import MAIN_CLASS, first_line, jdbc_url, thrift_server
+from featurelake.services.thrift import _CONVERT, MAIN_CLASS, first_line, jdbc_url, thrift_server
 from featurelake.spark import spark_conf
 
 
@@ -45,3 +45,13 @@ def test_the_server_is_spark_submit_of_the_thrift_server_on_loopback_with_the_dr
 )
 def test_first_line_is_the_reason(message, reason):
     assert first_line(message) == reason
+
+
+def test_a_map_the_server_sends_as_json_is_a_dict_and_one_it_cannot_is_its_text():
+    """DESCRIBE HISTORY's operationParameters, as the Thrift server sent it in a run: quotes inside a value are not
+    escaped, so it is not JSON; `featurelake sql "describe history ..."` must still print it."""
+    sent = '{"mode":"Overwrite","partitionBy":"["event_date"]","predicate":"`event_date` >= \'2013-01-01\'"}'
+    assert _CONVERT["MAP_TYPE"](sent) == sent
+    assert _CONVERT["MAP_TYPE"]('{"a":"1","b":null}') == {"a": "1", "b": None}
+    assert _CONVERT["ARRAY_TYPE"]("[1,2]") == [1, 2]
+    assert _CONVERT["STRUCT_TYPE"]('{"x":1}').x == 1

@@ -60,10 +60,20 @@ def _float(value: float) -> float:
     return float(struct.unpack("f", struct.pack("f", value))[0])
 
 
+def _nested(text: str) -> Any:
+    """An ARRAY or MAP as the server sends it (JSON text); as it came when it is not JSON (the server does not escape
+    quotes inside a map's string values, e.g. DESCRIBE HISTORY's operationParameters)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
 def _struct(text: str) -> Any:
     from pyspark.sql import Row  # pure Python: no JVM
 
-    return Row(**json.loads(text))
+    value = _nested(text)
+    return Row(**value) if isinstance(value, dict) else value
 
 
 # PyHive gives DECIMAL as Decimal and TIMESTAMP as a naive datetime already; these it leaves as the server sent them.
@@ -72,8 +82,8 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
     "DATE_TYPE": dt.date.fromisoformat,
     "FLOAT_TYPE": _float,
     "BINARY_TYPE": bytes,
-    "ARRAY_TYPE": json.loads,
-    "MAP_TYPE": json.loads,
+    "ARRAY_TYPE": _nested,
+    "MAP_TYPE": _nested,
     "STRUCT_TYPE": _struct,
 }
 
