@@ -152,12 +152,12 @@ def run_dag_test(
     with log.open("w") as sink:
         proc = subprocess.Popen(cmd, env=env, cwd=settings.root, stdout=sink, stderr=subprocess.STDOUT)
         while proc.poll() is None:
-            tasks.update(metadata.task_states())
+            tasks.update(metadata.task_instances())
             time.sleep(1)
-    final = metadata.task_states()
+    final = metadata.task_instances()
     tasks.update(final)
     with log.open("a") as sink:  # each task's own output after Airflow's, in the order they started
-        for run_id, task, attempts, state, started, ended in metadata.task_times():
+        for run_id, task, attempts, state, started, ended in final:
             for attempt in range(1, attempts + 1):
                 sink.write(f"=== task {task} try {attempt}/{attempts} ({state}: {started} .. {ended})\n")
                 sink.writelines(f"{line}\n" for line in tasks.output(run_id, task, attempt))
@@ -188,17 +188,7 @@ class _Metadata:
         with psycopg.connect(self.conninfo) as conn:
             return conn.execute(sql, args).fetchall()
 
-    def task_states(self) -> list[tuple[str, str, int, str | None]]:
-        """(run_id, task_id, try_number, state) of the run's task instances."""
-        return self._query(
-            "SELECT ti.run_id, ti.task_id, ti.try_number, ti.state FROM task_instance ti "
-            "JOIN dag_run dr ON dr.dag_id = ti.dag_id AND dr.run_id = ti.run_id "
-            "WHERE dr.dag_id = %s AND dr.id > %s ORDER BY ti.start_date NULLS LAST",
-            self.dag_id,
-            self.after,
-        )
-
-    def task_times(self) -> list[tuple[str, str, int, str | None, dt.datetime | None, dt.datetime | None]]:
+    def task_instances(self) -> list[tuple[str, str, int, str | None, dt.datetime | None, dt.datetime | None]]:
         """(run_id, task_id, try_number, state, start, end) of the run's task instances, by start."""
         return self._query(
             "SELECT ti.run_id, ti.task_id, ti.try_number, ti.state, ti.start_date, ti.end_date FROM task_instance ti "
@@ -227,8 +217,9 @@ class _TaskSteps:
         self.ended: set[tuple[str, int]] = set()
         self.failure = ""
 
-    def update(self, states: list[tuple[str, str, int, str | None]]) -> None:
-        for run_id, task, attempt, state in states:
+    def update(self, instances: list[tuple]) -> None:
+        """Read one snapshot of (run_id, task_id, try_number, state, ...) rows."""
+        for run_id, task, attempt, state, *_ in instances:
             key = (task, attempt)
             if key in self.ended or state is None:
                 continue

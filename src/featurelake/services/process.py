@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import time
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 from featurelake.config import Settings
@@ -24,7 +25,7 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-class Daemon:
+class Daemon(ABC):
     """What a background service declares: ``name`` (file names), ``title`` (messages), ``port`` (None: it serves
     none), ``start_command`` (how a user starts it), ``marker`` (a string of its command line, so that a pid the
     system reused is not taken for it), and its ``command``."""
@@ -36,11 +37,11 @@ class Daemon:
     start_timeout_s: float = 240
 
     @property
-    def marker(self) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def marker(self) -> str: ...
 
-    def command(self, settings: Settings) -> list[str]:
-        raise NotImplementedError
+    @abstractmethod
+    def command(self, settings: Settings) -> list[str]: ...
 
     def environment(self, settings: Settings) -> dict[str, str]:
         return dict(os.environ)
