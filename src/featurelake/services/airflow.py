@@ -124,9 +124,8 @@ class AirflowProcess(Daemon):
 
     def start(self, settings: Settings) -> tuple[int, bool]:
         """Start the component (see :meth:`Daemon.start`) once Airflow's database is migrated."""
-        if (pid := self.running_pid(settings)) is not None:
-            return pid, False
-        ensure_metadata(settings, self.environ)
+        if self.running_pid(settings) is None:
+            ensure_metadata(settings, self.environ)
         return super().start(settings)
 
 

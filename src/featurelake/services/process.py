@@ -60,17 +60,26 @@ class Daemon(ABC):
     def log_file(self, settings: Settings) -> Path:
         return settings.state_path / "logs" / f"{self.name}.log"
 
+    def _recorded(self, settings: Settings) -> tuple[int, str] | None:
+        """The pid and address in the pid file when that process is still this service (not a reused pid)."""
+        try:
+            pid, _, address = self.pid_file(settings).read_text().strip().partition(" ")
+        except OSError:
+            return None
+        if not pid.isdigit() or self.marker not in _cmdline(int(pid)):
+            return None
+        return int(pid), address or self.address  # a pid file without the address: written before it was recorded
+
     def running_pid(self, settings: Settings) -> int | None:
         """The recorded pid when that process is still this service (not a reused pid), else None."""
-        try:
-            pid = int(self.pid_file(settings).read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return None
-        return pid if self.marker in _cmdline(pid) else None
+        recorded = self._recorded(settings)
+        return recorded[0] if recorded else None
 
     def is_up(self, settings: Settings) -> bool:
-        """Running and serving."""
-        return self.running_pid(settings) is not None and self.ready(settings)
+        """Running on the configured address and serving (a server of this state folder started with another port
+        is not the one the settings name)."""
+        recorded = self._recorded(settings)
+        return recorded is not None and recorded[1] == self.address and self.ready(settings)
 
     def require(self, settings: Settings) -> None:
         """Raise :class:`ServiceDown` (one line: what is down, how to start it) unless the service answers."""
@@ -80,7 +89,13 @@ class Daemon(ABC):
     def start(self, settings: Settings) -> tuple[int, bool]:
         """Start the service in the background unless it runs and wait until it serves; (pid, started by this
         call). Raises :class:`ServiceDown` with its log's last lines if it dies or times out first."""
-        if (pid := self.running_pid(settings)) is not None:
+        if (recorded := self._recorded(settings)) is not None:
+            pid, address = recorded
+            if address != self.address:
+                raise ServiceDown(
+                    f"{self.title} of this state folder runs on {address} (pid {pid}), not on {self.address}: stop it "
+                    "first (`featurelake services stop`)"
+                )
             return pid, False
         if self.port is not None and port_open(HOST, self.port):
             raise ServiceDown(
@@ -100,7 +115,7 @@ class Daemon(ABC):
                 env=env,
                 start_new_session=True,  # its own process group: a terminal's Ctrl-C does not stop it, `stop` does
             )
-        self.pid_file(settings).write_text(f"{proc.pid}\n")
+        self.pid_file(settings).write_text(f"{proc.pid} {self.address}\n")
         deadline = time.monotonic() + self.start_timeout_s
         while not self.ready(settings):
             if proc.poll() is not None or time.monotonic() > deadline:

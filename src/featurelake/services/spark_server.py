@@ -51,7 +51,6 @@ class SparkServer(Daemon):
         """Start the server (see :meth:`Daemon.start`) once the metastore it opens answers."""
         from featurelake.services.metastore import require_metastore
 
-        if (pid := self.running_pid(settings)) is not None:
-            return pid, False
-        require_metastore(settings)
+        if self.running_pid(settings) is None:
+            require_metastore(settings)
         return super().start(settings)
