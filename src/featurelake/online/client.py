@@ -4,22 +4,44 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from featurelake.errors import InputError
 from featurelake.online.backends import open_store
 from featurelake.online.encoding import decode_payload, encode_key
-from featurelake.online.store import OnlineStore, StoreConfig
+from featurelake.online.store import Entry, OnlineStore, StoreConfig
 
 if TYPE_CHECKING:
     from featurelake.config import Settings
     from featurelake.repo import Repo
-    from featurelake.repo.definitions import FeatureSelection
+    from featurelake.repo.definitions import FeatureSelection, FeatureView
 
 
 def output_name(view: str, feature: str) -> str:
     """Column name of a feature in the online result: ``<view>__<feature>`` (views may share feature names)."""
     return f"{view}__{feature}"
+
+
+PRESENT, NOT_FOUND, OUTSIDE_MAX_AGE = "PRESENT", "NOT_FOUND", "OUTSIDE_MAX_AGE"
+
+
+@dataclass(frozen=True)
+class ViewValues:
+    """One view's answer for one entity row: status, event timestamp (microseconds, None when not found) and the
+    selected features' typed values (all None unless PRESENT: a value past its ttl is not served)."""
+
+    status: str
+    ts_us: int | None
+    values: dict[str, Any]
+
+
+def _view_values(entry: Entry | None, view: FeatureView, features: tuple[str, ...], now_ms: int) -> ViewValues:
+    if entry is None:
+        return ViewValues(NOT_FOUND, None, decode_payload(None, view, features))
+    if not entry.live(now_ms):
+        return ViewValues(OUTSIDE_MAX_AGE, entry.ts, decode_payload(None, view, features))
+    return ViewValues(PRESENT, entry.ts, decode_payload(entry.payload, view, features))
 
 
 class OnlineClient:
@@ -41,15 +63,21 @@ class OnlineClient:
             self._plans[cache_key] = [(s, self.repo.join_keys(self.repo.view(s.view))) for s in selections]
         return self._plans[cache_key]
 
-    def get_online_features(
+    def selections(
+        self, service: str | None = None, features: Sequence[str] | None = None
+    ) -> list[tuple[FeatureSelection, list[str]]]:
+        """The (view, features) to read with the view's join keys, resolved from the repository (cached)."""
+        return self._plan(service, features)
+
+    def lookup(
         self,
         entity_rows: Sequence[Mapping[str, Any]],
         *,
         service: str | None = None,
         features: Sequence[str] | None = None,
         now_ms: int | None = None,
-    ) -> list[dict[str, Any]]:
-        """One dict per entity row: the row's values, then ``<view>__<feature>`` -> typed value or None."""
+    ) -> list[list[ViewValues]]:
+        """Per selected view (in :meth:`selections` order), per entity row: status, timestamp and typed values."""
         plan = self._plan(service, features)
         requests = []
         for sel, keys in plan:
@@ -63,13 +91,28 @@ class OnlineClient:
                 except ValueError as exc:
                     raise InputError(f"entity row {i}: {exc}") from None
             requests.append((sel.view, encoded))
-        payloads = self.store.read(requests, int(time.time() * 1000) if now_ms is None else now_ms)
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        entries = self.store.read_entries(requests)
+        return [
+            [_view_values(entry, self.repo.view(sel.view), sel.features, now) for entry in view_entries]
+            for (sel, _), view_entries in zip(plan, entries, strict=True)
+        ]
+
+    def get_online_features(
+        self,
+        entity_rows: Sequence[Mapping[str, Any]],
+        *,
+        service: str | None = None,
+        features: Sequence[str] | None = None,
+        now_ms: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """One dict per entity row: the row's values, then ``<view>__<feature>`` -> typed value or None."""
+        plan = self._plan(service, features)
         out = [dict(row) for row in entity_rows]
-        for (sel, _), view_payloads in zip(plan, payloads, strict=True):
-            view = self.repo.view(sel.view)
-            for result, payload in zip(out, view_payloads, strict=True):
-                values = decode_payload(payload, view, sel.features)
-                result.update({output_name(view.name, f): v for f, v in values.items()})
+        for (sel, _), per_row in zip(plan, self.lookup(entity_rows, service=service, features=features,
+                                                        now_ms=now_ms), strict=True):  # fmt: skip
+            for result, found in zip(out, per_row, strict=True):
+                result.update({output_name(sel.view, f): v for f, v in found.values.items()})
         return out
 
     def close(self) -> None:

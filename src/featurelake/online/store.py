@@ -28,6 +28,18 @@ class Record(NamedTuple):
     cutoff_us: int | None
 
 
+class Entry(NamedTuple):
+    """What the store holds for one (view, entity key): the value JSON, its event timestamp (microseconds) and
+    its wall-clock expiry (ms; None when the view has no ttl or the store deletes expired keys itself)."""
+
+    payload: str
+    ts: int
+    exp_ms: int | None
+
+    def live(self, now_ms: int) -> bool:
+        return self.exp_ms is None or self.exp_ms > now_ms
+
+
 @dataclass(frozen=True)
 class StoreConfig:
     """Everything an executor needs to open the store (picklable; paths resolved)."""
@@ -116,8 +128,19 @@ class OnlineStore(ABC):
         """Apply the records in batches; upserts never replace a newer ``(ts, cts)``; idempotent."""
 
     @abstractmethod
+    def read_entries(self, requests: list[tuple[str, list[str]]]) -> list[list[Entry | None]]:
+        """For each (view, keys) the stored entries, expired ones included (None when missing), in one round trip."""
+
     def read(self, requests: list[tuple[str, list[str]]], now_ms: int) -> list[list[str | None]]:
-        """For each (view, keys) the stored payloads (None when missing or expired), in one round trip."""
+        """For each (view, keys) the stored payloads (None when missing or expired at ``now_ms``)."""
+        return [
+            [e.payload if e is not None and e.live(now_ms) else None for e in entries]
+            for entries in self.read_entries(requests)
+        ]
+
+    def ping(self) -> None:
+        """Raise unless the store answers (one small read)."""
+        self.read_entries([("featurelake_health", ['["ping"]'])])
 
     @abstractmethod
     def get_watermark(self, view: str) -> Watermark | None: ...

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 import redis
 
-from featurelake.online.store import OnlineStore, Record, StoreConfig, Watermark, WriteStats, batched
+from featurelake.online.store import Entry, OnlineStore, Record, StoreConfig, Watermark, WriteStats, batched
 
 WATERMARKS = "featurelake:watermarks"
 _PIPELINE_BATCHES = 8
@@ -80,13 +80,21 @@ class RedisStore(OnlineStore):
                 stats.add(WriteStats(written, deleted, len(batch) - written - deleted))
         return stats
 
-    def read(self, requests: list[tuple[str, list[str]]], now_ms: int) -> list[list[str | None]]:
+    def read_entries(self, requests: list[tuple[str, list[str]]]) -> list[list[Entry | None]]:
+        """Expired keys are gone (PEXPIREAT), so every entry read is live: ``exp_ms`` None."""
         pipe = self.client.pipeline(transaction=False)
         for view, keys in requests:
             for key in keys:
-                pipe.hget(redis_key(view, key), "v")
+                pipe.hmget(redis_key(view, key), "v", "ts")
         values = iter(pipe.execute())
-        return [[None if (v := next(values)) is None else v.decode() for _ in keys] for _, keys in requests]
+        out = []
+        for _, keys in requests:
+            row: list[Entry | None] = []
+            for _ in keys:
+                v, ts = next(values)
+                row.append(None if v is None else Entry(v.decode(), int(ts), None))
+            out.append(row)
+        return out
 
     def get_watermark(self, view: str) -> Watermark | None:
         raw = self.client.hget(WATERMARKS, view)
