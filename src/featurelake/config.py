@@ -125,6 +125,12 @@ class OnlineStoreSettings(_Section):
     write_batch_size: int = Field(500, ge=1)  # records per store round trip when materializing
 
 
+class OnlineSettings(_Section):
+    """The feature server's request limits (``featurelake serve online``)."""
+
+    max_entities: int = Field(1000, ge=1)  # entity rows per get-online-features request
+
+
 class IngestSettings(_Section):
     source_dir: str | None = None
     timezone: str = "America/New_York"
@@ -249,6 +255,12 @@ class ThriftSettings(_Section):
     driver_memory: str = "1g"  # the server's JVM heap: it runs every client's queries (spark.driver.memory)
 
 
+class OnlineServerSettings(_Section):
+    """The HTTP feature server (``featurelake serve online``) on loopback; 6566 as Feast's ``feast serve``."""
+
+    port: int = Field(6566, ge=1024, le=65535)
+
+
 class ServicesSettings(_Section):
     """Local services the repository installs, starts and stops (``featurelake services``)."""
 
@@ -256,6 +268,7 @@ class ServicesSettings(_Section):
     airflow: AirflowSettings = AirflowSettings()
     connect: ConnectSettings = ConnectSettings()
     thrift: ThriftSettings = ThriftSettings()
+    online: OnlineServerSettings = OnlineServerSettings()
 
 
 class Settings(_Section):
@@ -266,6 +279,7 @@ class Settings(_Section):
     spark: SparkSettings = SparkSettings()
     storage: StorageSettings = StorageSettings()
     online_store: OnlineStoreSettings = OnlineStoreSettings()
+    online: OnlineSettings = OnlineSettings()
     ingest: IngestSettings = IngestSettings()
     validation: ValidationSettings = ValidationSettings()
     compute: ComputeSettings = ComputeSettings()

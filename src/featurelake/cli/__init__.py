@@ -108,6 +108,7 @@ serve = typer.Typer(
 )
 serve.command("sql")(services.serve_sql)
 serve.command("connect")(services.serve_connect)
+serve.command("online")(services.serve_online)
 app.add_typer(serve, name="serve")
 
 catalog_store = typer.Typer(
