@@ -109,7 +109,7 @@ def served(request, spark, data, redis_server, tmp_path_factory):
     with open_store(config) as store:
         stale = json.dumps({"trips": 1})
         store.write(
-            "driver_stats", [Record(encode_key([STALE_DRIVER]), 1, 0, stale, int(time.time() * 1000) - 1, None)]
+            "driver_stats.v1", [Record(encode_key([STALE_DRIVER]), 1, 0, stale, int(time.time() * 1000) - 1, None)]
         )
     url, env = start_server(state, data["features_dir"], kind, redis_server.port)
     with httpx.Client(base_url=url, timeout=30) as client:

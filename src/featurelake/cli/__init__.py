@@ -61,6 +61,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "backfill": compute.backfill,
     "validate": validate.validate,
     "materialize": online.materialize,
+    "promote": online.promote,
     "check": monitor.check,
     "status": monitor.status,
     "drift": monitor.drift,

@@ -9,13 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 from featurelake.errors import InputError
 from featurelake.online.backends import open_store
-from featurelake.online.encoding import decode_payload, encode_key
+from featurelake.online.encoding import decode_typed, encode_key
 from featurelake.online.store import Entry, OnlineStore, StoreConfig
+from featurelake.online.versions import served_version
+from featurelake.repo.definitions import ValueType, online_namespace
 
 if TYPE_CHECKING:
     from featurelake.config import Settings
     from featurelake.repo import Repo
-    from featurelake.repo.definitions import FeatureSelection, FeatureView
+    from featurelake.repo.definitions import FeatureSelection
 
 
 def output_name(view: str, feature: str) -> str:
@@ -36,21 +38,26 @@ class ViewValues:
     values: dict[str, Any]
 
 
-def _view_values(entry: Entry | None, view: FeatureView, features: tuple[str, ...], now_ms: int) -> ViewValues:
+def _view_values(
+    entry: Entry | None, types: Mapping[str, ValueType], features: tuple[str, ...], now_ms: int
+) -> ViewValues:
     if entry is None:
-        return ViewValues(NOT_FOUND, None, decode_payload(None, view, features))
+        return ViewValues(NOT_FOUND, None, decode_typed(None, types, features))
     if not entry.live(now_ms):
-        return ViewValues(OUTSIDE_MAX_AGE, entry.ts, decode_payload(None, view, features))
-    return ViewValues(PRESENT, entry.ts, decode_payload(entry.payload, view, features))
+        return ViewValues(OUTSIDE_MAX_AGE, entry.ts, decode_typed(None, types, features))
+    return ViewValues(PRESENT, entry.ts, decode_typed(entry.payload, types, features))
 
 
 class OnlineClient:
     """Reads feature values for entity rows; keep one per process (it holds the store connection)."""
 
-    def __init__(self, repo: Repo, store: OnlineStore):
+    def __init__(self, repo: Repo, store: OnlineStore, pointer_ttl_s: float = 1.0):
         self.repo = repo
         self.store = store
+        self.pointer_ttl_s = pointer_ttl_s  # how long a promoted version is taken as current before re-reading it
         self._plans: dict[tuple, list[tuple[FeatureSelection, list[str]]]] = {}
+        self._serving: dict[str, tuple[int, float]] = {}  # view -> (version, monotonic time read)
+        self._types: dict[str, dict[str, ValueType]] = {}  # namespace of another version -> its feature types
 
     @classmethod
     def from_settings(cls, settings: Settings, repo: Repo) -> OnlineClient:
@@ -62,6 +69,35 @@ class OnlineClient:
             selections = self.repo.selections_for(service, list(features) if features else None)
             self._plans[cache_key] = [(s, self.repo.join_keys(self.repo.view(s.view))) for s in selections]
         return self._plans[cache_key]
+
+    def version(self, sel: FeatureSelection) -> int:
+        """The version a selection reads: its pin, else the promoted one (re-read after ``pointer_ttl_s``), else
+        the defined one."""
+        if sel.version is not None:
+            return sel.version
+        cached = self._serving.get(sel.view)
+        if cached is None or time.monotonic() - cached[1] > self.pointer_ttl_s:
+            served = served_version(self.store, sel.view)
+            cached = (self.repo.view(sel.view).version if served is None else served, time.monotonic())
+            self._serving[sel.view] = cached
+        return cached[0]
+
+    def _feature_types(self, sel: FeatureSelection, version: int) -> dict[str, ValueType]:
+        """The defined view's types, or another version's from its watermark (what it was materialized with)."""
+        view = self.repo.view(sel.view)
+        if version == view.version:
+            return {f.name: f.dtype for f in view.features}
+        namespace = online_namespace(sel.view, version)
+        if namespace not in self._types:
+            watermark = self.store.get_watermark(namespace)
+            if watermark is None:
+                raise InputError(f"feature view {sel.view!r} v{version} is not in the online store")
+            self._types[namespace] = {name: ValueType(t) for name, t in watermark.features.items()}
+        types = self._types[namespace]
+        missing = [f for f in sel.features if f not in types]
+        if missing:
+            raise InputError(f"feature view {sel.view!r} v{version} has no feature(s) {', '.join(missing)}")
+        return types
 
     def selections(
         self, service: str | None = None, features: Sequence[str] | None = None
@@ -79,7 +115,7 @@ class OnlineClient:
     ) -> list[list[ViewValues]]:
         """Per selected view (in :meth:`selections` order), per entity row: status, timestamp and typed values."""
         plan = self._plan(service, features)
-        requests = []
+        requests, types = [], []
         for sel, keys in plan:
             encoded = []
             for i, row in enumerate(entity_rows):
@@ -90,12 +126,14 @@ class OnlineClient:
                     encoded.append(encode_key([row[k] for k in keys]))
                 except ValueError as exc:
                     raise InputError(f"entity row {i}: {exc}") from None
-            requests.append((sel.view, encoded))
+            version = self.version(sel)
+            requests.append((online_namespace(sel.view, version), encoded))
+            types.append(self._feature_types(sel, version))
         now = int(time.time() * 1000) if now_ms is None else now_ms
         entries = self.store.read_entries(requests)
         return [
-            [_view_values(entry, self.repo.view(sel.view), sel.features, now) for entry in view_entries]
-            for (sel, _), view_entries in zip(plan, entries, strict=True)
+            [_view_values(entry, view_types, sel.features, now) for entry in view_entries]
+            for (sel, _), view_types, view_entries in zip(plan, types, entries, strict=True)
         ]
 
     def get_online_features(

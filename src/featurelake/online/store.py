@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
@@ -88,6 +88,7 @@ class Watermark:
     as_of: dt.datetime
     written_at_ms: int
     mode: str
+    features: dict[str, str] = field(default_factory=dict)  # name -> type: how a reader decodes this version
 
     def to_json(self) -> str:
         d = asdict(self)
@@ -143,10 +144,19 @@ class OnlineStore(ABC):
         self.read_entries([("featurelake_health", ['["ping"]'])])
 
     @abstractmethod
-    def get_watermark(self, view: str) -> Watermark | None: ...
+    def get_doc(self, name: str) -> str | None:
+        """A small JSON record the store keeps beside the values (watermarks, serving pointers), None if absent."""
 
     @abstractmethod
-    def set_watermark(self, view: str, watermark: Watermark) -> None: ...
+    def set_doc(self, name: str, doc: str) -> None:
+        """Write one record in one operation (atomic: readers see the old or the new one)."""
+
+    def get_watermark(self, namespace: str) -> Watermark | None:
+        raw = self.get_doc(namespace)
+        return Watermark.from_json(raw) if raw else None
+
+    def set_watermark(self, namespace: str, watermark: Watermark) -> None:
+        self.set_doc(namespace, watermark.to_json())
 
     def purge_expired(self, view: str, now_ms: int) -> int:
         """Remove values whose expiry has passed (stores without native expiry); returns how many."""

@@ -22,7 +22,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from featurelake.online.store import Entry, OnlineStore, Record, StoreConfig, Watermark, WriteStats, batched
+from featurelake.online.store import Entry, OnlineStore, Record, StoreConfig, WriteStats, batched
 
 _THREADS = 16
 _GET_BATCH = 100  # batch_get_item limit
@@ -144,21 +144,19 @@ class DynamoDBStore(OnlineStore):
                 found[(table, item["k"]["S"])] = Entry(item["v"]["S"], int(item["ts"]["N"]), exp_ms)
         return [[found.get((self.table(view), k)) for k in keys] for view, keys in requests]
 
-    def get_watermark(self, view: str) -> Watermark | None:
+    def get_doc(self, name: str) -> str | None:
         try:
             item = self.client.get_item(
-                TableName=self.watermark_table, Key={"view": {"S": view}}, ConsistentRead=True
+                TableName=self.watermark_table, Key={"view": {"S": name}}, ConsistentRead=True
             ).get("Item")
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ResourceNotFoundException":
                 return None
             raise
-        return Watermark.from_json(item["doc"]["S"]) if item else None
+        return item["doc"]["S"] if item else None
 
-    def set_watermark(self, view: str, watermark: Watermark) -> None:
-        self.client.put_item(
-            TableName=self.watermark_table, Item={"view": {"S": view}, "doc": {"S": watermark.to_json()}}
-        )
+    def set_doc(self, name: str, doc: str) -> None:
+        self.client.put_item(TableName=self.watermark_table, Item={"view": {"S": name}, "doc": {"S": doc}})
 
     def close(self) -> None:
         self.client.close()

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 import redis
 
-from featurelake.online.store import Entry, OnlineStore, Record, StoreConfig, Watermark, WriteStats, batched
+from featurelake.online.store import Entry, OnlineStore, Record, StoreConfig, WriteStats, batched
 
 WATERMARKS = "featurelake:watermarks"
 _PIPELINE_BATCHES = 8
@@ -96,12 +96,12 @@ class RedisStore(OnlineStore):
             out.append(row)
         return out
 
-    def get_watermark(self, view: str) -> Watermark | None:
-        raw = self.client.hget(WATERMARKS, view)
-        return Watermark.from_json(raw.decode() if isinstance(raw, bytes) else raw) if raw else None
+    def get_doc(self, name: str) -> str | None:
+        raw = self.client.hget(WATERMARKS, name)
+        return raw.decode() if isinstance(raw, bytes) else raw
 
-    def set_watermark(self, view: str, watermark: Watermark) -> None:
-        self.client.hset(WATERMARKS, view, watermark.to_json())
+    def set_doc(self, name: str, doc: str) -> None:
+        self.client.hset(WATERMARKS, name, doc)
 
     def close(self) -> None:
         self.client.close()

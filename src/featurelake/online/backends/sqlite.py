@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
-from featurelake.online.store import Entry, OnlineStore, Record, StoreConfig, Watermark, WriteStats, batched
+from featurelake.online.store import Entry, OnlineStore, Record, StoreConfig, WriteStats, batched
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS feature_values (
@@ -82,14 +82,14 @@ class SqliteStore(OnlineStore):
             out.append([found.get(k) for k in keys])
         return out
 
-    def get_watermark(self, view: str) -> Watermark | None:
-        row = self.conn.execute("SELECT doc FROM watermarks WHERE view = ?", (view,)).fetchone()
-        return Watermark.from_json(row[0]) if row else None
+    def get_doc(self, name: str) -> str | None:
+        row = self.conn.execute("SELECT doc FROM watermarks WHERE view = ?", (name,)).fetchone()
+        return row[0] if row else None
 
-    def set_watermark(self, view: str, watermark: Watermark) -> None:
+    def set_doc(self, name: str, doc: str) -> None:
         self.conn.execute(
             "INSERT INTO watermarks (view, doc) VALUES (?, ?) ON CONFLICT (view) DO UPDATE SET doc = excluded.doc",
-            (view, watermark.to_json()),
+            (name, doc),
         )
 
     def purge_expired(self, view: str, now_ms: int) -> int:
