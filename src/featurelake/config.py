@@ -119,6 +119,7 @@ class OnlineStoreSettings(_Section):
     redis_host: str = "127.0.0.1"
     redis_port: int = 6379
     redis_db: int = 0
+    redis_username: str | None = None  # an ACL user; its password only from $FEATURELAKE_REDIS_PASSWORD
     dynamodb_region: str = "us-east-1"
     dynamodb_endpoint_url: str | None = None
     dynamodb_table_prefix: str = "featurelake"

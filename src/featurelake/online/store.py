@@ -53,6 +53,7 @@ class StoreConfig:
     dynamodb_endpoint_url: str | None
     dynamodb_table_prefix: str
     batch_size: int
+    redis_username: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StoreConfig:
@@ -67,6 +68,7 @@ class StoreConfig:
             dynamodb_endpoint_url=s.dynamodb_endpoint_url,
             dynamodb_table_prefix=s.dynamodb_table_prefix,
             batch_size=s.write_batch_size,
+            redis_username=s.redis_username,
         )
 
     @property

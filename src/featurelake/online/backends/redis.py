@@ -1,8 +1,10 @@
-"""Redis online store (standalone server).
+"""Redis online store (standalone server), optionally as an ACL user (``online_store.redis_username``) whose
+password comes from ``$FEATURELAKE_REDIS_PASSWORD`` (materialization opens the store on the executors: on a
+cluster their environment needs it too).
 
-Layout: one hash per (view, entity key) at ``<view>:<key JSON>`` (view names are identifiers and key JSON
-starts with ``[``, so keys never collide) with fields ``ts``, ``cts``, ``v``; its expiry is set with
-PEXPIREAT. Watermarks live in the hash ``featurelake:watermarks`` (field = view).
+Layout: one hash per (namespace, entity key) at ``<view>.v<version>:<key JSON>`` (view names are identifiers
+and key JSON starts with ``[``, so keys never collide) with fields ``ts``, ``cts``, ``v``; its expiry is set
+with PEXPIREAT. Watermarks, checks and serving pointers live in the hash ``featurelake:watermarks``.
 
 Writes run a Lua script per batch of keys (atomic per key on the server, so overlapping runs cannot
 regress a value); batches are pipelined. One script touches many keys, so it targets a standalone Redis
@@ -11,6 +13,7 @@ regress a value); batches are pipelined. One script touches many keys, so it tar
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 
 import redis
@@ -18,6 +21,7 @@ import redis
 from featurelake.online.store import Entry, OnlineStore, Record, StoreConfig, WriteStats, batched
 
 WATERMARKS = "featurelake:watermarks"
+PASSWORD_ENV = "FEATURELAKE_REDIS_PASSWORD"
 _PIPELINE_BATCHES = 8
 
 # ARGV per key: ts, cts, payload ('' = conditional delete), pexpireat ('' = none), cutoff (delete only).
@@ -57,7 +61,13 @@ def redis_key(view: str, key: str) -> str:
 class RedisStore(OnlineStore):
     def __init__(self, config: StoreConfig):
         super().__init__(config)
-        self.client = redis.Redis(host=config.redis_host, port=config.redis_port, db=config.redis_db)
+        self.client = redis.Redis(
+            host=config.redis_host,
+            port=config.redis_port,
+            db=config.redis_db,
+            username=config.redis_username,
+            password=os.environ.get(PASSWORD_ENV),  # never in conf/ nor in the pickled config sent to executors
+        )
         self.script = self.client.register_script(_WRITE)
 
     def prepare(self, view: str) -> None:
