@@ -11,7 +11,7 @@ JARS := $(STATE)/jars
 DEB_PACKAGES := openjdk-17-jre-headless maven redis-server postgresql
 MVN_EXCLUDED_GROUPS := org.scala-lang,com.fasterxml.jackson.core,org.apache.hadoop,org.apache.logging.log4j,org.apache.parquet,org.slf4j,org.xerial.snappy,com.github.luben,org.roaringbitmap,io.airlift,commons-pool,commons-logging,org.locationtech.jts,com.google.code.findbugs
 
-.PHONY: help setup up down sql connect run test test-fast lint bench lock clean airflow history dbt-manifest
+.PHONY: help setup up down sql connect serve run test test-fast lint bench lock clean airflow history dbt-manifest
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -61,6 +61,9 @@ down: ## stop every service this repository started, endpoints too (by recorded 
 
 sql: up ## the SQL endpoint (Spark Thrift server) on 127.0.0.1:10000 for beeline, JDBC/ODBC tools, PyHive, dbt; reused when running
 	$(BIN)/featurelake serve sql
+
+serve: setup ## the HTTP feature server (Feast-shaped get-online-features) on 127.0.0.1:6566 (services.online.port), in the background
+	$(BIN)/featurelake serve online
 
 lock: $(BIN)/uv ## re-resolve requirements.lock from pyproject.toml
 	$(BIN)/uv pip compile -q -p $(BIN)/python --extra dev pyproject.toml -o requirements.lock

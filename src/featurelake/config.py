@@ -119,10 +119,17 @@ class OnlineStoreSettings(_Section):
     redis_host: str = "127.0.0.1"
     redis_port: int = 6379
     redis_db: int = 0
+    redis_username: str | None = None  # an ACL user; its password only from $FEATURELAKE_REDIS_PASSWORD
     dynamodb_region: str = "us-east-1"
     dynamodb_endpoint_url: str | None = None
     dynamodb_table_prefix: str = "featurelake"
     write_batch_size: int = Field(500, ge=1)  # records per store round trip when materializing
+
+
+class OnlineSettings(_Section):
+    """The feature server's request limits (``featurelake serve online``)."""
+
+    max_entities: int = Field(1000, ge=1)  # entity rows per get-online-features request
 
 
 class IngestSettings(_Section):
@@ -249,6 +256,12 @@ class ThriftSettings(_Section):
     driver_memory: str = "1g"  # the server's JVM heap: it runs every client's queries (spark.driver.memory)
 
 
+class OnlineServerSettings(_Section):
+    """The HTTP feature server (``featurelake serve online``) on loopback; 6566 as Feast's ``feast serve``."""
+
+    port: int = Field(6566, ge=1024, le=65535)
+
+
 class ServicesSettings(_Section):
     """Local services the repository installs, starts and stops (``featurelake services``)."""
 
@@ -256,6 +269,7 @@ class ServicesSettings(_Section):
     airflow: AirflowSettings = AirflowSettings()
     connect: ConnectSettings = ConnectSettings()
     thrift: ThriftSettings = ThriftSettings()
+    online: OnlineServerSettings = OnlineServerSettings()
 
 
 class Settings(_Section):
@@ -266,6 +280,7 @@ class Settings(_Section):
     spark: SparkSettings = SparkSettings()
     storage: StorageSettings = StorageSettings()
     online_store: OnlineStoreSettings = OnlineStoreSettings()
+    online: OnlineSettings = OnlineSettings()
     ingest: IngestSettings = IngestSettings()
     validation: ValidationSettings = ValidationSettings()
     compute: ComputeSettings = ComputeSettings()

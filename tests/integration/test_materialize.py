@@ -249,7 +249,7 @@ def test_crash_midway_then_rerun_converges(setup):
     with pytest.raises(Exception, match="injected failure"):
         materialize_views(spark, repo, [view], config, as_of=as_of2, fail_after_partitions=1)
     with open_store(config) as store:
-        wm = store.get_watermark("driver_stats")
+        wm = store.get_watermark("driver_stats.v1")
     assert (wm.version, wm.as_of) == (0, as_of1)  # not advanced by the failed run
     result = materialize_views(spark, repo, [view], config, as_of=as_of2)[0]
     assert (result.mode, result.from_version, result.to_version) == ("incremental", 0, 1)
@@ -305,7 +305,7 @@ def test_cli_materialize_get_and_check(setup, monkeypatch, settings, state_dir):
     out = runner.invoke(app, ["materialize", "--all", "--as-of", as_of, "--repo", repo_dir])
     assert out.exit_code == 0, out.output
     with open_store(config) as store:
-        assert {v: store.get_watermark(v).mode for v in ("driver_stats", "route_stats")} == dict.fromkeys(
+        assert {v: store.get_watermark(f"{v}.v1").mode for v in ("driver_stats", "route_stats")} == dict.fromkeys(
             ("driver_stats", "route_stats"), "full"
         )
     out = runner.invoke(app, ["online", "get", "--service", "both", "--key", "driver_id=7", "--key", "origin=EWR",
@@ -326,7 +326,7 @@ def test_cli_materialize_get_and_check(setup, monkeypatch, settings, state_dir):
 
         key = next(k for k in range(40) if (k,) in reference(d1, ["driver_id"], DRIVER_FEATURES,
                    dt.datetime(2013, 1, 5, 12, tzinfo=UTC), dt.timedelta(days=2), "created_ts"))  # fmt: skip
-        store.write("driver_stats", [Record(encode_key([key]), 2**52, 0, json.dumps({"trips": -1}), None, None)])
+        store.write("driver_stats.v1", [Record(encode_key([key]), 2**52, 0, json.dumps({"trips": -1}), None, None)])
     out = runner.invoke(app, ["online", "check", "--view", "driver_stats", "--sample", "100", "--repo", repo_dir])
     assert out.exit_code == 1 and "1 mismatches" in out.output, out.output
     get_settings.cache_clear()

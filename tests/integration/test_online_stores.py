@@ -139,3 +139,29 @@ def test_watermark_roundtrip(store):
     store.set_watermark("v1", wm)
     store.set_watermark("v1", wm)
     assert store.get_watermark("v1") == wm
+
+
+def test_redis_acl_user_with_the_password_from_the_environment(tmp_path, monkeypatch):
+    import dataclasses
+
+    import redis
+
+    from featurelake.online.backends.redis import PASSWORD_ENV
+
+    server = start_redis(None, "--user", "default", "off", "--user", "fl", "on", ">s3cret", "~*", "&*", "+@all")
+    try:
+        config = dataclasses.replace(store_config("redis", tmp_path, server.port), redis_username="fl")
+        monkeypatch.delenv(PASSWORD_ENV, raising=False)
+        with pytest.raises(redis.exceptions.AuthenticationError), open_store(config) as store:
+            store.ping()
+        monkeypatch.setenv(PASSWORD_ENV, "wrong")
+        with pytest.raises(redis.exceptions.AuthenticationError), open_store(config) as store:
+            store.ping()
+        monkeypatch.setenv(PASSWORD_ENV, "s3cret")
+        with open_store(config) as store:
+            store.prepare("v1")
+            k = encode_key(["a"])
+            assert store.write("v1", [rec(k, 1, 0, "x")]).written == 1
+            assert store.read([("v1", [k])], 0)[0] == [json.dumps({"x": "x"})]
+    finally:
+        server.stop()

@@ -49,10 +49,11 @@ class LocalServer:
                 self.proc.wait()
 
 
-def start_redis(port: int | None = None) -> LocalServer:
-    """Start ``redis-server`` on 127.0.0.1 without persistence (``--save '' --appendonly no``)."""
+def start_redis(port: int | None = None, *extra: str) -> LocalServer:
+    """Start ``redis-server`` on 127.0.0.1 without persistence (``--save '' --appendonly no``); ``extra``: more
+    configuration arguments (e.g. ``--user``)."""
     port = port or free_port()
-    cmd = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
+    cmd = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no", *extra]
     try:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     except FileNotFoundError:

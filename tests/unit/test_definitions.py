@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from featurelake.errors import FeaturelakeError
 from featurelake.repo import DefinitionError, load_repo
 from featurelake.repo.definitions import Entity
 from featurelake.repo.schema import check_dbt, check_schemas, load_manifest
@@ -405,3 +406,18 @@ def test_no_manifest_is_a_note(tmp_path):
     assert load_manifest(tmp_path / "none" / "manifest.json") is None
     report = check_dbt(repo, None)
     assert report.problems == [] and "no dbt manifest" in report.notes[0]
+
+
+def test_pinned_selections_and_online_namespaces(tmp_path):
+    services = SERVICES + (
+        '\npinned = FeatureService(name="pinned", features=[route_weather.pin(2, ["temp", "other_feature"])])\n'
+        'twice = FeatureService(name="twice", features=[route_weather.pin(1, ["temp"]), route_weather[["gusts"]]])\n'
+    )
+    repo = load_repo(write_repo(tmp_path, **{"feature_services.py": services}))
+    assert repo.views["route_weather"].online_namespace == "route_weather.v1"
+    (sel,) = repo.selections_for("pinned")
+    # another version than the defined one: its features are checked against what it was materialized with
+    assert (sel.view, sel.features, sel.version) == ("route_weather", ("temp", "other_feature"), 2)
+    assert repo.selections_for(None, ["route_weather:temp"])[0].version is None
+    with pytest.raises(FeaturelakeError, match="selected at two versions"):
+        repo.selections_for("twice")

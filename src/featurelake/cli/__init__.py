@@ -61,6 +61,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "backfill": compute.backfill,
     "validate": validate.validate,
     "materialize": online.materialize,
+    "promote": online.promote,
     "check": monitor.check,
     "status": monitor.status,
     "drift": monitor.drift,
@@ -108,6 +109,7 @@ serve = typer.Typer(
 )
 serve.command("sql")(services.serve_sql)
 serve.command("connect")(services.serve_connect)
+serve.command("online")(services.serve_online)
 app.add_typer(serve, name="serve")
 
 catalog_store = typer.Typer(

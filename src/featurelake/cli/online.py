@@ -1,4 +1,4 @@
-"""Online store commands: `materialize`, `online get`, `online check`."""
+"""Online store commands: `materialize`, `promote`, `online get`, `online check`."""
 
 from __future__ import annotations
 
@@ -108,3 +108,21 @@ def check(
         console.print(f"  {example}", highlight=False)
     if result.mismatches:
         raise typer.Exit(1)
+
+
+def promote(
+    view: Annotated[str, typer.Argument(help="the feature view")],
+    version: Annotated[int, typer.Option("--version", min=1, help="the version to serve")],
+) -> None:
+    """Serve VIEW at --version to requests without a pinned version (atomically), once that version was
+    materialized and passed `featurelake online check`; promoting back to an earlier version works the same way."""
+    from featurelake.config import get_settings
+    from featurelake.online.backends import open_store
+    from featurelake.online.store import StoreConfig
+    from featurelake.online.versions import promote as run
+
+    settings = get_settings()
+    with open_store(StoreConfig.from_settings(settings)) as store:
+        done = run(store, view, version)
+    was = "nothing promoted" if done.previous is None else f"v{done.previous}"
+    console.print(f"{done.view}: serving v{done.version} (was {was}) from {store.config.identity}", highlight=False)

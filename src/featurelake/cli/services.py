@@ -24,9 +24,16 @@ def _background_services(settings: Settings) -> list[Daemon]:
     """Every background service, in start order: Airflow's API server, scheduler and DAG processor, the endpoints."""
     from featurelake.services.airflow import api_server, scheduler_processes
     from featurelake.services.connect import connect_server
+    from featurelake.services.online import online_server
     from featurelake.services.thrift import thrift_server
 
-    return [api_server(settings), *scheduler_processes(), thrift_server(settings), connect_server(settings)]
+    return [
+        api_server(settings),
+        *scheduler_processes(),
+        thrift_server(settings),
+        connect_server(settings),
+        online_server(settings),
+    ]
 
 
 def start(
@@ -139,4 +146,34 @@ def serve_sql(
         "(or `featurelake services stop` / `make down`, which stop every service)",
         highlight=False,
         soft_wrap=True,
+    )
+
+
+def serve_online(
+    port: Annotated[int | None, typer.Option("--port", help="port on 127.0.0.1 (default services.online.port)")] = None,
+    stop_it: Annotated[bool, typer.Option("--stop", help="stop the server instead")] = False,
+    foreground: Annotated[bool, typer.Option("--foreground", help="run in this terminal (Ctrl-C stops it)")] = False,
+) -> None:
+    """Start the HTTP feature server (Feast-shaped POST /get-online-features, GET /health, GET /metrics) over the
+    configured online store in the background on 127.0.0.1; a running one is reused."""
+    import subprocess
+
+    from featurelake.config import get_settings
+    from featurelake.services.online import online_server, uvicorn_command
+
+    settings = get_settings()
+    server = online_server(settings, port)
+    if stop_it:
+        pid = server.stop(settings)
+        _say(f"{server.title} stopped (pid {pid})" if pid else f"{server.title} was not running")
+        return
+    if foreground:
+        raise typer.Exit(subprocess.call(uvicorn_command(server.port), cwd=settings.root))
+    pid, started = server.start(settings)
+    _say(
+        f"{server.title} {'started' if started else 'already running'} on http://{server.address} (pid {pid}, "
+        f"log {server.log_file(settings)})\n"
+        f'  curl -s http://{server.address}/get-online-features -d \'{{"feature_service": "...", '
+        f'"entities": {{"carrier": ["UA"]}}}}\'\n'
+        "  stop it with `featurelake serve online --stop` (or `featurelake services stop` / `make down`)"
     )

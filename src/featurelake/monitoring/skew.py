@@ -106,7 +106,7 @@ def _compare_online(
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
-    watermark = store.get_watermark(view.name)
+    watermark = store.get_watermark(view.online_namespace)
     if watermark is None or not view.online:
         return
     join_keys = entry.join_keys
@@ -127,7 +127,7 @@ def _compare_online(
     columns = [_comparable(f"{view.name}__{f}", dtypes.get(f)).alias(f) for f in entry.features]
     rows = joined.select(*join_keys, *columns).collect()
     encoded = [encode_key([r[k] for k in join_keys]) for r in rows]
-    payloads = store.read([(view.name, encoded)], 0)[0]  # as the materialization left them (expiry ignored)
+    payloads = store.read([(view.online_namespace, encoded)], 0)[0]  # as the materialization left them (expiry ignored)
     for feature in entry.features:
         results[feature].online_compared = len(rows)
         results[feature].online_mismatches = 0

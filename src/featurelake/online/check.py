@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from featurelake.errors import FeaturelakeError
 from featurelake.online.encoding import EPOCH, decode_payload, encode_key, same_value
 from featurelake.online.store import OnlineStore
+from featurelake.online.versions import record_check
 from featurelake.repo.definitions import FeatureView, ValueType
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ def check_view(
     from pyspark.sql import functions as F
 
     view = repo.view(view_name)
-    wm = store.get_watermark(view.name)
+    wm = store.get_watermark(view.online_namespace)
     if wm is None:
         raise FeaturelakeError(f"feature view {view.name!r} was never materialized into {store.config.identity}")
     keys = repo.join_keys(view)
@@ -75,7 +76,7 @@ def check_view(
 
     store_now = wm.as_of + dt.timedelta(milliseconds=int(time.time() * 1000) - wm.written_at_ms)
     encoded = [encode_key([r[k] for k in keys]) for r in rows]
-    payloads = store.read([(view.name, encoded)], int(time.time() * 1000))[0]
+    payloads = store.read([(view.online_namespace, encoded)], int(time.time() * 1000))[0]
     names = view.feature_names
     mismatches, examples = 0, list[str]()
     for row, key, payload in zip(rows, encoded, payloads, strict=True):
@@ -92,6 +93,8 @@ def check_view(
             mismatches += 1
             if len(examples) < 5:
                 examples.append(f"{key}: offline {expected} online {got}")
+    if not mismatches:
+        record_check(store, view.online_namespace, wm, len(rows))
     return CheckResult(view.name, wm.table, wm.version, wm.as_of, len(rows), mismatches, examples)
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from featurelake.errors import InputError
 from featurelake.online.backends import open_store
-from featurelake.online.encoding import decode_payload, encode_key
-from featurelake.online.store import OnlineStore, StoreConfig
+from featurelake.online.encoding import decode_typed, encode_key
+from featurelake.online.store import Entry, OnlineStore, StoreConfig
+from featurelake.online.versions import served_version
+from featurelake.repo.definitions import ValueType, online_namespace
 
 if TYPE_CHECKING:
     from featurelake.config import Settings
@@ -22,13 +25,39 @@ def output_name(view: str, feature: str) -> str:
     return f"{view}__{feature}"
 
 
+PRESENT, NOT_FOUND, OUTSIDE_MAX_AGE = "PRESENT", "NOT_FOUND", "OUTSIDE_MAX_AGE"
+
+
+@dataclass(frozen=True)
+class ViewValues:
+    """One view's answer for one entity row: status, event timestamp (microseconds, None when not found) and the
+    selected features' typed values (all None unless PRESENT: a value past its ttl is not served)."""
+
+    status: str
+    ts_us: int | None
+    values: dict[str, Any]
+
+
+def _view_values(
+    entry: Entry | None, types: Mapping[str, ValueType], features: tuple[str, ...], now_ms: int
+) -> ViewValues:
+    if entry is None:
+        return ViewValues(NOT_FOUND, None, decode_typed(None, types, features))
+    if not entry.live(now_ms):
+        return ViewValues(OUTSIDE_MAX_AGE, entry.ts, decode_typed(None, types, features))
+    return ViewValues(PRESENT, entry.ts, decode_typed(entry.payload, types, features))
+
+
 class OnlineClient:
     """Reads feature values for entity rows; keep one per process (it holds the store connection)."""
 
-    def __init__(self, repo: Repo, store: OnlineStore):
+    def __init__(self, repo: Repo, store: OnlineStore, pointer_ttl_s: float = 1.0):
         self.repo = repo
         self.store = store
+        self.pointer_ttl_s = pointer_ttl_s  # how long a promoted version is taken as current before re-reading it
         self._plans: dict[tuple, list[tuple[FeatureSelection, list[str]]]] = {}
+        self._serving: dict[str, tuple[int, float]] = {}  # view -> (version, monotonic time read)
+        self._types: dict[str, dict[str, ValueType]] = {}  # namespace of another version -> its feature types
 
     @classmethod
     def from_settings(cls, settings: Settings, repo: Repo) -> OnlineClient:
@@ -41,17 +70,52 @@ class OnlineClient:
             self._plans[cache_key] = [(s, self.repo.join_keys(self.repo.view(s.view))) for s in selections]
         return self._plans[cache_key]
 
-    def get_online_features(
+    def version(self, sel: FeatureSelection) -> int:
+        """The version a selection reads: its pin, else the promoted one (re-read after ``pointer_ttl_s``), else
+        the defined one."""
+        if sel.version is not None:
+            return sel.version
+        cached = self._serving.get(sel.view)
+        if cached is None or time.monotonic() - cached[1] > self.pointer_ttl_s:
+            served = served_version(self.store, sel.view)
+            cached = (self.repo.view(sel.view).version if served is None else served, time.monotonic())
+            self._serving[sel.view] = cached
+        return cached[0]
+
+    def _feature_types(self, sel: FeatureSelection, version: int) -> dict[str, ValueType]:
+        """The defined view's types, or another version's from its watermark (what it was materialized with)."""
+        view = self.repo.view(sel.view)
+        if version == view.version:
+            return {f.name: f.dtype for f in view.features}
+        namespace = online_namespace(sel.view, version)
+        if namespace not in self._types:
+            watermark = self.store.get_watermark(namespace)
+            if watermark is None:
+                raise InputError(f"feature view {sel.view!r} v{version} is not in the online store")
+            self._types[namespace] = {name: ValueType(t) for name, t in watermark.features.items()}
+        types = self._types[namespace]
+        missing = [f for f in sel.features if f not in types]
+        if missing:
+            raise InputError(f"feature view {sel.view!r} v{version} has no feature(s) {', '.join(missing)}")
+        return types
+
+    def selections(
+        self, service: str | None = None, features: Sequence[str] | None = None
+    ) -> list[tuple[FeatureSelection, list[str]]]:
+        """The (view, features) to read with the view's join keys, resolved from the repository (cached)."""
+        return self._plan(service, features)
+
+    def lookup(
         self,
         entity_rows: Sequence[Mapping[str, Any]],
         *,
         service: str | None = None,
         features: Sequence[str] | None = None,
         now_ms: int | None = None,
-    ) -> list[dict[str, Any]]:
-        """One dict per entity row: the row's values, then ``<view>__<feature>`` -> typed value or None."""
+    ) -> list[list[ViewValues]]:
+        """Per selected view (in :meth:`selections` order), per entity row: status, timestamp and typed values."""
         plan = self._plan(service, features)
-        requests = []
+        requests, types = [], []
         for sel, keys in plan:
             encoded = []
             for i, row in enumerate(entity_rows):
@@ -62,14 +126,31 @@ class OnlineClient:
                     encoded.append(encode_key([row[k] for k in keys]))
                 except ValueError as exc:
                     raise InputError(f"entity row {i}: {exc}") from None
-            requests.append((sel.view, encoded))
-        payloads = self.store.read(requests, int(time.time() * 1000) if now_ms is None else now_ms)
+            version = self.version(sel)
+            requests.append((online_namespace(sel.view, version), encoded))
+            types.append(self._feature_types(sel, version))
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        entries = self.store.read_entries(requests)
+        return [
+            [_view_values(entry, view_types, sel.features, now) for entry in view_entries]
+            for (sel, _), view_types, view_entries in zip(plan, types, entries, strict=True)
+        ]
+
+    def get_online_features(
+        self,
+        entity_rows: Sequence[Mapping[str, Any]],
+        *,
+        service: str | None = None,
+        features: Sequence[str] | None = None,
+        now_ms: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """One dict per entity row: the row's values, then ``<view>__<feature>`` -> typed value or None."""
+        plan = self._plan(service, features)
         out = [dict(row) for row in entity_rows]
-        for (sel, _), view_payloads in zip(plan, payloads, strict=True):
-            view = self.repo.view(sel.view)
-            for result, payload in zip(out, view_payloads, strict=True):
-                values = decode_payload(payload, view, sel.features)
-                result.update({output_name(view.name, f): v for f, v in values.items()})
+        for (sel, _), per_row in zip(plan, self.lookup(entity_rows, service=service, features=features,
+                                                        now_ms=now_ms), strict=True):  # fmt: skip
+            for result, found in zip(out, per_row, strict=True):
+                result.update({output_name(sel.view, f): v for f, v in found.values.items()})
         return out
 
     def close(self) -> None:

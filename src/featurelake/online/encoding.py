@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from featurelake.repo.definitions import FeatureView, ValueType
@@ -60,8 +61,14 @@ def decode_value(raw: Any, dtype: ValueType) -> Any:
 
 def decode_payload(payload: str | None, view: FeatureView, features: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """The named features of one stored value (all None when the key is missing)."""
+    return decode_typed(payload, {f.name: f.dtype for f in view.features}, features)
+
+
+def decode_typed(
+    payload: str | None, types: Mapping[str, ValueType], features: list[str] | tuple[str, ...]
+) -> dict[str, Any]:
+    """The named features of one stored value, typed by ``types`` (name -> type)."""
     data = json.loads(payload) if payload is not None else {}
-    types = {f.name: f.dtype for f in view.features}
     return {name: decode_value(data.get(name), types[name]) for name in features}
 
 

@@ -9,7 +9,9 @@ Per key the candidates reduce to the PIT value at ``as_of`` (ts <= as_of, ts >= 
 then highest created ts); keys without one get a conditional delete (removed only if the stored value is
 older than ``as_of - ttl``). Every store write is conditional on ``(ts, cts)``, so replays and overlapping
 runs never regress a value, and writes are idempotent: after a crash midway, re-running converges.
-The watermark (per view, kept in the store itself, so a wiped store starts over with a full run) advances
+Each view version writes its own namespace, ``<view>.v<version>``, so versions are served side by side (see
+:mod:`featurelake.online.versions`). The watermark (per namespace, kept in the store itself, so a wiped store
+starts over with a full run; it also records the feature types a reader decodes with) advances
 only after every partition was written. All views of a run are written by one Spark job.
 
 Expiry: a value with ttl expires ``ts + ttl - as_of`` after the run started (the store's clock is the wall
@@ -254,8 +256,8 @@ def _plan_view(
     cols = list(dict.fromkeys([*keys, view.timestamp_field, *filter(None, [view.created_timestamp_field])]))
     cols = [f"`{c}`" for c in [*cols, *(f.name for f in view.features)]]
     version = current_version(spark, table)
-    store.prepare(view.name)
-    wm = store.get_watermark(view.name)
+    store.prepare(view.online_namespace)
+    wm = store.get_watermark(view.online_namespace)
     mode, reason = "incremental", f"changes since version {wm.version if wm else None}"
     if full:
         mode, reason = "full", "--full"
@@ -310,7 +312,7 @@ def materialize_views(
             clock_offset_ms=wall_ms - to_micros(as_of) // 1000,
             horizon=run.horizon,
         ).select(
-            F.lit(run.view.name).alias("view"),
+            F.lit(run.view.online_namespace).alias("view"),
             F.array(*[F.col(f"`{k}`") for k in run.keys]).alias("key"),
             "ts",
             "cts",
@@ -321,16 +323,17 @@ def materialize_views(
         for run in runs
         if run.rows is not None
     ]
-    stats = {run.view.name: WriteStats() for run in runs}
+    stats = {run.view.online_namespace: WriteStats() for run in runs}
     step = progress.step(f"materialize {len(runs)} views into {config.identity}")
     if records:
         union = reduce(lambda a, b: a.unionAll(b), records)
-        stats.update(_write(union, config, [run.view.name for run in runs], fail_after_partitions))
+        stats.update(_write(union, config, [run.view.online_namespace for run in runs], fail_after_partitions))
     step.done(sum(s.written for s in stats.values()))
     with open_store(config) as store:
         for run in runs:
-            store.purge_expired(run.view.name, wall_ms)
-            store.set_watermark(run.view.name, Watermark(run.table, run.version, run.horizon, wall_ms, run.mode))
+            namespace, types = run.view.online_namespace, {f.name: str(f.dtype) for f in run.view.features}
+            store.purge_expired(namespace, wall_ms)
+            store.set_watermark(namespace, Watermark(run.table, run.version, run.horizon, wall_ms, run.mode, types))
     seconds = time.perf_counter() - started
     return [
         MaterializeResult(
@@ -342,9 +345,9 @@ def materialize_views(
             run.watermark.version if run.watermark else None,
             run.version,
             as_of,
-            stats[run.view.name].written,
-            stats[run.view.name].deleted,
-            stats[run.view.name].skipped,
+            stats[run.view.online_namespace].written,
+            stats[run.view.online_namespace].deleted,
+            stats[run.view.online_namespace].skipped,
             seconds,
         )
         for run in runs

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
@@ -28,6 +28,18 @@ class Record(NamedTuple):
     cutoff_us: int | None
 
 
+class Entry(NamedTuple):
+    """What the store holds for one (view, entity key): the value JSON, its event timestamp (microseconds) and
+    its wall-clock expiry (ms; None when the view has no ttl or the store deletes expired keys itself)."""
+
+    payload: str
+    ts: int
+    exp_ms: int | None
+
+    def live(self, now_ms: int) -> bool:
+        return self.exp_ms is None or self.exp_ms > now_ms
+
+
 @dataclass(frozen=True)
 class StoreConfig:
     """Everything an executor needs to open the store (picklable; paths resolved)."""
@@ -41,6 +53,7 @@ class StoreConfig:
     dynamodb_endpoint_url: str | None
     dynamodb_table_prefix: str
     batch_size: int
+    redis_username: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StoreConfig:
@@ -55,6 +68,7 @@ class StoreConfig:
             dynamodb_endpoint_url=s.dynamodb_endpoint_url,
             dynamodb_table_prefix=s.dynamodb_table_prefix,
             batch_size=s.write_batch_size,
+            redis_username=s.redis_username,
         )
 
     @property
@@ -76,6 +90,7 @@ class Watermark:
     as_of: dt.datetime
     written_at_ms: int
     mode: str
+    features: dict[str, str] = field(default_factory=dict)  # name -> type: how a reader decodes this version
 
     def to_json(self) -> str:
         d = asdict(self)
@@ -116,14 +131,34 @@ class OnlineStore(ABC):
         """Apply the records in batches; upserts never replace a newer ``(ts, cts)``; idempotent."""
 
     @abstractmethod
+    def read_entries(self, requests: list[tuple[str, list[str]]]) -> list[list[Entry | None]]:
+        """For each (view, keys) the stored entries, expired ones included (None when missing), in one round trip."""
+
     def read(self, requests: list[tuple[str, list[str]]], now_ms: int) -> list[list[str | None]]:
-        """For each (view, keys) the stored payloads (None when missing or expired), in one round trip."""
+        """For each (view, keys) the stored payloads (None when missing or expired at ``now_ms``)."""
+        return [
+            [e.payload if e is not None and e.live(now_ms) else None for e in entries]
+            for entries in self.read_entries(requests)
+        ]
+
+    def ping(self) -> None:
+        """Raise unless the store answers (one small read)."""
+        self.read_entries([("featurelake_health", ['["ping"]'])])
 
     @abstractmethod
-    def get_watermark(self, view: str) -> Watermark | None: ...
+    def get_doc(self, name: str) -> str | None:
+        """A small JSON record the store keeps beside the values (watermarks, serving pointers), None if absent."""
 
     @abstractmethod
-    def set_watermark(self, view: str, watermark: Watermark) -> None: ...
+    def set_doc(self, name: str, doc: str) -> None:
+        """Write one record in one operation (atomic: readers see the old or the new one)."""
+
+    def get_watermark(self, namespace: str) -> Watermark | None:
+        raw = self.get_doc(namespace)
+        return Watermark.from_json(raw) if raw else None
+
+    def set_watermark(self, namespace: str, watermark: Watermark) -> None:
+        self.set_doc(namespace, watermark.to_json())
 
     def purge_expired(self, view: str, now_ms: int) -> int:
         """Remove values whose expiry has passed (stores without native expiry); returns how many."""

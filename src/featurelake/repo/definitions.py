@@ -408,6 +408,14 @@ class FeatureView(_Definition):
         """``view[["a", "b"]]``: a selection of this view's features, for a FeatureService."""
         return FeatureSelection(view=self.name, features=tuple([names] if isinstance(names, str) else names))
 
+    def pin(self, version: int, features: list[str] | None = None) -> FeatureSelection:
+        """Features of this view served at ``version`` whatever version is promoted (a model trained on it)."""
+        return FeatureSelection(view=self.name, features=tuple(features or ()), version=version)
+
+    @property
+    def online_namespace(self) -> str:
+        return online_namespace(self.name, self.version)
+
     @property
     def feature_names(self) -> list[str]:
         return [f.name for f in self.features]
@@ -437,12 +445,19 @@ class FeatureView(_Definition):
         return OFFLINE_DATE if self.is_materialized_by_featurelake else self.source.date_partition_column
 
 
+def online_namespace(view: str, version: int) -> str:
+    """Where one version of a view lives in the online store: ``<view>.v<version>`` (versions side by side)."""
+    return f"{view}.v{version}"
+
+
 class FeatureSelection(_Collecting):
-    """Some features of one view (all of them when ``features`` is empty)."""
+    """Some features of one view (all of them when ``features`` is empty), at a pinned ``version`` or (None) the
+    version promoted online."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     view: str
     features: tuple[str, ...] = ()
+    version: int | None = Field(None, ge=1)
 
 
 class FeatureService(_Definition):

@@ -96,9 +96,10 @@ class Repo:
                 continue
             view = self.views[sel.view]
             missing = [f for f in sel.features if f not in view.feature_names]
-            if missing:
+            if missing and sel.version in (None, view.version):  # another version's features are checked online
                 problems.append(f"feature view {view.name!r} has no feature(s) {', '.join(missing)}")
-            out.append(FeatureSelection(view=view.name, features=sel.features or tuple(view.feature_names)))
+            features = sel.features or tuple(view.feature_names)
+            out.append(FeatureSelection(view=view.name, features=features, version=sel.version))
         if problems:
             raise FeaturelakeError("; ".join(problems))
         return out
@@ -112,10 +113,13 @@ class Repo:
         if not refs:
             raise FeaturelakeError("name a feature service or at least one feature (view:feature)")
         merged: dict[str, list[str]] = {}
+        versions: dict[str, int | None] = {}
         for sel in self.resolve(refs):
+            if versions.setdefault(sel.view, sel.version) != sel.version:
+                raise FeaturelakeError(f"feature view {sel.view!r} is selected at two versions")
             names = merged.setdefault(sel.view, [])
             names.extend(f for f in sel.features if f not in names)
-        return [FeatureSelection(view=v, features=tuple(fs)) for v, fs in merged.items()]
+        return [FeatureSelection(view=v, features=tuple(fs), version=versions[v]) for v, fs in merged.items()]
 
 
 def feature_repo(settings: Settings) -> Repo:
@@ -269,7 +273,7 @@ def check_references(repo: Repo, broken: set[str] | None = None) -> list[str]:
                 problems.append(f"{where}: feature service {service.name!r} refers to missing view {sel.view!r}")
                 continue
             missing = [f for f in sel.features if f not in repo.views[sel.view].feature_names]
-            if missing:
+            if missing and sel.version in (None, repo.views[sel.view].version):  # others are checked online
                 problems.append(
                     f"{where}: feature service {service.name!r} refers to missing feature(s) "
                     f"{', '.join(f'{sel.view}:{m}' for m in missing)}"

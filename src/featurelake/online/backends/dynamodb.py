@@ -22,7 +22,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from featurelake.online.store import OnlineStore, Record, StoreConfig, Watermark, WriteStats, batched
+from featurelake.online.store import Entry, OnlineStore, Record, StoreConfig, WriteStats, batched
 
 _THREADS = 16
 _GET_BATCH = 100  # batch_get_item limit
@@ -130,36 +130,33 @@ class DynamoDBStore(OnlineStore):
                 time.sleep(min(2.0, 0.02 * 2**attempt) * random.uniform(0.5, 1.0))
         return out
 
-    def read(self, requests: list[tuple[str, list[str]]], now_ms: int) -> list[list[str | None]]:
+    def read_entries(self, requests: list[tuple[str, list[str]]]) -> list[list[Entry | None]]:
         tables = {self.table(view): self._exists(self.table(view)) for view, _ in requests}
         wanted = [(self.table(v), k) for v, keys in requests if tables[self.table(v)] for k in dict.fromkeys(keys)]
-        found: dict[tuple[str, str], str] = {}
+        found: dict[tuple[str, str], Entry] = {}
         for chunk in batched(wanted, _GET_BATCH):
             request: dict[str, dict] = {}
             for table, k in chunk:
-                spec = request.setdefault(table, {"Keys": [], "ProjectionExpression": "k, v, exp_ms"})
+                spec = request.setdefault(table, {"Keys": [], "ProjectionExpression": "k, v, ts, exp_ms"})
                 spec["Keys"].append({"k": {"S": k}})
-            items = self._batch_get(request)
-            for table, item in items:
-                if "exp_ms" not in item or int(item["exp_ms"]["N"]) > now_ms:
-                    found[(table, item["k"]["S"])] = item["v"]["S"]
+            for table, item in self._batch_get(request):
+                exp_ms = int(item["exp_ms"]["N"]) if "exp_ms" in item else None
+                found[(table, item["k"]["S"])] = Entry(item["v"]["S"], int(item["ts"]["N"]), exp_ms)
         return [[found.get((self.table(view), k)) for k in keys] for view, keys in requests]
 
-    def get_watermark(self, view: str) -> Watermark | None:
+    def get_doc(self, name: str) -> str | None:
         try:
             item = self.client.get_item(
-                TableName=self.watermark_table, Key={"view": {"S": view}}, ConsistentRead=True
+                TableName=self.watermark_table, Key={"view": {"S": name}}, ConsistentRead=True
             ).get("Item")
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ResourceNotFoundException":
                 return None
             raise
-        return Watermark.from_json(item["doc"]["S"]) if item else None
+        return item["doc"]["S"] if item else None
 
-    def set_watermark(self, view: str, watermark: Watermark) -> None:
-        self.client.put_item(
-            TableName=self.watermark_table, Item={"view": {"S": view}, "doc": {"S": watermark.to_json()}}
-        )
+    def set_doc(self, name: str, doc: str) -> None:
+        self.client.put_item(TableName=self.watermark_table, Item={"view": {"S": name}, "doc": {"S": doc}})
 
     def close(self) -> None:
         self.client.close()

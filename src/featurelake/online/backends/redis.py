@@ -1,8 +1,10 @@
-"""Redis online store (standalone server).
+"""Redis online store (standalone server), optionally as an ACL user (``online_store.redis_username``) whose
+password comes from ``$FEATURELAKE_REDIS_PASSWORD`` (materialization opens the store on the executors: on a
+cluster their environment needs it too).
 
-Layout: one hash per (view, entity key) at ``<view>:<key JSON>`` (view names are identifiers and key JSON
-starts with ``[``, so keys never collide) with fields ``ts``, ``cts``, ``v``; its expiry is set with
-PEXPIREAT. Watermarks live in the hash ``featurelake:watermarks`` (field = view).
+Layout: one hash per (namespace, entity key) at ``<view>.v<version>:<key JSON>`` (view names are identifiers
+and key JSON starts with ``[``, so keys never collide) with fields ``ts``, ``cts``, ``v``; its expiry is set
+with PEXPIREAT. Watermarks, checks and serving pointers live in the hash ``featurelake:watermarks``.
 
 Writes run a Lua script per batch of keys (atomic per key on the server, so overlapping runs cannot
 regress a value); batches are pipelined. One script touches many keys, so it targets a standalone Redis
@@ -11,13 +13,15 @@ regress a value); batches are pipelined. One script touches many keys, so it tar
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 
 import redis
 
-from featurelake.online.store import OnlineStore, Record, StoreConfig, Watermark, WriteStats, batched
+from featurelake.online.store import Entry, OnlineStore, Record, StoreConfig, WriteStats, batched
 
 WATERMARKS = "featurelake:watermarks"
+PASSWORD_ENV = "FEATURELAKE_REDIS_PASSWORD"
 _PIPELINE_BATCHES = 8
 
 # ARGV per key: ts, cts, payload ('' = conditional delete), pexpireat ('' = none), cutoff (delete only).
@@ -57,7 +61,13 @@ def redis_key(view: str, key: str) -> str:
 class RedisStore(OnlineStore):
     def __init__(self, config: StoreConfig):
         super().__init__(config)
-        self.client = redis.Redis(host=config.redis_host, port=config.redis_port, db=config.redis_db)
+        self.client = redis.Redis(
+            host=config.redis_host,
+            port=config.redis_port,
+            db=config.redis_db,
+            username=config.redis_username,
+            password=os.environ.get(PASSWORD_ENV),  # never in conf/ nor in the pickled config sent to executors
+        )
         self.script = self.client.register_script(_WRITE)
 
     def prepare(self, view: str) -> None:
@@ -80,20 +90,28 @@ class RedisStore(OnlineStore):
                 stats.add(WriteStats(written, deleted, len(batch) - written - deleted))
         return stats
 
-    def read(self, requests: list[tuple[str, list[str]]], now_ms: int) -> list[list[str | None]]:
+    def read_entries(self, requests: list[tuple[str, list[str]]]) -> list[list[Entry | None]]:
+        """Expired keys are gone (PEXPIREAT), so every entry read is live: ``exp_ms`` None."""
         pipe = self.client.pipeline(transaction=False)
         for view, keys in requests:
             for key in keys:
-                pipe.hget(redis_key(view, key), "v")
+                pipe.hmget(redis_key(view, key), "v", "ts")
         values = iter(pipe.execute())
-        return [[None if (v := next(values)) is None else v.decode() for _ in keys] for _, keys in requests]
+        out = []
+        for _, keys in requests:
+            row: list[Entry | None] = []
+            for _ in keys:
+                v, ts = next(values)
+                row.append(None if v is None else Entry(v.decode(), int(ts), None))
+            out.append(row)
+        return out
 
-    def get_watermark(self, view: str) -> Watermark | None:
-        raw = self.client.hget(WATERMARKS, view)
-        return Watermark.from_json(raw.decode() if isinstance(raw, bytes) else raw) if raw else None
+    def get_doc(self, name: str) -> str | None:
+        raw = self.client.hget(WATERMARKS, name)
+        return raw.decode() if isinstance(raw, bytes) else raw
 
-    def set_watermark(self, view: str, watermark: Watermark) -> None:
-        self.client.hset(WATERMARKS, view, watermark.to_json())
+    def set_doc(self, name: str, doc: str) -> None:
+        self.client.hset(WATERMARKS, name, doc)
 
     def close(self) -> None:
         self.client.close()

@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
-from featurelake.online.store import OnlineStore, Record, StoreConfig, Watermark, WriteStats, batched
+from featurelake.online.store import Entry, OnlineStore, Record, StoreConfig, WriteStats, batched
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS feature_values (
@@ -68,30 +68,28 @@ class SqliteStore(OnlineStore):
             stats.add(WriteStats(written, deleted, len(batch) - written - deleted))
         return stats
 
-    def read(self, requests: list[tuple[str, list[str]]], now_ms: int) -> list[list[str | None]]:
+    def read_entries(self, requests: list[tuple[str, list[str]]]) -> list[list[Entry | None]]:
         out = []
         for view, keys in requests:
-            found: dict[str, str] = {}
+            found: dict[str, Entry] = {}
             for i in range(0, len(keys), _CHUNK):
                 chunk = keys[i : i + _CHUNK]
                 marks = ",".join("?" * len(chunk))
                 rows = self.conn.execute(
-                    f"SELECT k, v FROM feature_values WHERE view = ? AND k IN ({marks}) "
-                    "AND (exp_ms IS NULL OR exp_ms > ?)",
-                    (view, *chunk, now_ms),
+                    f"SELECT k, v, ts, exp_ms FROM feature_values WHERE view = ? AND k IN ({marks})", (view, *chunk)
                 )
-                found.update(rows)
+                found.update((k, Entry(v, ts, exp_ms)) for k, v, ts, exp_ms in rows)
             out.append([found.get(k) for k in keys])
         return out
 
-    def get_watermark(self, view: str) -> Watermark | None:
-        row = self.conn.execute("SELECT doc FROM watermarks WHERE view = ?", (view,)).fetchone()
-        return Watermark.from_json(row[0]) if row else None
+    def get_doc(self, name: str) -> str | None:
+        row = self.conn.execute("SELECT doc FROM watermarks WHERE view = ?", (name,)).fetchone()
+        return row[0] if row else None
 
-    def set_watermark(self, view: str, watermark: Watermark) -> None:
+    def set_doc(self, name: str, doc: str) -> None:
         self.conn.execute(
             "INSERT INTO watermarks (view, doc) VALUES (?, ?) ON CONFLICT (view) DO UPDATE SET doc = excluded.doc",
-            (view, watermark.to_json()),
+            (name, doc),
         )
 
     def purge_expired(self, view: str, now_ms: int) -> int:

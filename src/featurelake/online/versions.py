@@ -1,0 +1,58 @@
+"""Versions online: each view version lives in its own namespace (``<view>.v<version>``); a serving pointer per view
+says which version a request without a pin gets (the defined version until the first promote). ``promote`` switches
+it with one record write (atomic in every store) after that version was materialized and passed the consistency
+check since; promoting back works the same way, as long as the older namespace is still in the store."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from featurelake.errors import InputError
+from featurelake.online.store import OnlineStore, Watermark
+from featurelake.repo.definitions import online_namespace
+
+CHECKED = "checked:"  # + namespace: the last passing consistency check (":" never occurs in a namespace)
+SERVING = "serving:"  # + view: the version served to requests without a pin
+
+
+@dataclass(frozen=True)
+class Promotion:
+    view: str
+    version: int
+    previous: int | None
+
+
+def record_check(store: OnlineStore, namespace: str, watermark: Watermark, sampled: int) -> None:
+    """Note that ``namespace`` as materialized at ``watermark`` matched the offline values."""
+    doc = {"written_at_ms": watermark.written_at_ms, "checked_ms": int(time.time() * 1000), "sampled": sampled}
+    store.set_doc(CHECKED + namespace, json.dumps(doc))
+
+
+def served_version(store: OnlineStore, view: str) -> int | None:
+    """The promoted version of ``view``, None before any promote."""
+    raw = store.get_doc(SERVING + view)
+    return int(json.loads(raw)["version"]) if raw else None
+
+
+def promote(store: OnlineStore, view: str, version: int) -> Promotion:
+    """Serve ``view`` at ``version`` from now on; refused unless that version's latest materialization passed
+    ``featurelake online check``."""
+    namespace = online_namespace(view, version)
+    watermark = store.get_watermark(namespace)
+    if watermark is None:
+        raise InputError(
+            f"{view} v{version} is not in {store.config.identity}: materialize it first (with version={version} "
+            "defined)"
+        )
+    checked = store.get_doc(CHECKED + namespace)
+    if not checked or json.loads(checked)["written_at_ms"] != watermark.written_at_ms:
+        raise InputError(
+            f"{view} v{version} has not passed the consistency check since it was last materialized: run "
+            f"`featurelake online check --view {view}` with version {version} defined"
+        )
+    previous = served_version(store, view)
+    doc = {"version": version, "previous": previous, "promoted_ms": int(time.time() * 1000)}
+    store.set_doc(SERVING + view, json.dumps(doc))
+    return Promotion(view, version, previous)

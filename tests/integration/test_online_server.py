@@ -1,0 +1,221 @@
+"""The HTTP feature server as a real process (uvicorn started by `featurelake serve online` on a free port) over
+SQLite and Redis stores materialized from small Delta tables. Expected values come from the brute-force pandas
+point-in-time reference of test_materialize, never from the code under test."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import sys
+import time
+import uuid
+
+import httpx
+import pytest
+
+from featurelake.online.backends import open_store
+from featurelake.online.encoding import encode_key
+from featurelake.online.materialize import materialize_views
+from featurelake.online.store import Record
+from tests.conftest import run_cli
+from tests.integration.test_materialize import (
+    DRIVER_FEATURES,
+    DRIVER_SCHEMA,
+    ROUTE_FEATURES,
+    ROUTE_SCHEMA,
+    T0,
+    append,
+    driver_rows,
+    norm,
+    route_rows,
+    write_repo,
+)
+from tests.integration.test_online_stores import store_config
+from tests.support.servers import free_port, start_redis
+
+pytestmark = pytest.mark.integration
+
+AS_OF = T0 + dt.timedelta(days=5, hours=3)
+TTL = dt.timedelta(days=2)
+DRIVERS = list(range(42))  # 40 exist, 40 and 41 never do
+ROUTES = [(o, d) for o in ["EWR", "JFK", "LGA", "A:B", "LAX"] for d in ["EWR", "JFK", "A:B", "LAX"]]
+STALE_DRIVER = 99  # written straight into the store with an expiry in the past
+
+
+def reference(pdf, keys, features, ttl, created=None) -> dict:
+    """Per key at AS_OF: (event time, features) of the row with ts in [AS_OF - ttl, AS_OF], max ts, max created."""
+    out: dict = {}
+    for _, r in pdf.iterrows():
+        ts = r["event_ts"].to_pydatetime()
+        if ts > AS_OF or (ttl is not None and ts < AS_OF - ttl):
+            continue
+        k = tuple(r[c] for c in keys)
+        rank = (ts, r[created] if created else 0)
+        if k not in out or rank > out[k][0]:
+            out[k] = (rank, {f: r[f] for f in features})
+    return {k: (rank[0], values) for k, (rank, values) in out.items()}
+
+
+def start_server(state_dir, features_dir, kind: str, redis_port: int) -> tuple[str, dict]:
+    env = {
+        "FEATURELAKE__FEATURES_DIR": str(features_dir),
+        "FEATURELAKE__ONLINE_STORE__TYPE": kind,
+        "FEATURELAKE__ONLINE_STORE__REDIS_PORT": str(redis_port),
+        "FEATURELAKE__ONLINE__MAX_ENTITIES": "60",
+    }
+    port = free_port()
+    run_cli(state_dir, "serve", "online", "--port", str(port), **env)
+    return f"http://127.0.0.1:{port}", env
+
+
+@pytest.fixture(scope="module")
+def redis_server():
+    server = start_redis()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def data(spark, tmp_path_factory):
+    """Two small Delta tables, a repository over them, and the pandas reference at AS_OF."""
+    spark.sparkContext.pythonExec = sys.executable  # executors import featurelake to write the store
+    root = tmp_path_factory.mktemp("serve_repo")
+    suffix = uuid.uuid4().hex[:8]
+    driver_table, route_table = f"features.srv_driver_{suffix}", f"features.srv_route_{suffix}"
+    rng = random.Random(20)
+    drivers, routes = driver_rows(rng, 300, 40, T0, 8), route_rows(rng, 120, T0)
+    append(spark, drivers, driver_table, DRIVER_SCHEMA, "event_date")
+    append(spark, routes, route_table, ROUTE_SCHEMA)
+    repo = write_repo(root, driver_table, route_table)
+    yield {
+        "repo": repo,
+        "features_dir": root / "features",
+        "driver": reference(drivers, ["driver_id"], DRIVER_FEATURES, TTL, "created_ts"),
+        "route": reference(routes, ["origin", "dest"], ROUTE_FEATURES, None),
+    }
+    spark.sql(f"DROP TABLE IF EXISTS {driver_table}")
+    spark.sql(f"DROP TABLE IF EXISTS {route_table}")
+
+
+@pytest.fixture(scope="module", params=["sqlite", "redis"])
+def served(request, spark, data, redis_server, tmp_path_factory):
+    """A feature server process over a store materialized at AS_OF (plus one stale value)."""
+    kind = request.param
+    state = tmp_path_factory.mktemp(f"serve_{kind}")
+    config = store_config(kind, state / "online", redis_server.port, batch_size=50)
+    repo = data["repo"]
+    materialize_views(spark, repo, [repo.view("driver_stats"), repo.view("route_stats")], config, as_of=AS_OF)
+    with open_store(config) as store:
+        stale = json.dumps({"trips": 1})
+        store.write(
+            "driver_stats.v1", [Record(encode_key([STALE_DRIVER]), 1, 0, stale, int(time.time() * 1000) - 1, None)]
+        )
+    url, env = start_server(state, data["features_dir"], kind, redis_server.port)
+    with httpx.Client(base_url=url, timeout=30) as client:
+        yield kind, client
+    run_cli(state, "serve", "online", "--stop", **env)
+
+
+def post(client: httpx.Client, body) -> httpx.Response:
+    return client.post("/get-online-features", content=body if isinstance(body, str | bytes) else json.dumps(body))
+
+
+def columns(resp: httpx.Response) -> dict[str, dict]:
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    return dict(zip(body["metadata"]["feature_names"], body["results"], strict=True))
+
+
+def parse(value, feature: str):
+    return dt.datetime.fromisoformat(value) if feature == "last_trip" and value is not None else value
+
+
+def test_responses_equal_the_offline_latest_values(served, data):
+    _, client = served
+    routes = (ROUTES * 3)[: len(DRIVERS)]
+    entities = {"driver_id": DRIVERS, "origin": [o for o, _ in routes], "dest": [d for _, d in routes]}
+    cols = columns(post(client, {"feature_service": "both", "entities": entities, "full_feature_names": True}))
+    assert list(cols)[:3] == ["driver_id", "origin", "dest"]
+    assert cols["driver_id"]["values"] == DRIVERS and set(cols["origin"]["statuses"]) == {"PRESENT"}
+    for view, features, keys, ref in [
+        ("driver_stats", DRIVER_FEATURES, [(d,) for d in DRIVERS], data["driver"]),
+        ("route_stats", ROUTE_FEATURES, routes, data["route"]),
+    ]:
+        for i, key in enumerate(keys):
+            ts, want = ref.get(tuple(key), (None, dict.fromkeys(features)))
+            for f in features:
+                col = cols[f"{view}__{f}"]
+                assert parse(col["values"][i], f) == norm(want[f]), (view, key, f)
+                assert col["statuses"][i] == ("NOT_FOUND" if ts is None else "PRESENT"), (view, key)
+                stamp = dt.datetime.fromisoformat(col["event_timestamps"][i])
+                assert stamp == (ts if ts is not None else dt.datetime(1970, 1, 1, tzinfo=dt.UTC)), (view, key)
+    found = sum(1 for s in cols["driver_stats__trips"]["statuses"] if s == "PRESENT")
+    assert 0 < found < 40  # some keys have no value within the ttl, so NOT_FOUND is exercised too
+
+
+def test_feature_list_short_names_and_a_stale_value(served, data):
+    kind, client = served
+    body = {"features": ["driver_stats:trips", "driver_stats:rating"], "entities": {"driver_id": [STALE_DRIVER, 3]}}
+    cols = columns(post(client, body))
+    assert list(cols) == ["driver_id", "trips", "rating"]
+    # SQLite keeps a value past its expiry until the next purge: OUTSIDE_MAX_AGE, not served; Redis drops it itself
+    assert cols["trips"]["statuses"][0] == ("OUTSIDE_MAX_AGE" if kind == "sqlite" else "NOT_FOUND")
+    assert cols["trips"]["values"][0] is None
+    ts, want = data["driver"].get((3,), (None, {"trips": None}))
+    assert cols["trips"]["values"][1] == norm(want["trips"])
+
+
+BAD = [
+    ("{not json", 400, "request body is not JSON"),
+    ({"features": ["driver_stats:nope"], "entities": {"driver_id": [1]}}, 404, "has no feature(s) nope"),
+    ({"features": ["ghost:x"], "entities": {"driver_id": [1]}}, 404, "unknown feature view 'ghost'"),
+    ({"feature_service": "ghost", "entities": {"driver_id": [1]}}, 404, "unknown feature service 'ghost'"),
+    ({"features": ["driver_stats:trips"], "entities": {"driver_id": [[1]]}}, 400, "is not a string, integer or"),
+    ({"features": ["driver_stats:trips"], "entities": {"driver_id": [1.5]}}, 400, "is not a string, integer or"),
+    ({"features": ["driver_stats:trips"], "entities": {"driver": [1]}}, 400, "no column for join key(s) driver_id"),
+    ({"features": ["driver_stats:trips"], "entities": {"driver_id": list(range(61))}}, 400, "online.max_entities"),
+    ({"features": ["driver_stats:trips"], "entities": {"driver_id": [None]}}, 400, "'driver_id' is null in entity 0"),
+    ({"entities": {"driver_id": [1]}}, 400, "give either features"),
+    ({"features": "driver_stats:trips", "entities": {"driver_id": [1]}}, 400, "invalid request: features"),
+    ([1, 2], 400, "invalid request"),
+]
+
+
+@pytest.mark.parametrize("served", ["sqlite"], indirect=True)  # request checks do not depend on the store
+@pytest.mark.parametrize(("body", "status", "message"), BAD)
+def test_bad_input_is_a_4xx_with_one_line(served, body, status, message):
+    _, client = served
+    resp = post(client, body)
+    assert resp.status_code == status, resp.text
+    detail = resp.json()["detail"]
+    assert message in detail and "\n" not in detail and "Traceback" not in detail
+
+
+def test_health_and_metrics(served):
+    kind, client = served
+    health = client.get("/health")
+    assert health.status_code == 200 and health.json()["store"].startswith(kind)
+    assert len(health.json()["registry"]) == 16
+    post(client, {"feature_service": "ghost", "entities": {"driver_id": [1]}})
+    text = client.get("/metrics").text
+    assert 'featurelake_online_requests_total{path="/get-online-features",status="404"}' in text
+    assert 'featurelake_online_request_seconds_bucket{path="/health",le="+Inf"}' in text
+    assert "featurelake_online_store_errors_total 0" in text
+
+
+def test_store_down_is_a_503_naming_the_store(tmp_path, data):
+    redis = start_redis()
+    url, env = start_server(tmp_path, data["features_dir"], "redis", redis.port)
+    try:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            assert client.get("/health").status_code == 200
+            redis.stop()
+            body = {"features": ["driver_stats:trips"], "entities": {"driver_id": [1]}}
+            for resp in (post(client, body), client.get("/health")):
+                assert resp.status_code == 503, resp.text
+                assert f"redis://127.0.0.1:{redis.port}/0" in resp.json()["detail"]
+            assert "featurelake_online_store_errors_total 2" in client.get("/metrics").text
+    finally:
+        redis.stop()
+        run_cli(tmp_path, "serve", "online", "--stop", **env)

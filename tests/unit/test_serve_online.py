@@ -1,0 +1,80 @@
+"""Request parsing, response shaping and the metrics text of the feature server (no services)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from featurelake.online.client import NOT_FOUND, OUTSIDE_MAX_AGE, PRESENT, ViewValues
+from featurelake.serve.online import Metrics, RequestError, parse_request, shape_response
+
+
+def test_parse_accepts_feasts_request_and_ignores_its_other_fields():
+    req = parse_request(
+        b'{"features": ["v:a"], "entities": {"k": [1, "x", true]}, "full_feature_names": true, "top_k": 3}', 10
+    )
+    assert (req.features, req.entities, req.full_feature_names) == (["v:a"], {"k": [1, "x", True]}, True)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"\xff", "not JSON"),
+        (b'{"features": ["v:a"], "feature_service": "s", "entities": {"k": [1]}}', "either features"),
+        (b'{"features": ["v:a"], "entities": {}}', "entities is empty"),
+        (b'{"features": ["v:a"], "entities": {"k": [1, 2], "j": [1]}}', "differ in length: [1, 2]"),
+        (b'{"features": ["v:a"], "entities": {"k": [1, 2, 3]}}', "3 entities requested, more than"),
+        (b'{"features": ["v:a"], "entities": {"k": [{"a": 1}]}}', "is not a string, integer or boolean"),
+        (b'{"features": ["v:a"], "entities": [1]}', "invalid request: entities"),
+    ],
+)
+def test_parse_refuses_with_one_line(body, message):
+    with pytest.raises(RequestError) as err:
+        parse_request(body, 2)
+    assert err.value.status == 400 and message in str(err.value)
+
+
+def test_shape_puts_entity_columns_first_and_types_values():
+    req = parse_request(b'{"features": ["v:a", "v:t"], "entities": {"k": ["x", "y", "z"]}}', 10)
+    ts = dt.datetime(2013, 1, 2, 3, 4, 5, 6, tzinfo=dt.UTC)
+    found = [
+        [
+            ViewValues(PRESENT, 1_000_000, {"a": 1.5, "t": ts}),
+            ViewValues(NOT_FOUND, None, {"a": None, "t": None}),
+            ViewValues(OUTSIDE_MAX_AGE, 2_000_000, {"a": None, "t": None}),
+        ]
+    ]
+    out = shape_response(req, [("v", ("a", "t"))], found)
+    assert out["metadata"]["feature_names"] == ["k", "a", "t"]
+    key, a, t = out["results"]
+    assert key == {
+        "values": ["x", "y", "z"],
+        "statuses": [PRESENT] * 3,
+        "event_timestamps": ["1970-01-01T00:00:00Z"] * 3,
+    }
+    assert a["values"] == [1.5, None, None] and t["values"] == ["2013-01-02T03:04:05.000006Z", None, None]
+    assert a["statuses"] == [PRESENT, NOT_FOUND, OUTSIDE_MAX_AGE]
+    assert a["event_timestamps"] == ["1970-01-01T00:00:01Z", "1970-01-01T00:00:00Z", "1970-01-01T00:00:02Z"]
+    full = shape_response(req.model_copy(update={"full_feature_names": True}), [("v", ("a", "t"))], found)
+    assert full["metadata"]["feature_names"] == ["k", "v__a", "v__t"]
+
+
+def test_shape_turns_nan_into_null():
+    req = parse_request(b'{"features": ["v:a"], "entities": {"k": [1]}}', 10)
+    out = shape_response(req, [("v", ("a",))], [[ViewValues(PRESENT, 0, {"a": float("nan")})]])
+    assert out["results"][1]["values"] == [None]
+
+
+def test_metrics_histogram_is_cumulative():
+    m = Metrics()
+    for seconds in (0.0001, 0.003, 0.003, 5.0):
+        m.observe("/p", 200, seconds)
+    m.observe("/p", 404, 0.0001)
+    text = m.render()
+    assert 'featurelake_online_requests_total{path="/p",status="200"} 4' in text
+    assert 'featurelake_online_request_seconds_bucket{path="/p",le="0.0005"} 2' in text
+    assert 'featurelake_online_request_seconds_bucket{path="/p",le="0.005"} 4' in text
+    assert 'featurelake_online_request_seconds_bucket{path="/p",le="1.0"} 4' in text
+    assert 'featurelake_online_request_seconds_bucket{path="/p",le="+Inf"} 5' in text
+    assert 'featurelake_online_request_seconds_count{path="/p"} 5' in text
