@@ -32,7 +32,7 @@ def metastore_database(state_dir: Path) -> str:
 
 
 _service_ports: dict[tuple[Path, str], int] = {}
-SERVICES_WITH_PORTS = ("airflow", "thrift", "connect")
+SERVICES_WITH_PORTS = ("airflow", "thrift", "connect", "online")
 
 
 def service_port(state_dir: Path, service: str) -> int:
