@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.servers import free_port
+from tests.support.servers import free_port, start_redis
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The test session's JVM runs many small jobs for a few minutes: compiling with C1 only and collecting garbage on
@@ -133,3 +133,11 @@ def spark(settings):
     session = get_spark(settings)
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_server():
+    """A redis-server of the test module's own, on a free port; stopped by its pid at the end."""
+    server = start_redis()
+    yield server
+    server.stop()

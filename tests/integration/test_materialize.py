@@ -111,9 +111,10 @@ DRIVER_SCHEMA = (
 ROUTE_SCHEMA = "origin string, dest string, event_ts timestamp, avg_delay double, n int"
 
 
-def reference(pdf: pd.DataFrame, keys: list[str], features: list[str], as_of, ttl, created=None) -> dict:
-    """Brute force PIT at ``as_of``: per key the row with ts <= as_of (>= as_of - ttl), max ts, then max created."""
-    out = {}
+def latest_rows(pdf: pd.DataFrame, keys: list[str], features: list[str], as_of, ttl, created=None) -> dict:
+    """Brute force PIT at ``as_of``: per key (event time, features) of the row with ts <= as_of (>= as_of - ttl),
+    max ts, then max created."""
+    out: dict = {}
     for _, r in pdf.iterrows():
         ts = r["event_ts"].to_pydatetime()
         if ts > as_of or (ttl is not None and ts < as_of - ttl):
@@ -122,7 +123,12 @@ def reference(pdf: pd.DataFrame, keys: list[str], features: list[str], as_of, tt
         rank = (ts, r[created] if created else 0)
         if k not in out or rank > out[k][0]:
             out[k] = (rank, {f: r[f] for f in features})
-    return {k: v[1] for k, v in out.items()}
+    return {k: (rank[0], values) for k, (rank, values) in out.items()}
+
+
+def reference(pdf: pd.DataFrame, keys: list[str], features: list[str], as_of, ttl, created=None) -> dict:
+    """Per key the features of :func:`latest_rows`."""
+    return {k: values for k, (_, values) in latest_rows(pdf, keys, features, as_of, ttl, created).items()}
 
 
 def norm(v):

@@ -27,6 +27,7 @@ from tests.integration.test_materialize import (
     T0,
     append,
     driver_rows,
+    latest_rows,
     norm,
     route_rows,
     write_repo,
@@ -43,20 +44,6 @@ ROUTES = [(o, d) for o in ["EWR", "JFK", "LGA", "A:B", "LAX"] for d in ["EWR", "
 STALE_DRIVER = 99  # written straight into the store with an expiry in the past
 
 
-def reference(pdf, keys, features, ttl, created=None) -> dict:
-    """Per key at AS_OF: (event time, features) of the row with ts in [AS_OF - ttl, AS_OF], max ts, max created."""
-    out: dict = {}
-    for _, r in pdf.iterrows():
-        ts = r["event_ts"].to_pydatetime()
-        if ts > AS_OF or (ttl is not None and ts < AS_OF - ttl):
-            continue
-        k = tuple(r[c] for c in keys)
-        rank = (ts, r[created] if created else 0)
-        if k not in out or rank > out[k][0]:
-            out[k] = (rank, {f: r[f] for f in features})
-    return {k: (rank[0], values) for k, (rank, values) in out.items()}
-
-
 def start_server(state_dir, features_dir, kind: str, redis_port: int) -> tuple[str, dict]:
     env = {
         "FEATURELAKE__FEATURES_DIR": str(features_dir),
@@ -67,13 +54,6 @@ def start_server(state_dir, features_dir, kind: str, redis_port: int) -> tuple[s
     port = free_port()
     run_cli(state_dir, "serve", "online", "--port", str(port), **env)
     return f"http://127.0.0.1:{port}", env
-
-
-@pytest.fixture(scope="module")
-def redis_server():
-    server = start_redis()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +71,8 @@ def data(spark, tmp_path_factory):
     yield {
         "repo": repo,
         "features_dir": root / "features",
-        "driver": reference(drivers, ["driver_id"], DRIVER_FEATURES, TTL, "created_ts"),
-        "route": reference(routes, ["origin", "dest"], ROUTE_FEATURES, None),
+        "driver": latest_rows(drivers, ["driver_id"], DRIVER_FEATURES, AS_OF, TTL, "created_ts"),
+        "route": latest_rows(routes, ["origin", "dest"], ROUTE_FEATURES, AS_OF, None),
     }
     spark.sql(f"DROP TABLE IF EXISTS {driver_table}")
     spark.sql(f"DROP TABLE IF EXISTS {route_table}")

@@ -38,13 +38,6 @@ def store_config(kind: str, tmp_path: Path, port: int = 0, batch_size: int = 7) 
 
 
 @pytest.fixture(scope="module")
-def redis_server():
-    server = start_redis()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def dynamodb_server():
     saved = {k: os.environ.get(k) for k in DUMMY_AWS}
     os.environ.update(DUMMY_AWS)  # dummy credentials for DynamoDB Local, in the test process only

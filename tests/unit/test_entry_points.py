@@ -122,3 +122,13 @@ def test_a_dag_run_with_the_airflow_api_server_down_is_one_line_naming_it_and_ex
         "`featurelake services start` (or `make up`)"
     )
     assert not (tmp_path / "airflow").exists()  # nothing written before the check
+
+
+def test_promoting_a_view_that_is_not_defined_is_one_line_naming_the_known_views_and_exit_2(tmp_path):
+    from featurelake.repo import load_repo
+
+    proc = run_cli(tmp_path, "promote", "no_such_view", "--version", "1", check=False)
+    known = ", ".join(sorted(load_repo(REPO_ROOT / "features").views))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"error: unknown feature view 'no_such_view' (known: {known})"]
+    assert not (tmp_path / "online").exists()  # no store opened

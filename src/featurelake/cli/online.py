@@ -120,8 +120,10 @@ def promote(
     from featurelake.online.backends import open_store
     from featurelake.online.store import StoreConfig
     from featurelake.online.versions import promote as run
+    from featurelake.repo import feature_repo
 
     settings = get_settings()
+    feature_repo(settings).view(view)  # an unknown view: one line naming the known ones
     with open_store(StoreConfig.from_settings(settings)) as store:
         done = run(store, view, version)
     was = "nothing promoted" if done.previous is None else f"v{done.previous}"
