@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -316,3 +317,60 @@ def test_training_set_dag_built_the_table_and_its_manifest_while_the_nightly_ran
         """,
     )
     assert mismatches == [{"n": expected["n"], "bad": 0}]
+
+
+def test_the_scheduler_runs_a_training_set_request_a_person_triggered(two_nights, dag_state, dag_settings, dag_env):
+    """`make airflow`'s processes (the DAG processor and the scheduler, with LocalExecutor) run a training-set
+    request triggered as a person does (`airflow dags trigger` with its conf): it builds the same rows as the
+    request `airflow dags test` ran during the second night."""
+    import psycopg
+
+    from featurelake.services.airflow import airflow_bin, airflow_env, scheduler_processes
+    from featurelake.services.postgres import HOST
+
+    env = airflow_env(dag_settings, dag_env)
+
+    def airflow(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([airflow_bin(), *args], env=env, capture_output=True, text=True, timeout=300)
+
+    local = dag_settings.services
+    conninfo = f"host={HOST} port={local.postgres.port} user={local.postgres.user} dbname={local.airflow.database}"
+    conf = {"name": "dag_scheduled", "start": str(DAY1), "end": str(DAY1), "overwrite": True}
+    for dag_id in ("feature_pipeline", "feature_backfill"):  # only the triggered request may run
+        airflow("dags", "pause", dag_id)
+    processes = scheduler_processes(dag_env)
+    for process in processes:
+        process.start(dag_settings)
+
+    def metadata(query: str) -> list[tuple]:
+        with psycopg.connect(conninfo) as conn:
+            return conn.execute(query).fetchall()
+
+    try:
+        deadline = time.monotonic() + 900
+        while metadata("SELECT is_paused FROM dag WHERE dag_id = 'training_set'") != [(False,)]:
+            assert time.monotonic() < deadline, "training_set could not be unpaused"
+            airflow("dags", "unpause", "training_set")  # a no-op until the DAG processor has parsed it
+            time.sleep(2)
+        trigger = airflow("dags", "trigger", "training_set", "--run-id", "scheduled_1", "--conf", json.dumps(conf))
+        assert trigger.returncode == 0, trigger.stdout + trigger.stderr
+        state = None
+        while state not in ("success", "failed"):
+            assert time.monotonic() < deadline, f"the triggered run is still {state}"
+            time.sleep(5)
+            rows = metadata("SELECT state FROM dag_run WHERE dag_id = 'training_set' AND run_id = 'scheduled_1'")
+            state = rows[0][0] if rows else None
+    finally:
+        for process in reversed(processes):
+            process.stop(dag_settings)
+    assert state == "success"
+    scheduled = json.loads((dag_state / "manifests" / "dag_scheduled.json").read_text())
+    tested = json.loads((dag_state / "manifests" / "dag_demo.json").read_text())
+    assert scheduled["rows"] == tested["rows"] and scheduled["rows"]["output"] > 500
+    (diff,) = sql(
+        dag_state,
+        "SELECT (SELECT count(*) FROM (SELECT * FROM training.dag_scheduled EXCEPT ALL SELECT * FROM "
+        "training.dag_demo)) + (SELECT count(*) FROM (SELECT * FROM training.dag_demo EXCEPT ALL SELECT * FROM "
+        "training.dag_scheduled)) AS n",
+    )
+    assert diff == {"n": 0}
