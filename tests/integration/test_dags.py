@@ -95,12 +95,14 @@ def endpoint(dag_env):
     server.stop(settings)
 
 
-def feature_tables() -> list[str]:
-    """The demo views' offline tables in the features database (what a night writes there)."""
+def feature_tables() -> dict[str, str]:
+    """The demo views' offline tables in the features database (what a night writes there), with the column that
+    says when each row is known (event_timestamp, or a dbt model's own time column)."""
     from featurelake.repo import load_repo
 
-    tables = {v.offline_table for v in load_repo(REPO_ROOT / "features").views.values()}
-    return sorted(t for t in tables if t and t.startswith("features."))
+    views = load_repo(REPO_ROOT / "features").views.values()
+    tables = {v.offline_table: v.timestamp_field for v in views}
+    return {t: tables[t] for t in sorted(t for t in tables if t and t.startswith("features."))}
 
 
 class Reader(threading.Thread):
@@ -129,14 +131,14 @@ class Reader(threading.Thread):
 
 
 def features_day(query, day: dt.date) -> dict[str, list[tuple]]:
-    """The demo views' rows of events on ``day`` (all rows for a table without event time), without the write
-    time, floats to 9 digits (Spark may sum in another order), sorted: comparable between two runs."""
+    """The demo views' rows known before the end of ``day`` (by each view's time column), without the write time,
+    floats to 9 digits (Spark may sum in another order), sorted: comparable between two runs on the same days."""
     out = {}
-    for table in feature_tables():
+    for table, known_at in feature_tables().items():
         columns = [c[0] for c in query(f"DESCRIBE {table}") if c[0] and not c[0].startswith("#")]
         keep = [c for c in dict.fromkeys(columns) if c != "created_timestamp"]
-        where = f" WHERE to_date(event_timestamp) = DATE'{day}'" if "event_timestamp" in keep else ""
-        rows = query(f"SELECT {', '.join(f'`{c}`' for c in keep)} FROM {table}{where}")
+        where = f"`{known_at}` < DATE'{day + dt.timedelta(days=1)}'"
+        rows = query(f"SELECT {', '.join(f'`{c}`' for c in keep)} FROM {table} WHERE {where}")
         out[table] = sorted((tuple(round(v, 9) if isinstance(v, float) else v for v in r) for r in rows), key=repr)
     return out
 
