@@ -5,6 +5,7 @@ from featurelake.repo.definitions import FeatureService
 from .feature_views import (
     carrier_arrival_delays,
     carrier_departure_delays,
+    departure_delay_vs_recent,
     origin_departure_delays,
     origin_weather_hourly,
     plane_profile,
@@ -20,8 +21,12 @@ flight_delay_model = FeatureService(
         route_arrival_delays,
         origin_weather_hourly,
         plane_profile[["year_built", "seats", "engines"]],
+        departure_delay_vs_recent,
     ],
-    description="Predicts whether a flight arrives more than 15 minutes late, as of its scheduled departure.",
+    description=(
+        "Predicts, as a flight leaves the gate, whether it arrives more than 15 minutes late: features as of its "
+        "scheduled departure, and its departure delay (request data) against recent ones."
+    ),
     owner="flight-ml@featurelake.dev",
     tags={"model": "late_arrival_classifier"},
 )

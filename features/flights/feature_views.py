@@ -5,6 +5,7 @@ from featurelake.repo.definitions import (
     DbtComputation,
     Feature,
     FeatureView,
+    RequestFeatureView,
     ValueType,
     WindowComputation,
 )
@@ -120,4 +121,36 @@ plane_profile = FeatureView(
     description="Static attributes of each aircraft.",
     owner=OWNER,
     tags={"domain": "flights", "team": "fleet"},
+)
+
+
+def _delay_against_recent(row: dict) -> dict:
+    """How much later than its airline's week and its airport's day the flight is leaving (None without history)."""
+    delay = row["dep_delay"]
+
+    def minus(mean: float | None) -> float | None:
+        return None if delay is None or mean is None else delay - mean
+
+    return {
+        "dep_delay_vs_carrier_7d": minus(row["dep_delay_mean_7d"]),
+        "dep_delay_vs_origin_1d": minus(row["dep_delay_mean_1d"]),
+        "left_later_than_usual": None
+        if delay is None or row["dep_delay_mean_7d"] is None
+        else delay > row["dep_delay_mean_7d"],
+    }
+
+
+departure_delay_vs_recent = RequestFeatureView(
+    name="departure_delay_vs_recent",
+    request={"dep_delay": ValueType.DOUBLE},
+    sources=[carrier_departure_delays[["dep_delay_mean_7d"]], origin_departure_delays[["dep_delay_mean_1d"]]],
+    features=[
+        Feature(name="dep_delay_vs_carrier_7d", dtype=ValueType.DOUBLE, description="minutes over the airline's week"),
+        Feature(name="dep_delay_vs_origin_1d", dtype=ValueType.DOUBLE, description="minutes over the airport's day"),
+        Feature(name="left_later_than_usual", dtype=ValueType.BOOL, description="later than the airline's week"),
+    ],
+    function=_delay_against_recent,
+    description="The flight's departure delay (request data, known at pushback) against recent departure delays.",
+    owner=OWNER,
+    tags={"domain": "flights", "team": "ops"},
 )

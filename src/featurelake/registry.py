@@ -1,9 +1,9 @@
 """The registry's storage: the applied definitions and their lineage, as Delta tables.
 
-``monitoring.registry`` holds one row per entity, source, feature view and feature service with its canonical
-JSON spec (:mod:`featurelake.repo.specs`). An apply overwrites it in one commit, so each apply is one Delta
-version: the registry version is that Delta version, and ``VERSION AS OF`` gives any earlier registry. Lineage
-edges are written next to it, to ``monitoring.lineage``, stamped with the registry version they belong to.
+``monitoring.registry`` holds one row per entity, source, feature view, request feature view and feature service
+with its canonical JSON spec (:mod:`featurelake.repo.specs`). An apply overwrites it in one commit, so each apply is
+one Delta version: the registry version is that Delta version, and ``VERSION AS OF`` gives any earlier registry.
+Lineage edges are written next to it, to ``monitoring.lineage``, stamped with the registry version they belong to.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 REGISTRY_TABLE = "monitoring.registry"
 LINEAGE_TABLE = "monitoring.lineage"
-KINDS = ("entity", "source", "feature_view", "feature_service")
+KINDS = ("entity", "source", "feature_view", "request_view", "feature_service")
 
 Edge = tuple[str, str]  # (from node id, to node id); a node id is "<kind>:<name>"
 

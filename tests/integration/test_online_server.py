@@ -7,17 +7,21 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import shutil
 import sys
 import time
 import uuid
 
 import httpx
 import pytest
+from pyspark.sql import functions as F
 
+from featurelake.errors import InputError
 from featurelake.online.backends import open_store
 from featurelake.online.encoding import encode_key
 from featurelake.online.materialize import materialize_views
 from featurelake.online.store import Record
+from featurelake.repo import load_repo
 from tests.conftest import run_cli
 from tests.integration.test_materialize import (
     DRIVER_FEATURES,
@@ -44,6 +48,41 @@ ROUTES = [(o, d) for o in ["EWR", "JFK", "LGA", "A:B", "LAX"] for d in ["EWR", "
 STALE_DRIVER = 99  # written straight into the store with an expiry in the past
 
 
+REQUEST_VIEW = """
+from featurelake.repo.definitions import RequestFeatureView
+
+
+def _score(row):
+    trips, tip = row["trips"], row["tip"]
+    return {
+        "tip_per_trip": None if not trips or tip is None else tip / trips,
+        "tip_vs_delay": None if row["avg_delay"] is None else tip - row["avg_delay"],
+        "tag": None if row["name"] is None else f"{row['name']}@{row['city']}",
+        "rated_high": None if row["rating"] is None else row["rating"] > 2.5,
+    }
+
+
+scored = RequestFeatureView(
+    name="scored", request={"tip": "double", "city": "string"},
+    sources=[driver_stats[["trips", "rating", "name"]], route_stats[["avg_delay"]]],
+    features=[Feature(name="tip_per_trip", dtype="double"), Feature(name="tip_vs_delay", dtype="double"),
+              Feature(name="tag", dtype="string"), Feature(name="rated_high", dtype="boolean")],
+    function=_score,
+)
+scored_trips = FeatureService(name="scored_trips", features=[driver_stats[["trips"]], scored])
+"""
+
+
+def scored_by_hand(driver: dict, route: dict, tip: float, city: str) -> dict:
+    """The request view's values written out again, from the reference's latest values (None: not found)."""
+    return {
+        "tip_per_trip": tip / driver["trips"] if driver.get("trips") else None,
+        "tip_vs_delay": None if route.get("avg_delay") is None else tip - route["avg_delay"],
+        "tag": None if driver.get("name") is None else driver["name"] + "@" + city,
+        "rated_high": None if driver.get("rating") is None else driver["rating"] > 2.5,
+    }
+
+
 def start_server(state_dir, features_dir, kind: str, redis_port: int) -> tuple[str, dict]:
     env = {
         "FEATURELAKE__FEATURES_DIR": str(features_dir),
@@ -67,7 +106,10 @@ def data(spark, tmp_path_factory):
     drivers, routes = driver_rows(rng, 300, 40, T0, 8), route_rows(rng, 120, T0)
     append(spark, drivers, driver_table, DRIVER_SCHEMA, "event_date")
     append(spark, routes, route_table, ROUTE_SCHEMA)
-    repo = write_repo(root, driver_table, route_table)
+    write_repo(root, driver_table, route_table)
+    with (root / "features" / "defs.py").open("a") as defs:
+        defs.write(REQUEST_VIEW)
+    repo = load_repo(root / "features")
     yield {
         "repo": repo,
         "features_dir": root / "features",
@@ -170,6 +212,83 @@ def test_bad_input_is_a_4xx_with_one_line(served, body, status, message):
     assert resp.status_code == status, resp.text
     detail = resp.json()["detail"]
     assert message in detail and "\n" not in detail and "Traceback" not in detail
+
+
+def test_request_features_served_equal_the_training_sets_and_the_hand_computed(served, data, spark, tmp_path):
+    """The same entities and request data through the server and through a training set as of AS_OF (where the
+    point-in-time values are the materialized ones): equal to each other and to the formula written by hand.
+    Half the inputs are read only for the request view (rating, name, route_stats), not selected."""
+    from featurelake.offline.training_set import build_training_set, rebuild
+
+    kind, client = served
+    rng = random.Random(7)
+    n = 50
+    drivers = [rng.choice(DRIVERS) for _ in range(n)]
+    routes = [rng.choice(ROUTES) for _ in range(n)]
+    tips = [rng.choice([0.0, 2.5, rng.uniform(-10, 10), 1e-9]) for _ in range(n)]
+    cities = [rng.choice(["NYC", "bø", ""]) for _ in range(n)]
+    body = {
+        "feature_service": "scored_trips",
+        "entities": {"driver_id": drivers, "origin": [o for o, _ in routes], "dest": [d for _, d in routes]},
+        "request_context": {"tip": tips, "city": cities},
+    }
+    served_cols = columns(post(client, body))
+    assert list(served_cols) == ["driver_id", "origin", "dest", "trips", "tip_per_trip", "tip_vs_delay", "tag",
+                                 "rated_high"]  # fmt: skip
+    assert set(served_cols["tag"]["statuses"]) == {"PRESENT"}
+
+    table = f"features.srv_entities_{kind}_{uuid.uuid4().hex[:6]}"
+    entity_rows = [(d, o, de, AS_OF, t, c) for d, (o, de), t, c in zip(drivers, routes, tips, cities, strict=True)]
+    spark.createDataFrame(
+        entity_rows, "driver_id int, origin string, dest string, event_timestamp timestamp, tip double, city string"
+    ).withColumn("row", F.monotonically_increasing_id()).write.format("delta").saveAsTable(table)
+    name = f"srv_scored_{kind}"
+    manifest = build_training_set(spark, data["repo"], name=name, entities=table, service="scored_trips",
+                                  overwrite=True)  # fmt: skip
+    assert [(r.name, r.inputs) for r in manifest.request_views] == [
+        ("scored", {"driver_stats": ["trips", "rating", "name"], "route_stats": ["avg_delay"]})
+    ]
+    assert {v.name: v.inputs_only for v in manifest.views} == {"driver_stats": ["rating", "name"],
+                                                               "route_stats": ["avg_delay"]}  # fmt: skip
+    trained = manifest.read_table(spark).orderBy("row").collect()
+    assert trained[0].__fields__ == ["driver_id", "origin", "dest", "event_timestamp", "tip", "city", "row", "trips",
+                                     "tip_per_trip", "tip_vs_delay", "tag", "rated_high"]  # fmt: skip
+    for i, row in enumerate(trained):
+        driver = data["driver"].get((drivers[i],), (None, {}))[1]
+        route = {f: norm(v) for f, v in data["route"].get(routes[i], (None, {}))[1].items()}
+        want = scored_by_hand({f: norm(v) for f, v in driver.items()}, route, tips[i], cities[i])
+        for feature, value in want.items():
+            assert row[feature] == value, (i, feature, row[feature], value)
+            assert served_cols[feature]["values"][i] == value, (i, feature)
+    assert sum(r["tip_per_trip"] is not None for r in trained) > n // 4  # most drivers have values
+    assert sum(r["tag"] is None for r in trained) > 0  # and some have none: the function sees None
+
+    again = rebuild(spark, manifest.model_dump(mode="json"), name=f"{name}_again", repo=data["repo"])
+    assert again.read_table(spark).exceptAll(manifest.read_table(spark)).count() == 0
+    changed = tmp_path / "changed"
+    shutil.copytree(data["features_dir"], changed / "features")
+    defs = changed / "features" / "defs.py"
+    assert 'row["rating"] > 2.5' in defs.read_text()
+    defs.write_text(defs.read_text().replace('row["rating"] > 2.5', 'row["rating"] > 3'))
+    with pytest.raises(InputError, match="request feature view 'scored': its function changed since the manifest"):
+        rebuild(spark, manifest.model_dump(mode="json"), name=f"{name}_bad", repo=load_repo(changed / "features"))
+    spark.sql(f"DROP TABLE IF EXISTS {table}")
+
+
+REQUEST_BAD = [
+    ({"request_context": {"tip": ["x"], "city": ["c"]}}, "request field 'tip' of entity row 0: 'x' is not a double"),
+    ({"request_context": {"tip": [1.0]}}, "entity row 0 has no request field 'city' (string)"),
+    ({"request_context": {"tip": [True], "city": ["c"]}}, "request field 'tip' of entity row 0: True is not a double"),
+]
+
+
+@pytest.mark.parametrize("served", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(("extra", "message"), REQUEST_BAD)
+def test_bad_request_data_is_a_400_naming_the_field(served, extra, message):
+    _, client = served
+    body = {"feature_service": "scored_trips", "entities": {"driver_id": [1], "origin": ["EWR"], "dest": ["JFK"]}}
+    resp = post(client, {**body, **extra})
+    assert resp.status_code == 400 and resp.json()["detail"] == message, resp.text
 
 
 def test_health_and_metrics(served):

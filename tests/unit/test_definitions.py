@@ -3,6 +3,7 @@ all reported at once with file:line; schema checks against the catalog and again
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import textwrap
 from pathlib import Path
@@ -12,11 +13,27 @@ from pydantic import ValidationError
 
 from featurelake.errors import FeaturelakeError
 from featurelake.repo import DefinitionError, load_repo
-from featurelake.repo.definitions import Entity
+from featurelake.repo.definitions import (
+    Entity,
+    Feature,
+    RequestFeatureError,
+    RequestFeatureView,
+    ValueType,
+    python_value,
+    typed_value,
+)
 from featurelake.repo.schema import check_dbt, check_schemas, load_manifest
 
 ENTITIES = """
-from featurelake.repo.definitions import Entity
+from featurelake.repo.definitions import (
+    Entity,
+    Feature,
+    RequestFeatureError,
+    RequestFeatureView,
+    ValueType,
+    python_value,
+    typed_value,
+)
 
 carrier = Entity(name="carrier", join_keys=["carrier"], description="an airline")
 route = Entity(name="route", join_keys=["origin", "dest"], description="origin and destination")
@@ -421,3 +438,90 @@ def test_pinned_selections_and_online_namespaces(tmp_path):
     assert repo.selections_for(None, ["route_weather:temp"])[0].version is None
     with pytest.raises(FeaturelakeError, match="selected at two versions"):
         repo.selections_for("twice")
+
+
+REQUEST_VIEWS = """
+from featurelake.repo.definitions import Feature, FeatureService, RequestFeatureView, ValueType
+from .feature_views import carrier_delays, route_weather
+
+
+def _f(row):
+    return {"delay_over_mean": None if row["delay_mean_1h"] is None else row["delay"] - row["delay_mean_1h"],
+            "warm": None if row["temp"] is None else row["temp"] > 20}
+
+
+over = RequestFeatureView(
+    name="over", request={"delay": ValueType.DOUBLE},
+    sources=[carrier_delays[["delay_mean_1h"]], route_weather[["temp"]]],
+    features=[Feature(name="delay_over_mean", dtype=ValueType.DOUBLE), Feature(name="warm", dtype=ValueType.BOOL)],
+    function=_f,
+)
+with_request = FeatureService(name="with_request", features=[carrier_delays[["delay_mean_1d", "delay_mean_1h"]], over])
+"""
+
+
+def test_request_views_plan_their_inputs(tmp_path):
+    repo = load_repo(write_repo(tmp_path, **{"request_views.py": REQUEST_VIEWS}))
+    reads = repo.reads_for("with_request")
+    assert [(s.view, s.features) for s in reads.selections] == [
+        ("carrier_delays", ("delay_mean_1d", "delay_mean_1h")),
+        ("over", ("delay_over_mean", "warm")),
+    ]
+    # delay_mean_1h is selected anyway; temp is read only for the request view, from a view nothing else selects
+    assert [(s.view, reads.features_read(s)) for s in reads.reads] == [
+        ("carrier_delays", ("delay_mean_1d", "delay_mean_1h")),
+        ("route_weather", ("temp",)),
+    ]
+    assert reads.inputs_only == {"route_weather": ("temp",)} and reads.request_fields == {"delay": ValueType.DOUBLE}
+    only = repo.reads_for(None, ["over:warm"])
+    assert [(s.view, s.features) for s in only.selections] == [("over", ("warm",))]
+    assert only.inputs_only == {"carrier_delays": ("delay_mean_1h",), "route_weather": ("temp",)}
+    with pytest.raises(FeaturelakeError, match="request feature view 'over' has no feature"):
+        repo.reads_for(None, ["over:nope"])
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            'route_weather[["temp"]]',
+            'route_weather[["temp", "nope"]]',
+            "refers to missing feature(s) route_weather:nope",
+        ),
+        ('request={"delay": ValueType.DOUBLE}', 'request={"temp": ValueType.DOUBLE}', "input(s) named twice"),
+        ("route_weather[[", "ghost[[", "NameError"),
+        ('name="over"', 'name="route_weather"', "feature view name 'route_weather' is taken twice"),
+        ("features=[Feature(", "features=[], _=[Feature(", "Extra inputs are not permitted"),
+    ],
+)
+def test_request_view_problems(tmp_path, old, new, message):
+    assert old in REQUEST_VIEWS
+    root = write_repo(tmp_path, **{"request_views.py": REQUEST_VIEWS.replace(old, new, 1)})
+    assert any(message in p for p in problems_of(root)), problems_of(root)
+
+
+def test_request_view_compute_types_its_inputs_and_outputs():
+    rv = RequestFeatureView(
+        name="r",
+        request={"x": ValueType.DOUBLE},
+        features=[Feature(name="n", dtype=ValueType.INT64), Feature(name="d", dtype=ValueType.DOUBLE)],
+        function=lambda row: {"n": 3, "d": 2} if row["x"] else {"n": None},
+    )
+    assert rv.compute({"x": 1.0}) == {"n": 3, "d": 2.0} and isinstance(rv.compute({"x": 1.0})["d"], float)
+    assert rv.compute({"x": 0.0}) == {"n": None, "d": None}  # left out: None
+    wrong = rv.model_copy(update={"function": lambda row: {"n": 1.5}})
+    with pytest.raises(RequestFeatureError, match="r:n: 1.5 is not a bigint"):
+        wrong.compute({"x": 1.0})
+    extra = rv.model_copy(update={"function": lambda row: {"z": 1}})
+    with pytest.raises(RequestFeatureError, match="returned undeclared feature"):
+        extra.compute({"x": 1.0})
+    failing = rv.model_copy(update={"function": lambda row: {"n": 1 // 0}})
+    with pytest.raises(RequestFeatureError, match="its function raised ZeroDivisionError"):
+        failing.compute({"x": 1.0})
+    naive = dt.datetime(2013, 1, 1, 5)
+    assert python_value(naive) == naive.replace(tzinfo=dt.UTC)  # Arrow and JSON give the function one kind
+    assert typed_value(True, ValueType.BOOL, "b") is True
+    with pytest.raises(RequestFeatureError, match="True is not a double"):
+        typed_value(True, ValueType.DOUBLE, "b")
+    with pytest.raises(ValidationError, match="request fields, source features or both"):
+        RequestFeatureView(name="empty", features=[Feature(name="n", dtype=ValueType.INT64)], function=len)

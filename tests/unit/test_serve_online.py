@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 
 from featurelake.online.client import NOT_FOUND, OUTSIDE_MAX_AGE, PRESENT, ViewValues
-from featurelake.serve.online import Metrics, RequestError, parse_request, shape_response
+from featurelake.repo.definitions import ValueType
+from featurelake.serve.online import Metrics, RequestError, check_keys, parse_request, request_rows, shape_response
 
 
 def test_parse_accepts_feasts_request_and_ignores_its_other_fields():
@@ -25,7 +27,6 @@ def test_parse_accepts_feasts_request_and_ignores_its_other_fields():
         (b'{"features": ["v:a"], "entities": {}}', "entities is empty"),
         (b'{"features": ["v:a"], "entities": {"k": [1, 2], "j": [1]}}', "differ in length: [1, 2]"),
         (b'{"features": ["v:a"], "entities": {"k": [1, 2, 3]}}', "3 entities requested, more than"),
-        (b'{"features": ["v:a"], "entities": {"k": [{"a": 1}]}}', "is not a string, integer or boolean"),
         (b'{"features": ["v:a"], "entities": [1]}', "invalid request: entities"),
     ],
 )
@@ -33,6 +34,37 @@ def test_parse_refuses_with_one_line(body, message):
     with pytest.raises(RequestError) as err:
         parse_request(body, 2)
     assert err.value.status == 400 and message in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("entities", "message"),
+    [
+        ({"k": [{"a": 1}]}, "entity key 'k': {'a': 1} is not a string, integer or boolean"),
+        ({"k": [1.5]}, "entity key 'k': 1.5 is not a string, integer or boolean"),
+        ({"k": [None]}, "entity key 'k' is null in entity 0"),
+        ({"j": [1]}, "entities has no column for join key(s) k (view v)"),
+    ],
+)
+def test_join_keys_are_checked_once_the_request_is_planned(entities, message):
+    req = parse_request(json.dumps({"features": ["v:a"], "entities": {"d": [2.5], **entities}}).encode(), 10)
+    with pytest.raises(RequestError) as err:
+        check_keys(req, {"k": "v"})
+    assert err.value.status == 400 and str(err.value) == message
+
+
+def test_request_data_comes_from_entities_or_request_context_typed_from_iso():
+    req = parse_request(
+        b'{"features": ["r:x"], "entities": {"k": [1, 2]}, "request_context": {"t": ["2013-01-02T03:04:05+00:00",'
+        b' "2013-01-02T03:04:05"], "d": ["2013-01-02", null]}}',
+        10,
+    )
+    rows = request_rows(req, {"t": ValueType.TIMESTAMP, "d": ValueType.DATE})
+    assert rows[0] == {"k": 1, "t": dt.datetime(2013, 1, 2, 3, 4, 5, tzinfo=dt.UTC), "d": dt.date(2013, 1, 2)}
+    assert rows[1]["t"] == dt.datetime(2013, 1, 2, 3, 4, 5) and rows[1]["d"] is None
+    with pytest.raises(RequestError, match="request field 't': 'noon' is not an ISO timestamp"):
+        request_rows(req.model_copy(update={"request_context": {"t": ["noon", "noon"]}}), {"t": ValueType.TIMESTAMP})
+    with pytest.raises(RequestError, match="column\\(s\\) k in both entities and request_context"):
+        parse_request(b'{"features": ["r:x"], "entities": {"k": [1]}, "request_context": {"k": [1]}}', 10)
 
 
 def test_shape_puts_entity_columns_first_and_types_values():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -58,29 +58,43 @@ def materialize(
     console.print(out)
 
 
-def _parse_keys(keys: list[str]) -> dict[str, str]:
+def _parse_pairs(items: list[str], option: str, example: str) -> dict[str, str]:
     row = {}
-    for item in keys:
+    for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name:
-            raise InputError(f"--key {item!r} is not NAME=VALUE (e.g. --key carrier=UA)")
+            raise InputError(f"{option} {item!r} is not NAME=VALUE (e.g. {option} {example})")
         row[name] = value
     return row
+
+
+def _json_or_text(value: str) -> Any:
+    """A request value as JSON would give it (12.5, true, null), else the text itself."""
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
 
 
 def get(
     key: Annotated[list[str], typer.Option("--key", help="a join key value, NAME=VALUE (repeatable)")],
     service: Annotated[str | None, typer.Option("--service", help="a feature service")] = None,
     feature: Annotated[list[str] | None, typer.Option("--feature", help="view or view:feature (repeatable)")] = None,
+    request: Annotated[
+        list[str] | None, typer.Option("--request", help="request data of request feature views, NAME=VALUE")
+    ] = None,
     repo: RepoOption = None,
 ) -> None:
-    """Print the online feature values of one entity row as JSON (null for missing keys)."""
+    """Print the online feature values of one entity row as JSON (null for missing keys), request feature views
+    computed on the --request data."""
     from featurelake.online.client import OnlineClient
 
     settings, definitions = _context(repo)
+    entity = _parse_pairs(key, "--key", "carrier=UA")
+    data = {k: _json_or_text(v) for k, v in _parse_pairs(request or [], "--request", "dep_delay=12").items()}
     client = OnlineClient.from_settings(settings, definitions)
     try:
-        row = client.get_online_features([_parse_keys(key)], service=service, features=feature)[0]
+        row = client.get_online_features([{**entity, **data}], service=service, features=feature)[0]
     finally:
         client.close()
     typer.echo(json.dumps(row, indent=2, default=str))

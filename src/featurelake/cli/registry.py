@@ -195,6 +195,12 @@ def describe(
                 written = status.last_write.strftime("%Y-%m-%d %H:%M:%S") if status.last_write else "-"
                 rows.append(("table version", f"{status.version if status.version is not None else '-'} ({written})"))
                 rows.append(("freshness", f"latest {view.timestamp_field} {status.latest_event or '-'}"))
+        if obj.kind == "request_view":
+            rows.append(("request data", ", ".join(f"{k} {t}" for k, t in spec["request"].items()) or "-"))
+            for src in spec["sources"]:
+                rows.append((f"  {src['view']}", ", ".join(src["features"])))
+            rows.append(("function", spec["function"]))
+            rows += [(f"  {f['name']}", f"{f['dtype']}  {f['description']}") for f in spec["features"]]
         if obj.kind == "feature_service":
             for sel in spec["features"]:
                 rows.append((f"  {sel['view']}", ", ".join(sel["features"])))

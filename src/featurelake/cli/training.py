@@ -83,12 +83,15 @@ def rebuild(
     manifest: Annotated[str, typer.Option("--manifest", help="a manifest JSON file or a training set name")],
     name: Annotated[str | None, typer.Option("--name", help="write to training.<name> (default: the same)")] = None,
 ) -> None:
-    """Rebuild a training set from its manifest: every table read VERSION AS OF the recorded version."""
+    """Rebuild a training set from its manifest: every table read VERSION AS OF the recorded version (request
+    feature views applied with the repository's functions, which must be the ones the manifest ran)."""
     from featurelake.config import get_settings
     from featurelake.offline.training_set import rebuild as run_rebuild
+    from featurelake.repo import feature_repo
     from featurelake.spark import get_spark
 
     settings = get_settings()
+    repo = feature_repo(settings)
     with show_steps():
-        rebuilt = run_rebuild(get_spark(settings), manifest, name=name, state_dir=settings.state_path)
+        rebuilt = run_rebuild(get_spark(settings), manifest, name=name, state_dir=settings.state_path, repo=repo)
     _report(rebuilt, settings.state_path)

@@ -23,12 +23,13 @@ if TYPE_CHECKING:
     from featurelake.repo.lineage import TrainingSetRef
 
 NODE_W, NODE_H, GAP_Y, GAP_X, PAD = 210, 30, 14, 70, 20
-ALIGNED = ("feature_view", "feature_service", "training_set")
+ALIGNED = ("feature_view", "request_view", "feature_service", "training_set")
 COLORS = {
     "table": "#8d99ae",
     "path": "#8d99ae",
     "dbt_model": "#f4a261",
     "feature_view": "#2a9d8f",
+    "request_view": "#40916c",
     "feature_service": "#5e60ce",
     "training_set": "#e76f51",
 }
@@ -37,6 +38,7 @@ LABELS = {
     "path": "path",
     "dbt_model": "dbt model",
     "feature_view": "feature view",
+    "request_view": "request feature view",
     "feature_service": "feature service",
     "training_set": "training set",
     "entity": "entity",
@@ -140,7 +142,7 @@ def render_svg(edges: list[Edge], extra_nodes: Sequence[str] = ()) -> str:
 
 
 def _node_of(obj: RegistryObject) -> str | None:
-    if obj.kind in ("feature_view", "feature_service"):
+    if obj.kind in ("feature_view", "request_view", "feature_service"):
         return f"{obj.kind}:{obj.name}"
     if obj.kind == "source" and obj.upstream:
         return obj.upstream[0]
@@ -189,6 +191,18 @@ def _card(obj: RegistryObject, data: CatalogData) -> str:
                 f"<tr><td>{esc(f['name'])}</td><td>{esc(f['dtype'])}</td><td>{esc(f['description'] or how)}</td></tr>"
             )
             words.append(f["name"])
+        body = "<table><tr><th>feature</th><th>type</th><th>about</th></tr>" + "".join(feats) + "</table>"
+    elif obj.kind == "request_view":
+        rows[:0] = [
+            ("request data", ", ".join(f"{k} {t}" for k, t in spec["request"].items()) or "-"),
+            ("features of", "; ".join(f"{s['view']}: {', '.join(s['features'])}" for s in spec["sources"]) or "-"),
+            ("function", spec["function"]),
+        ]
+        feats = [
+            f"<tr><td>{esc(f['name'])}</td><td>{esc(f['dtype'])}</td><td>{esc(f['description'])}</td></tr>"
+            for f in spec["features"]
+        ]
+        words += [f["name"] for f in spec["features"]]
         body = "<table><tr><th>feature</th><th>type</th><th>about</th></tr>" + "".join(feats) + "</table>"
     elif obj.kind == "feature_service":
         items = []
@@ -291,6 +305,7 @@ def render_catalog(data: CatalogData) -> str:
     for kind, title in (
         ("feature_service", "Feature services"),
         ("feature_view", "Feature views"),
+        ("request_view", "Request feature views"),
         ("entity", "Entities"),
         ("source", "Sources"),
     ):

@@ -12,7 +12,7 @@ import datetime as dt
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, Field, ValidationError, model_serializer, model_validator
 
@@ -41,6 +41,8 @@ class Location(BaseModel):
     sql: str | None = None
     delta_version: int | None = None
 
+    written_when_set: ClassVar[tuple[str, ...]] = ()  # keys added after format 1: left out while empty
+
     @model_validator(mode="after")
     def _one_location(self) -> Self:
         if sum(x is not None for x in (self.table, self.path, self.sql)) != 1:
@@ -51,6 +53,7 @@ class Location(BaseModel):
     def _format_1(self, handler: Any) -> dict[str, Any]:
         """Only the keys of its kind of location (a SQL query has no Delta version), as format 1 writes them."""
         absent = {k for k in ("table", "path", "format", "sql") if getattr(self, k) is None}
+        absent |= {k for k in self.written_when_set if not getattr(self, k)}
         if self.sql is not None:
             absent.add("delta_version")
         return {k: v for k, v in handler(self).items() if k not in absent}
@@ -102,6 +105,9 @@ class ViewRef(Location):
     date_partition_field: str | None
     ttl_seconds: int | None
     columns: dict[str, str] = Field(default_factory=dict)
+    inputs_only: list[str] = Field(default_factory=list)  # read for request feature views, not in the output
+
+    written_when_set: ClassVar[tuple[str, ...]] = ("inputs_only",)
 
     def to_input(self, spark: SparkSession, *, latest: bool = False) -> ViewInput:
         """The point-in-time join's input: the view's rows at the pinned version (``latest``: as they are now)."""
@@ -114,7 +120,20 @@ class ViewRef(Location):
             created_timestamp_field=self.created_timestamp_field,
             date_partition_field=self.date_partition_field,
             ttl=dt.timedelta(seconds=self.ttl_seconds) if self.ttl_seconds else None,
+            inputs_only=self.inputs_only,
         )
+
+
+class RequestViewRef(BaseModel):
+    """A request feature view as a training set applied it: its inputs, the code it ran, the output columns."""
+
+    name: str
+    features: list[str]
+    request: dict[str, str]  # field -> value type
+    inputs: dict[str, list[str]]  # batch view -> features it takes
+    function: str  # module:qualname
+    code: str  # hash of the function's source (see featurelake.repo.definitions.function_fingerprint)
+    columns: dict[str, str] = Field(default_factory=dict)
 
 
 class Spec(BaseModel):
@@ -144,11 +163,20 @@ class Manifest(BaseModel):
     spec: Spec
     entity_source: EntitySource
     views: list[ViewRef]
+    request_views: list[RequestViewRef] = Field(default_factory=list)
     registry_version: int | None
     rows: RowCounts
     code_version: dict[str, Any]
     created_at: dt.datetime
     rebuilt_from: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _format_1(self, handler: Any) -> dict[str, Any]:
+        """``request_views`` only when there are some: a manifest without them is written as format 1 wrote it."""
+        out = handler(self)
+        if not self.request_views:
+            out.pop("request_views")
+        return dict(out)
 
     @property
     def label(self) -> str:

@@ -47,6 +47,16 @@ class ViewInput:
     created_timestamp_field: str | None = None
     date_partition_field: str | None = None
     ttl: dt.timedelta | None = None
+    inputs_only: Sequence[str] = ()  # features joined as input_column()s (request feature views' inputs)
+
+    @property
+    def columns_read(self) -> tuple[str, ...]:
+        return (*self.features, *self.inputs_only)
+
+
+def input_column(view: str, feature: str) -> str:
+    """The join's column of a feature read only as an input of request feature views (dropped afterwards)."""
+    return f"{P}in_{view}__{feature}"
 
 
 @dataclass(frozen=True)
@@ -57,7 +67,8 @@ class _Plan:
 
 
 def output_names(views: Sequence[ViewInput], entity_columns: Sequence[str], full_feature_names: bool) -> list[dict]:
-    """Output column per (view, feature); raise InputError on a collision."""
+    """Output column per (view, feature read); raise InputError on a collision. Input-only features get
+    :func:`input_column` (entity columns may not start with its prefix)."""
     taken = {c.lower(): "an entity column" for c in entity_columns}
     out = []
     for v in views:
@@ -69,7 +80,7 @@ def output_names(views: Sequence[ViewInput], entity_columns: Sequence[str], full
                 raise InputError(f"output column {name!r} of view {v.name!r} collides with {taken[name.lower()]}{hint}")
             taken[name.lower()] = f"feature {name!r} of view {v.name!r}"
             names[f] = name
-        out.append(names)
+        out.append(names | {f: input_column(v.name, f) for f in v.inputs_only})
     return out
 
 
@@ -96,11 +107,11 @@ def _check(entity_df: DataFrame, views: Sequence[ViewInput], ts_col: str) -> Non
         cols = fields(v.df)
         if not v.join_keys:
             raise InputError(f"feature view {v.name!r} has no join keys")
-        if not v.features:
+        if not v.columns_read:
             raise InputError(f"feature view {v.name!r}: no features selected")
         if missing := [k for k in v.join_keys if k not in ent]:
             raise InputError(f"entity rows lack join key(s) {missing} of feature view {v.name!r}")
-        needed = [*v.join_keys, v.timestamp_field, *v.features]
+        needed = [*v.join_keys, v.timestamp_field, *v.columns_read]
         needed += [c for c in (v.created_timestamp_field, v.date_partition_field) if c]
         if missing := [c for c in needed if c not in cols]:
             raise InputError(f"feature view {v.name!r}: its rows lack column(s) {missing}")
@@ -181,7 +192,7 @@ def _join_view(spine: DataFrame, plan: _Plan, ts_col: str, span: tuple[int, int]
         if v.created_timestamp_field
         else F.lit(MIN_LONG)
     )
-    feat_struct = F.struct(f_ts.alias("t"), *[F.col(f).alias(f"f{i}") for i, f in enumerate(v.features)])
+    feat_struct = F.struct(f_ts.alias("t"), *[F.col(f).alias(f"f{i}") for i, f in enumerate(plan.out_names)])
     feat_type = fdf.select(feat_struct.alias("s")).schema["s"].dataType
     row_type = T.StructType(spine.schema.fields)
 

@@ -15,8 +15,23 @@ from typing import TYPE_CHECKING, Any
 
 from featurelake import progress
 from featurelake.errors import FeaturelakeError, InputError
-from featurelake.offline.manifest import EntitySource, Manifest, RowCounts, Spec, ViewRef, load_manifest
+from featurelake.offline.manifest import (
+    EntitySource,
+    Manifest,
+    RequestViewRef,
+    RowCounts,
+    Spec,
+    ViewRef,
+    load_manifest,
+)
 from featurelake.offline.pit import output_names, point_in_time_join
+from featurelake.offline.request_features import (
+    apply_request_views,
+    check_request_fields,
+    definitions_for,
+    output_columns,
+    request_view_refs,
+)
 from featurelake.registry import registry_version
 from featurelake.tables import check_identifier, overwrite_where
 
@@ -24,6 +39,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
     from featurelake.repo import Repo
+    from featurelake.repo.definitions import RequestFeatureView
 
 TRAINING_DATABASE = "training"
 _TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
@@ -93,14 +109,17 @@ def check_entities(entity_df: DataFrame, views: list[ViewRef], ts_col: str, sour
         raise InputError(f"entity source {source}: column {ts_col!r} has null timestamps")
 
 
-def view_refs(repo: Repo, service: str | None, features: list[str] | None) -> list[ViewRef]:
-    """The views and features requested, as manifest entries (before pinning versions)."""
+def view_refs(
+    repo: Repo, service: str | None, features: list[str] | None
+) -> tuple[list[ViewRef], list[RequestViewRef]]:
+    """The batch views to join and the request feature views to apply, as manifest entries (before pinning
+    versions)."""
     try:
-        selections = repo.selections_for(service, features)
+        reads = repo.reads_for(service, features)
     except FeaturelakeError as exc:
         raise InputError(str(exc)) from None
     out = []
-    for sel in selections:
+    for sel in reads.reads:
         view = repo.view(sel.view)
         location = (
             {"table": view.offline_table}
@@ -118,9 +137,10 @@ def view_refs(repo: Repo, service: str | None, features: list[str] | None) -> li
                 created_timestamp_field=view.created_timestamp_field,
                 date_partition_field=view.date_partition_field,
                 ttl_seconds=int(view.ttl.total_seconds()) if view.ttl else None,
+                inputs_only=list(reads.inputs_only.get(view.name, ())),
             )
         )
-    return out
+    return out, request_view_refs(repo, reads)
 
 
 # ------------------------------------------------------------------------------------------------ build
@@ -155,7 +175,7 @@ def build_training_set(
     target = f"{TRAINING_DATABASE}.{name}"
     if spark.catalog.tableExists(target) and not overwrite:
         raise InputError(f"training set {target} exists (use --overwrite to replace it)")
-    views = view_refs(repo, service, features)
+    views, request_views = view_refs(repo, service, features)
     for v in views:
         if v.table is not None and not spark.catalog.tableExists(v.table):
             raise InputError(f"feature table {v.table} of view {v.name!r} does not exist: compute it first")
@@ -169,7 +189,9 @@ def build_training_set(
         end=end,
     )
     entity_source = entity_source_ref(spark, entities).pinned(spark)
-    return _run(spark, name, spec, entity_source, [v.pinned(spark) for v in views], state_dir=state_dir)
+    pinned = [v.pinned(spark) for v in views]
+    definitions = definitions_for(repo, request_views)
+    return _run(spark, name, spec, entity_source, pinned, request_views, definitions, state_dir=state_dir)
 
 
 def in_time_range(entity_df: DataFrame, spec: Spec) -> DataFrame:
@@ -196,20 +218,28 @@ def _run(
     spec: Spec,
     entity_source: EntitySource,
     views: list[ViewRef],
+    request_views: list[RequestViewRef],
+    definitions: dict[str, RequestFeatureView],
     *,
     state_dir: Path | None,
     rebuilt_from: str | None = None,
 ) -> Manifest:
     ts_col = spec.event_timestamp_column
     entity_df = in_time_range(entity_source.read(spark), spec)
-    check_entities(entity_df, views, ts_col, spec.entities if entity_source.kind != "sql" else "(SQL)")
+    source = spec.entities if entity_source.kind != "sql" else "(SQL)"
+    check_entities(entity_df, views, ts_col, source)
+    check_request_fields(entity_df, request_views, source)
     inputs = [v.to_input(spark) for v in views]
     names = output_names(inputs, entity_df.columns, spec.full_feature_names)  # collisions: before any work
+    views = [v.model_copy(update={"columns": {f: n[f] for f in v.features}}) for v, n in zip(views, names, strict=True)]
+    taken = [*entity_df.columns, *(c for v in views for c in v.columns.values())]
+    request_views = output_columns(request_views, taken, spec.full_feature_names)
     created_at = dt.datetime.now(dt.UTC)
     step = progress.step(f"{TRAINING_DATABASE}.{name}: point-in-time join of {len(views)} views, write")
     out = point_in_time_join(
         entity_df, inputs, event_timestamp_column=ts_col, full_feature_names=spec.full_feature_names
     )
+    out = apply_request_views(out, views, request_views, definitions)
     commit = overwrite_where(out, f"{TRAINING_DATABASE}.{name}", None)
     rows = commit.rows_written
     if rows is None:
@@ -221,7 +251,8 @@ def _run(
         table_version=commit.version,
         spec=spec,
         entity_source=entity_source,
-        views=[v.model_copy(update={"columns": n}) for v, n in zip(views, names, strict=True)],
+        views=views,
+        request_views=request_views,
         registry_version=registry_version(spark),
         rows=RowCounts(entities=entity_df.count(), output=rows),
         code_version=code_version(),
@@ -238,16 +269,22 @@ def rebuild(
     *,
     name: str | None = None,
     state_dir: Path | None = None,
+    repo: Repo | None = None,
 ) -> Manifest:
-    """Reproduce a training set from its manifest into ``training.<name>`` (default: its own name); new manifest."""
+    """Reproduce a training set from its manifest into ``training.<name>`` (default: its own name); new manifest.
+
+    A manifest that applied request feature views needs ``repo``, whose functions must be the ones it ran."""
     data = load_manifest(spark, manifest)
     target = check_identifier(name or data.name, "training set name")
+    definitions = definitions_for(repo, data.request_views)
     return _run(
         spark,
         target,
         data.spec,
         data.entity_source,
         data.views,
+        data.request_views,
+        definitions,
         state_dir=state_dir,
         rebuilt_from=data.label,
     )

@@ -1,5 +1,5 @@
-"""Feature definitions as code: entities, sources, feature views and feature services; a domain's raw ingestion
-(with the raw tables it validates) and its named training sets.
+"""Feature definitions as code: entities, sources, feature views (batch, and request feature views computed when
+asked) and feature services; a domain's raw ingestion (with the raw tables it validates) and its named training sets.
 
 Objects are immutable pydantic models; `features/<domain>/*.py` modules create them and
 `featurelake.repo.load_repo` collects them. Names are checked to be safe SQL identifiers on creation;
@@ -460,8 +460,127 @@ class FeatureSelection(_Collecting):
     version: int | None = Field(None, ge=1)
 
 
+class RequestFeatureView(_Definition):
+    """Features computed when they are asked for, by a pure Python ``function(row) -> {feature: value}`` of
+    request data and other views' features (Feast's on-demand feature view, Tecton's realtime feature view).
+
+    ``row`` maps each ``request`` field (data the caller sends: a column of a training set's entity rows, a
+    column of the feature server's ``entities`` or ``request_context``) and each feature of ``sources`` (by its
+    name; None when not found or outside its ttl) to a Python value of its declared type: int, float, str, bool,
+    datetime (UTC), date. The training-set join applies it to every entity row after the point-in-time join, the
+    feature server to every requested entity after the store read: both through :meth:`compute`, so the same
+    inputs give the same values. A value the function leaves out is None.
+    """
+
+    request: dict[str, ValueType] = Field(default_factory=dict)
+    sources: tuple[FeatureSelection, ...] = ()
+    features: tuple[Feature, ...]
+    function: Callable[[dict[str, Any]], dict[str, Any]]
+
+    @field_validator("request")
+    @classmethod
+    def _request_fields(cls, v: dict[str, ValueType]) -> dict[str, ValueType]:
+        for name in v:
+            _check_identifier(name, "request field")
+        return v
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _sources(cls, v: Any) -> Any:
+        items = (v,) if isinstance(v, FeatureView | FeatureSelection) else tuple(v)
+        return tuple(FeatureSelection(view=i.name) if isinstance(i, FeatureView) else i for i in items)
+
+    @model_validator(mode="after")
+    def _inputs_and_outputs(self) -> RequestFeatureView:
+        if not self.features:
+            raise ValueError("a request feature view needs at least one feature")
+        if not self.request and not self.sources:
+            raise ValueError("a request feature view needs request fields, source features or both")
+        if any(s.version is not None for s in self.sources):
+            raise ValueError("sources are read at the version served: pin versions in the feature service instead")
+        return self
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    def __getitem__(self, names: str | list[str]) -> FeatureSelection:
+        """``view[["a", "b"]]``: a selection of this view's features, for a FeatureService."""
+        return FeatureSelection(view=self.name, features=tuple([names] if isinstance(names, str) else names))
+
+    def compute(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The function's features for one row of inputs, each as a value of its declared type (or None).
+
+        Inputs are normalized first (:func:`python_value`), so callers that read them from Arrow, JSON or the
+        online store pass the function the same values.
+        """
+        inputs = {name: python_value(value) for name, value in row.items()}
+        try:
+            out = self.function(inputs)
+        except Exception as exc:
+            raise RequestFeatureError(f"request feature view {self.name!r}: its function raised "
+                                      f"{type(exc).__name__}: {exc}") from exc  # fmt: skip
+        if not isinstance(out, dict):
+            raise RequestFeatureError(f"request feature view {self.name!r}: its function returned "
+                                      f"{type(out).__name__}, not a dict of features")  # fmt: skip
+        if unknown := sorted(set(out) - set(self.feature_names)):
+            raise RequestFeatureError(f"request feature view {self.name!r}: its function returned undeclared "
+                                      f"feature(s) {', '.join(unknown)}")  # fmt: skip
+        return {f.name: typed_value(out.get(f.name), f.dtype, f"{self.name}:{f.name}") for f in self.features}
+
+
+def function_ref(fn: Any) -> str:
+    """``module:qualname`` of a definition's function."""
+    return f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def function_fingerprint(fn: Any) -> str:
+    """A short hash of a function's source (of its bytecode and constants when the source cannot be read)."""
+    import hashlib
+    import inspect
+
+    try:
+        text = inspect.getsource(fn)
+    except (OSError, TypeError):
+        code = fn.__code__
+        text = repr((code.co_code, code.co_consts, code.co_names))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class RequestFeatureError(ValueError):
+    """A request feature view's function failed or returned something it did not declare."""
+
+
+def python_value(value: Any) -> Any:
+    """One value as a request feature function sees it: datetimes UTC-aware, everything else as it is."""
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    return value
+
+
+def typed_value(value: Any, dtype: ValueType, what: str) -> Any:
+    """``value`` as the Python value of ``dtype`` (None stays None); a value of another kind raises
+    RequestFeatureError naming ``what``. A bool is not a number; an int is a valid float."""
+    if value is None:
+        return None
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    if dtype in (ValueType.INT32, ValueType.INT64) and isinstance(value, int) and not isinstance(value, bool):
+        return int(value)
+    if dtype in (ValueType.FLOAT, ValueType.DOUBLE) and numeric:
+        return float(value)
+    if dtype is ValueType.STRING and isinstance(value, str):
+        return value
+    if dtype is ValueType.BOOL and isinstance(value, bool):
+        return value
+    if dtype is ValueType.TIMESTAMP and isinstance(value, dt.datetime):
+        return python_value(value)
+    if dtype is ValueType.DATE and isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    raise RequestFeatureError(f"{what}: {value!r} is not a {dtype.value}")
+
+
 class FeatureService(_Definition):
-    """The named set of features one model consumes."""
+    """The named set of features one model consumes (batch views' and request feature views' features)."""
 
     features: tuple[FeatureSelection, ...]
 
@@ -470,7 +589,7 @@ class FeatureService(_Definition):
     def _selections(cls, v: Any) -> Any:
         out = []
         for item in v:
-            if isinstance(item, FeatureView):
+            if isinstance(item, FeatureView | RequestFeatureView):
                 out.append(FeatureSelection(view=item.name))
             elif isinstance(item, str):  # "view" or "view:feature"
                 view, _, feature = item.partition(":")

@@ -148,6 +148,8 @@ def _change(prev: RegistryObject, obj: RegistryObject) -> Change:
         breaking = _metadata_changes(o, n, _SOURCE_SEMANTIC)
         other = _metadata_changes(o, n, _SOURCE_META)
         return Change(obj.kind, obj.name, "changed", bool(breaking), False, (*breaking, *other))
+    if obj.kind == "request_view":
+        return _request_view_change(prev, obj)
     old_sel = {(s["view"], f) for s in o["features"] for f in s["features"]}
     new_sel = {(s["view"], f) for s in n["features"] for f in s["features"]}
     details = []
@@ -159,3 +161,19 @@ def _change(prev: RegistryObject, obj: RegistryObject) -> Change:
         details.append("feature order changed")
     details += _metadata_changes(o, n, ("description", "owner", "tags"))
     return Change(obj.kind, obj.name, "changed", bool(removed), False, tuple(details))
+
+
+def _request_view_change(prev: RegistryObject, obj: RegistryObject) -> Change:
+    """A request feature view has no versions: a feature removed or retyped, or other inputs, break its consumers
+    (reported, not refused: models pin training sets, whose manifests record the function's code)."""
+    o, n = prev.spec, obj.spec
+    old_types = {f["name"]: f["dtype"] for f in o["features"]}
+    new_types = {f["name"]: f["dtype"] for f in n["features"]}
+    breaking = [f"removes {f}" for f in old_types if f not in new_types]
+    breaking += [f"{f}: {t} -> {new_types[f]}" for f, t in old_types.items() if f in new_types and new_types[f] != t]
+    breaking += [f"{k} {_fmt(o[k])} -> {_fmt(n[k])}" for k in ("request", "sources") if o[k] != n[k]]
+    other = [f"adds {f}" for f in new_types if f not in old_types]
+    if o["code"] != n["code"]:
+        other.append(f"function code changed ({o['code']} -> {n['code']})")
+    other += _metadata_changes(o, n, ("description", "owner", "tags"))
+    return Change(obj.kind, obj.name, "changed", bool(breaking), False, (*breaking, *other))

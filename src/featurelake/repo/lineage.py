@@ -27,7 +27,7 @@ def lineage_edges(
     edges: set[Edge] = set()
     objects = list(objects)
     for obj in objects:
-        if obj.kind not in ("feature_view", "feature_service"):
+        if obj.kind not in ("feature_view", "request_view", "feature_service"):
             continue
         node = f"{obj.kind}:{obj.name}"
         for up in obj.upstream:

@@ -1,8 +1,8 @@
 """Loading the feature repository (``features/``) and checking its definitions against each other.
 
-Every ``*.py`` under ``features/`` is imported; module-level Entity, Source, FeatureView, FeatureService,
-Ingestion and TrainingSet objects are collected with the file and variable they come from. All problems are
-gathered and reported at once (a ``DefinitionError`` lists each with its origin).
+Every ``*.py`` under ``features/`` is imported; module-level Entity, Source, FeatureView, RequestFeatureView,
+FeatureService, Ingestion and TrainingSet objects are collected with the file and variable they come from. All
+problems are gathered and reported at once (a ``DefinitionError`` lists each with its origin).
 """
 
 from __future__ import annotations
@@ -27,13 +27,15 @@ from featurelake.repo.definitions import (
     FeatureView,
     Ingestion,
     RawTable,
+    RequestFeatureView,
     Source,
     TrainingSet,
     TransformComputation,
+    ValueType,
     collecting_problems,
 )
 
-KINDS: tuple[type, ...] = (Entity, Source, FeatureView, FeatureService, Ingestion, TrainingSet)
+KINDS: tuple[type, ...] = (Entity, Source, FeatureView, RequestFeatureView, FeatureService, Ingestion, TrainingSet)
 REPO_PACKAGE = "featurelake_repo"
 
 
@@ -51,6 +53,7 @@ class Repo:
     entities: dict[str, Entity] = field(default_factory=dict)
     sources: dict[str, Source] = field(default_factory=dict)
     views: dict[str, FeatureView] = field(default_factory=dict)
+    request_views: dict[str, RequestFeatureView] = field(default_factory=dict)
     services: dict[str, FeatureService] = field(default_factory=dict)
     ingestions: dict[str, Ingestion] = field(default_factory=dict)
     training_sets: dict[str, TrainingSet] = field(default_factory=dict)
@@ -91,6 +94,15 @@ class Repo:
         """Each selection with its view's features spelled out; unknown views or features raise."""
         out, problems = [], []
         for sel in selections:
+            view: FeatureView | RequestFeatureView
+            if sel.view in self.request_views:
+                view = self.request_views[sel.view]
+                if missing := [f for f in sel.features if f not in view.feature_names]:
+                    problems.append(f"request feature view {view.name!r} has no feature(s) {', '.join(missing)}")
+                if sel.version is not None:
+                    problems.append(f"request feature view {view.name!r} has no versions to pin")
+                out.append(FeatureSelection(view=view.name, features=sel.features or tuple(view.feature_names)))
+                continue
             if sel.view not in self.views:
                 problems.append(f"unknown feature view {sel.view!r}")
                 continue
@@ -120,6 +132,47 @@ class Repo:
             names = merged.setdefault(sel.view, [])
             names.extend(f for f in sel.features if f not in names)
         return [FeatureSelection(view=v, features=tuple(fs), version=versions[v]) for v, fs in merged.items()]
+
+    def reads_for(self, service: str | None = None, features: list[str] | None = None) -> FeatureReads:
+        """What a request for features reads and computes (see :class:`FeatureReads`)."""
+        selections = self.selections_for(service, features)
+        request_views = [self.request_views[s.view] for s in selections if s.view in self.request_views]
+        reads = {s.view: s for s in selections if s.view in self.views}
+        inputs_only: dict[str, list[str]] = {}
+        for rv in request_views:
+            for src in self.resolve(rv.sources):
+                selected = reads[src.view].features if src.view in reads else ()
+                names = inputs_only.setdefault(src.view, [])
+                names.extend(f for f in src.features if f not in selected and f not in names)
+        for view in inputs_only:
+            reads.setdefault(view, FeatureSelection(view=view, features=()))
+        return FeatureReads(
+            selections=selections,
+            reads=list(reads.values()),
+            inputs_only={v: tuple(fs) for v, fs in inputs_only.items() if fs},
+            request_views=request_views,
+        )
+
+
+@dataclass(frozen=True)
+class FeatureReads:
+    """A request for features, planned: ``selections`` as asked (batch and request feature views, in order);
+    ``reads``, the batch views to read (their selected features, at the selected version); ``inputs_only``, per
+    batch view, the features read only because a request feature view of ``request_views`` takes them."""
+
+    selections: list[FeatureSelection]
+    reads: list[FeatureSelection]
+    inputs_only: dict[str, tuple[str, ...]]
+    request_views: list[RequestFeatureView]
+
+    def features_read(self, sel: FeatureSelection) -> tuple[str, ...]:
+        """The features of batch view ``sel`` to read: selected, then inputs only."""
+        return (*sel.features, *self.inputs_only.get(sel.view, ()))
+
+    @property
+    def request_fields(self) -> dict[str, ValueType]:
+        """Every request field the request feature views take, with its type."""
+        return {name: t for rv in self.request_views for name, t in rv.request.items()}
 
 
 def feature_repo(settings: Settings) -> Repo:
@@ -206,6 +259,7 @@ def _registered(repo: Repo, kind: type) -> dict[str, Any]:
         Entity: repo.entities,
         Source: repo.sources,
         FeatureView: repo.views,
+        RequestFeatureView: repo.request_views,
         FeatureService: repo.services,
         Ingestion: repo.ingestions,
         TrainingSet: repo.training_sets,
@@ -264,10 +318,21 @@ def check_references(repo: Repo, broken: set[str] | None = None) -> list[str]:
         clash = sorted(reserved & set(view.feature_names))
         if clash:
             problems.append(f"{where}: feature view {view.name!r} has features named like keys/timestamps: {clash}")
+    for rv in repo.request_views.values():
+        problems.extend(_request_view_problems(repo, rv, broken))
+    for name in sorted(set(repo.views) & set(repo.request_views)):
+        problems.append(f"{repo.origin(repo.request_views[name])}: feature view name {name!r} is taken twice "
+                        f"(by a feature view in {repo.origin(repo.views[name])})")  # fmt: skip
     for service in repo.services.values():
         where = repo.origin(service)
         for sel in service.features:
             if sel.view in broken:
+                continue
+            if sel.view in repo.request_views:
+                rv = repo.request_views[sel.view]
+                if missing := [f for f in sel.features if f not in rv.feature_names]:
+                    problems.append(f"{where}: feature service {service.name!r} refers to missing feature(s) "
+                                    f"{', '.join(f'{rv.name}:{m}' for m in missing)}")  # fmt: skip
                 continue
             if sel.view not in repo.views:
                 problems.append(f"{where}: feature service {service.name!r} refers to missing view {sel.view!r}")
@@ -290,4 +355,26 @@ def check_references(repo: Repo, broken: set[str] | None = None) -> list[str]:
                     f"{landed[table.table]!r} and {ingestion.name!r}"
                 )
             landed[table.table] = ingestion.name
+    return problems
+
+
+def _request_view_problems(repo: Repo, rv: RequestFeatureView, broken: set[str]) -> list[str]:
+    """A request feature view's sources exist (batch views, with these features) and its inputs have one name each."""
+    where, problems = repo.origin(rv), []
+    names = list(rv.request)
+    for src in rv.sources:
+        if src.view in broken:
+            continue
+        if src.view not in repo.views:
+            kind = "another request feature view" if src.view in repo.request_views else "a missing view"
+            problems.append(f"{where}: request feature view {rv.name!r} takes features of {kind}: {src.view!r}")
+            continue
+        view = repo.views[src.view]
+        if missing := [f for f in src.features if f not in view.feature_names]:
+            problems.append(f"{where}: request feature view {rv.name!r} refers to missing feature(s) "
+                            f"{', '.join(f'{view.name}:{m}' for m in missing)}")  # fmt: skip
+        names += src.features or view.feature_names
+    if repeated := sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"{where}: request feature view {rv.name!r} has input(s) named twice (request fields and "
+                        f"source features share one namespace): {', '.join(repeated)}")  # fmt: skip
     return problems

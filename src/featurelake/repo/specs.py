@@ -1,4 +1,5 @@
-"""Definitions as the registry records them: a canonical JSON spec per entity, source, feature view and service."""
+"""Definitions as the registry records them: a canonical JSON spec per entity, source, feature view, request feature
+view and service."""
 
 from __future__ import annotations
 
@@ -15,14 +16,17 @@ from featurelake.repo.definitions import (
     FeatureService,
     FeatureView,
     PathSource,
+    RequestFeatureView,
     Source,
     TransformComputation,
     WindowComputation,
+    function_fingerprint,
+    function_ref,
 )
 from featurelake.repo.loader import Repo
 
 
-def _meta(obj: Entity | Source | FeatureView | FeatureService) -> dict[str, Any]:
+def _meta(obj: Entity | Source | FeatureView | RequestFeatureView | FeatureService) -> dict[str, Any]:
     return {"description": obj.description, "owner": obj.owner, "tags": dict(sorted(obj.tags.items()))}
 
 
@@ -50,10 +54,6 @@ def source_node(src: Source) -> str:
     return f"table:{getattr(src, 'table', src.name)}"
 
 
-def _function_ref(fn: Any) -> str:
-    return f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
-
-
 def view_spec(repo: Repo, view: FeatureView) -> dict[str, Any]:
     comp = view.computation
     derivations: dict[str, dict[str, Any]] = {}
@@ -71,7 +71,7 @@ def view_spec(repo: Repo, view: FeatureView) -> dict[str, Any]:
                 }
     elif isinstance(comp, TransformComputation):
         params = json.loads(json.dumps(comp.params, sort_keys=True, default=str))
-        comp_spec = {"kind": "transform", "function": _function_ref(comp.function), "params": params}
+        comp_spec = {"kind": "transform", "function": function_ref(comp.function), "params": params}
         derivations = {f: {"function": comp_spec["function"], "params": params} for f in view.feature_names}
     elif isinstance(comp, DbtComputation):
         comp_spec = {"kind": "dbt"}
@@ -107,6 +107,17 @@ def view_spec(repo: Repo, view: FeatureView) -> dict[str, Any]:
     }
 
 
+def request_view_spec(repo: Repo, rv: RequestFeatureView) -> dict[str, Any]:
+    return {
+        "request": {k: t.value for k, t in rv.request.items()},
+        "sources": [{"view": s.view, "features": list(s.features)} for s in repo.resolve(rv.sources)],
+        "function": function_ref(rv.function),
+        "code": function_fingerprint(rv.function),
+        "features": [{"name": f.name, "dtype": f.dtype.value, "description": f.description} for f in rv.features],
+        **_meta(rv),
+    }
+
+
 def serialize(repo: Repo) -> list[RegistryObject]:
     """Every definition of ``repo`` as a registry object (spec, upstream nodes, origin)."""
     out = [
@@ -130,15 +141,26 @@ def serialize(repo: Repo) -> list[RegistryObject]:
         )
         for v in repo.views.values()
     ]
+    out += [
+        RegistryObject(
+            "request_view",
+            rv.name,
+            request_view_spec(repo, rv),
+            defined_at=repo.origin(rv),
+            upstream=tuple(dict.fromkeys(f"feature_view:{s.view}" for s in rv.sources)),
+        )
+        for rv in repo.request_views.values()
+    ]
     for svc in repo.services.values():
         selections = [{"view": s.view, "features": list(s.features)} for s in repo.resolve(svc.features)]
+        kind = {s["view"]: "request_view" if s["view"] in repo.request_views else "feature_view" for s in selections}
         out.append(
             RegistryObject(
                 "feature_service",
                 svc.name,
                 {"features": selections, **_meta(svc)},
                 defined_at=repo.origin(svc),
-                upstream=tuple(dict.fromkeys(f"feature_view:{s['view']}" for s in selections)),
+                upstream=tuple(dict.fromkeys(f"{kind[s['view']]}:{s['view']}" for s in selections)),
             )
         )
     return sorted(out, key=lambda o: (KINDS.index(o.kind), o.name))

@@ -2,7 +2,8 @@
 and ``GET /metrics`` (Prometheus text), run by uvicorn (``featurelake serve online``).
 
 Request (as Feast's feature server): ``{"features": ["view:feature", ...]}`` or ``{"feature_service": "name"}``,
-``"entities": {"key": [v1, v2, ...]}`` (columns of join-key values), ``"full_feature_names": false``. Response:
+``"entities": {"key": [v1, v2, ...]}`` (columns of join-key values, and of request data for request feature views,
+which may come in ``"request_context"`` instead), ``"full_feature_names": false``. Response:
 ``{"metadata": {"feature_names": [...]}, "results": [{"values", "statuses", "event_timestamps"}, ...]}``, one result
 per column, the entity key columns first. Statuses: PRESENT, NOT_FOUND, OUTSIDE_MAX_AGE (the store still holds a
 value past its ttl; it is not served). Timestamps and dates are ISO strings, a NaN double is null (JSON has no NaN).
@@ -31,6 +32,7 @@ from featurelake.online.backends import open_store
 from featurelake.online.client import PRESENT, OnlineClient, ViewValues
 from featurelake.online.encoding import EPOCH
 from featurelake.online.store import StoreConfig
+from featurelake.repo.definitions import RequestFeatureError, ValueType
 
 if TYPE_CHECKING:
     from featurelake.config import Settings
@@ -50,6 +52,7 @@ class GetOnlineFeaturesRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     entities: dict[str, list[Any]]
+    request_context: dict[str, list[Any]] | None = None
     features: list[str] | None = None
     feature_service: str | None = None
     full_feature_names: bool = False
@@ -83,19 +86,47 @@ def parse_request(body: bytes, max_entities: int) -> GetOnlineFeaturesRequest:
         raise RequestError(400, "give either features (a non-empty list of view:feature) or feature_service")
     if not req.entities:
         raise RequestError(400, "entities is empty: give each join key as a column of values")
-    lengths = {len(v) for v in req.entities.values()}
+    if clash := sorted(set(req.entities) & set(req.request_context or {})):
+        raise RequestError(400, f"column(s) {', '.join(clash)} in both entities and request_context")
+    lengths = {len(v) for v in (*req.entities.values(), *(req.request_context or {}).values())}
     if len(lengths) > 1:
-        raise RequestError(400, f"entity columns differ in length: {sorted(lengths)}")
+        raise RequestError(400, f"entity and request_context columns differ in length: {sorted(lengths)}")
     rows = lengths.pop()
     if rows > max_entities:
         raise RequestError(400, f"{rows} entities requested, more than online.max_entities ({max_entities})")
-    for name, column in req.entities.items():
-        for i, value in enumerate(column):
+    return req
+
+
+def check_keys(req: GetOnlineFeaturesRequest, keys: dict[str, str]) -> None:
+    """Every join key the request needs (key -> a view needing it) is a column of non-null strings or integers."""
+    if missing := [f"{k} (view {v})" for k, v in keys.items() if k not in req.entities]:
+        raise RequestError(400, f"entities has no column for join key(s) {', '.join(missing)}")
+    for name in keys:
+        for i, value in enumerate(req.entities[name]):
             if value is None:
                 raise RequestError(400, f"entity key {name!r} is null in entity {i}")
             if not isinstance(value, str | int):  # bool is an int
                 raise RequestError(400, f"entity key {name!r}: {value!r} is not a string, integer or boolean")
-    return req
+
+
+def request_rows(req: GetOnlineFeaturesRequest, fields: dict[str, ValueType]) -> list[dict[str, Any]]:
+    """One dict per entity: its key values and request fields (from ``entities`` or ``request_context``; ISO strings
+    of timestamp and date fields parsed, as JSON has neither)."""
+    columns = {**req.entities, **(req.request_context or {})}
+    for name, dtype in fields.items():
+        if name in columns and dtype in (ValueType.TIMESTAMP, ValueType.DATE):
+            columns[name] = [_parse_iso(v, dtype, name) for v in columns[name]]
+    return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+
+
+def _parse_iso(value: Any, dtype: ValueType, name: str) -> Any:
+    if not isinstance(value, str):
+        return value  # typed (and refused if wrong) with every other request value
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise RequestError(400, f"request field {name!r}: {value!r} is not an ISO {dtype.value}") from None
+    return parsed if dtype is ValueType.TIMESTAMP else parsed.date()
 
 
 def json_value(value: Any) -> Any:
@@ -262,21 +293,20 @@ def create_app(settings: Settings | None = None, repo: Repo | None = None) -> Fa
     async def get_online_features(request: Request) -> JSONResponse:
         req = parse_request(await request.body(), max_entities)
         try:
-            plan = client.selections(req.feature_service, req.features)
+            plan = client.plan(req.feature_service, req.features)
         except FeaturelakeError as exc:
             raise RequestError(404, str(exc)) from None
-        needed = {k: sel.view for sel, keys in plan for k in keys}
-        missing = [f"{k} (view {v})" for k, v in needed.items() if k not in req.entities]
-        if missing:
-            raise RequestError(400, f"entities has no column for join key(s) {', '.join(missing)}")
-        rows = [dict(zip(req.entities, values, strict=True)) for values in zip(*req.entities.values(), strict=True)]
+        check_keys(req, client.join_keys(plan))
+        rows = request_rows(req, plan.request_fields)
         try:
             found = client.lookup(rows, service=req.feature_service, features=req.features)
         except InputError as exc:
             raise RequestError(400, str(exc)) from None
+        except RequestFeatureError:
+            raise  # a request feature view's function failed: its one line, as an internal error
         except Exception as exc:  # anything the store's client raises: connection refused, timeouts, I/O
             raise unavailable(exc) from None
-        return JSONResponse(shape_response(req, [(s.view, s.features) for s, _ in plan], found))
+        return JSONResponse(shape_response(req, [(s.view, s.features) for s in plan.selections], found))
 
     @app.get("/health")
     async def health() -> JSONResponse:
