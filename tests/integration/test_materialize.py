@@ -20,7 +20,8 @@ from featurelake.online.backends import open_store
 from featurelake.online.client import OnlineClient
 from featurelake.online.materialize import materialize_views
 from featurelake.repo import load_repo
-from tests.integration.test_online_stores import DUMMY_AWS, DYNAMO_HOME, store_config
+from tests.conftest import DUMMY_AWS, DYNAMO_HOME
+from tests.integration.test_online_stores import store_config
 from tests.support.servers import start_dynamodb_local, start_redis
 
 pytestmark = pytest.mark.integration
