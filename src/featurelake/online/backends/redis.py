@@ -122,7 +122,10 @@ class RedisStore(OnlineStore):
             pipe = self.client.pipeline()
             for group in slots.values():
                 keys, args = _script_args(view, group)
-                pipe.execute_command("EVAL", _WRITE, len(keys), *keys, *args)  # routed by its keys' slot
+                # the node from the client's slot map (else redis-py asks a server for the keys of every EVAL);
+                # a command that meets MOVED/ASK is re-sent by redis-py, routed by its keys
+                node = self.client.get_node_from_key(keys[0])
+                pipe.execute_command("EVAL", _WRITE, len(keys), *keys, *args, target_nodes=node)
             for group, (written, deleted) in zip(slots.values(), pipe.execute(), strict=True):
                 stats.add(WriteStats(written, deleted, len(group) - written - deleted))
         return stats
