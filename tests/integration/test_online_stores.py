@@ -201,3 +201,36 @@ def test_the_cluster_as_an_acl_user_with_the_password_from_the_environment(redis
     with open_store(config) as store:
         assert store.write("acl.v1", [rec(k, 1, 0, i) for i, k in enumerate(keys)]).written == len(keys)
         assert [json.loads(p)["x"] for p in store.read([("acl.v1", keys)], 0)[0]] == list(range(len(keys)))
+
+
+def test_cluster_writes_and_reads_follow_slots_moved_after_the_store_was_opened(redis_cluster, tmp_path, request):
+    import subprocess
+
+    import redis
+
+    keys = [encode_key(["moved", i]) for i in range(300)]
+    with open_store(config_for("redis_cluster", request, tmp_path)) as store:
+        store.read([("moved.v1", keys[:1])], 0)  # the slot map is learned now
+        first, second = redis_cluster.masters[:2]
+        ids = []
+        for master in (first, second):
+            with redis.Redis(port=master.port) as client:
+                ids.append(client.execute_command("CLUSTER", "MYID").decode())
+        before = slot_owners(redis_cluster)
+        subprocess.run(
+            ["redis-cli", "--cluster", "reshard", redis_cluster.nodes[0], "--cluster-from", ids[0], "--cluster-to",
+             ids[1], "--cluster-slots", "2000", "--cluster-yes"],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        after = slot_owners(redis_cluster)
+
+        def owner(ranges, key: str) -> int:
+            slot = binascii.crc_hqx(f"moved.v1:{key}".encode(), 0) % 16384
+            return next(p for lo, hi, p in ranges if lo <= slot <= hi)
+
+        # keys the store's slot map (learned before) sends to the first master, which now answers MOVED
+        redirected = [k for k in keys if owner(before, k) == first.port and owner(after, k) == second.port]
+        assert len(redirected) > 10
+        assert store.write("moved.v1", [rec(k, 2, 0, i) for i, k in enumerate(keys)]).written == len(keys)
+        assert store.write("moved.v1", [rec(k, 1, 0, -i) for i, k in enumerate(keys)]).skipped == len(keys)
+        assert [json.loads(p)["x"] for p in store.read([("moved.v1", keys)], 0)[0]] == list(range(len(keys)))
