@@ -44,13 +44,16 @@ ROUTES = [(o, d) for o in ["EWR", "JFK", "LGA", "A:B", "LAX"] for d in ["EWR", "
 STALE_DRIVER = 99  # written straight into the store with an expiry in the past
 
 
-def start_server(state_dir, features_dir, kind: str, redis_port: int) -> tuple[str, dict]:
+def start_server(state_dir, features_dir, kind: str, redis_port: int, cluster_nodes=()) -> tuple[str, dict]:
     env = {
         "FEATURELAKE__FEATURES_DIR": str(features_dir),
         "FEATURELAKE__ONLINE_STORE__TYPE": kind,
         "FEATURELAKE__ONLINE_STORE__REDIS_PORT": str(redis_port),
         "FEATURELAKE__ONLINE__MAX_ENTITIES": "60",
     }
+    if cluster_nodes:
+        env["FEATURELAKE__ONLINE_STORE__REDIS_CLUSTER"] = "true"
+        env["FEATURELAKE__ONLINE_STORE__REDIS_CLUSTER_NODES"] = json.dumps(list(cluster_nodes))
     port = free_port()
     run_cli(state_dir, "serve", "online", "--port", str(port), **env)
     return f"http://127.0.0.1:{port}", env
@@ -78,12 +81,13 @@ def data(spark, tmp_path_factory):
     spark.sql(f"DROP TABLE IF EXISTS {route_table}")
 
 
-@pytest.fixture(scope="module", params=["sqlite", "redis"])
+@pytest.fixture(scope="module", params=["sqlite", "redis", "redis_cluster"])
 def served(request, spark, data, redis_server, tmp_path_factory):
     """A feature server process over a store materialized at AS_OF (plus one stale value)."""
-    kind = request.param
-    state = tmp_path_factory.mktemp(f"serve_{kind}")
-    config = store_config(kind, state / "online", redis_server.port, batch_size=50)
+    state = tmp_path_factory.mktemp(f"serve_{request.param}")
+    nodes = tuple(request.getfixturevalue("redis_cluster").nodes) if request.param == "redis_cluster" else ()
+    kind = "redis" if nodes else request.param
+    config = store_config(kind, state / "online", redis_server.port, batch_size=50, cluster_nodes=nodes)
     repo = data["repo"]
     materialize_views(spark, repo, [repo.view("driver_stats"), repo.view("route_stats")], config, as_of=AS_OF)
     with open_store(config) as store:
@@ -91,7 +95,7 @@ def served(request, spark, data, redis_server, tmp_path_factory):
         store.write(
             "driver_stats.v1", [Record(encode_key([STALE_DRIVER]), 1, 0, stale, int(time.time() * 1000) - 1, None)]
         )
-    url, env = start_server(state, data["features_dir"], kind, redis_server.port)
+    url, env = start_server(state, data["features_dir"], kind, redis_server.port, nodes)
     with httpx.Client(base_url=url, timeout=30) as client:
         yield kind, client
     run_cli(state, "serve", "online", "--stop", **env)
