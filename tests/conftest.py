@@ -13,9 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.servers import free_port, start_redis
+from tests.support.servers import free_port, start_dynamodb_local, start_redis, start_redis_cluster
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+DYNAMO_HOME = REPO_ROOT / ".state" / "dynamodb"
+DUMMY_AWS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+# The ACL user every node of the redis_cluster fixture knows, beside the default user.
+CLUSTER_USER, CLUSTER_PASSWORD = "fl", "s3cret"
 # The test session's JVM runs many small jobs for a few minutes: compiling with C1 only and collecting garbage on
 # one thread halves its CPU time (the C2 compiler and parallel GC threads cost more than they save there).
 TEST_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
@@ -141,3 +145,27 @@ def redis_server():
     server = start_redis()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_cluster():
+    """A 3-master Redis Cluster of the test module's own, on free ports, with the ACL user ``CLUSTER_USER``; its
+    servers are stopped by pid at the end."""
+    cluster = start_redis_cluster(3, "--user", CLUSTER_USER, "on", f">{CLUSTER_PASSWORD}", "~*", "&*", "+@all")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def dynamodb_server():
+    """DynamoDB Local of the test module's own, with dummy credentials in this process's environment meanwhile."""
+    saved = {k: os.environ.get(k) for k in DUMMY_AWS}
+    os.environ.update(DUMMY_AWS)
+    server = start_dynamodb_local(DYNAMO_HOME)
+    yield server
+    server.stop()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v

@@ -120,10 +120,27 @@ class OnlineStoreSettings(_Section):
     redis_port: int = 6379
     redis_db: int = 0
     redis_username: str | None = None  # an ACL user; its password only from $FEATURELAKE_REDIS_PASSWORD
+    redis_cluster: bool = False  # a Redis Cluster: its startup nodes are redis_cluster_nodes
+    redis_cluster_nodes: list[str] = Field(default_factory=list)  # "host:port"; empty: redis_host:redis_port
     dynamodb_region: str = "us-east-1"
     dynamodb_endpoint_url: str | None = None
     dynamodb_table_prefix: str = "featurelake"
     write_batch_size: int = Field(500, ge=1)  # records per store round trip when materializing
+
+    @field_validator("redis_cluster_nodes")
+    @classmethod
+    def _host_ports(cls, v: list[str]) -> list[str]:
+        for node in v:
+            host, _, port = node.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{node!r} is not host:port")
+        return v
+
+    @model_validator(mode="after")
+    def _cluster_database(self) -> OnlineStoreSettings:
+        if self.redis_cluster and self.redis_db != 0:
+            raise ValueError("redis_db must be 0 with redis_cluster (a Redis Cluster has only database 0)")
+        return self
 
 
 class OnlineSettings(_Section):

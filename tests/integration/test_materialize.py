@@ -20,7 +20,8 @@ from featurelake.online.backends import open_store
 from featurelake.online.client import OnlineClient
 from featurelake.online.materialize import materialize_views
 from featurelake.repo import load_repo
-from tests.integration.test_online_stores import DUMMY_AWS, DYNAMO_HOME, store_config
+from tests.conftest import DUMMY_AWS, DYNAMO_HOME
+from tests.integration.test_online_stores import store_config
 from tests.support.servers import start_dynamodb_local, start_redis
 
 pytestmark = pytest.mark.integration
@@ -157,11 +158,11 @@ def assert_online_matches(client, ref_driver: dict, ref_route: dict, driver_keys
 
 
 @pytest.fixture(scope="module")
-def servers():
+def servers(redis_cluster):
     saved = {k: os.environ.get(k) for k in DUMMY_AWS}
     os.environ.update(DUMMY_AWS)
     redis_server, dynamo_server = start_redis(), start_dynamodb_local(DYNAMO_HOME)
-    yield {"redis": redis_server.port, "dynamodb": dynamo_server.port, "sqlite": 0}
+    yield {"redis": redis_server.port, "dynamodb": dynamo_server.port, "sqlite": 0, "redis_cluster": redis_cluster}
     redis_server.stop()
     dynamo_server.stop()
     for k, v in saved.items():
@@ -177,7 +178,10 @@ def setup(spark, tmp_path, servers, request):
     suffix = uuid.uuid4().hex[:8]
     driver_table, route_table = f"features.ol_driver_{suffix}", f"features.ol_route_{suffix}"
     repo = write_repo(tmp_path, driver_table, route_table)
-    config = store_config(kind, tmp_path, servers[kind], batch_size=50)
+    if kind == "redis_cluster":
+        config = store_config("redis", tmp_path, batch_size=50, cluster_nodes=tuple(servers[kind].nodes))
+    else:
+        config = store_config(kind, tmp_path, servers[kind], batch_size=50)
     yield spark, repo, config, driver_table, route_table
     spark.sql(f"DROP TABLE IF EXISTS {driver_table}")
     spark.sql(f"DROP TABLE IF EXISTS {route_table}")
@@ -192,7 +196,7 @@ def run_both(spark, repo, config, as_of, **kw):
     return materialize_views(spark, repo, views, config, as_of=as_of, **kw)
 
 
-@pytest.mark.parametrize("setup", ["sqlite", "redis", "dynamodb"], indirect=True)
+@pytest.mark.parametrize("setup", ["sqlite", "redis", "redis_cluster", "dynamodb"], indirect=True)
 def test_full_then_incremental_match_the_pit_reference(setup):
     spark, repo, config, driver_table, route_table = setup
     rng = random.Random(11)

@@ -83,13 +83,16 @@ def scored_by_hand(driver: dict, route: dict, tip: float, city: str) -> dict:
     }
 
 
-def start_server(state_dir, features_dir, kind: str, redis_port: int) -> tuple[str, dict]:
+def start_server(state_dir, features_dir, kind: str, redis_port: int, cluster_nodes=()) -> tuple[str, dict]:
     env = {
         "FEATURELAKE__FEATURES_DIR": str(features_dir),
         "FEATURELAKE__ONLINE_STORE__TYPE": kind,
         "FEATURELAKE__ONLINE_STORE__REDIS_PORT": str(redis_port),
         "FEATURELAKE__ONLINE__MAX_ENTITIES": "60",
     }
+    if cluster_nodes:
+        env["FEATURELAKE__ONLINE_STORE__REDIS_CLUSTER"] = "true"
+        env["FEATURELAKE__ONLINE_STORE__REDIS_CLUSTER_NODES"] = json.dumps(list(cluster_nodes))
     port = free_port()
     run_cli(state_dir, "serve", "online", "--port", str(port), **env)
     return f"http://127.0.0.1:{port}", env
@@ -120,12 +123,13 @@ def data(spark, tmp_path_factory):
     spark.sql(f"DROP TABLE IF EXISTS {route_table}")
 
 
-@pytest.fixture(scope="module", params=["sqlite", "redis"])
+@pytest.fixture(scope="module", params=["sqlite", "redis", "redis_cluster"])
 def served(request, spark, data, redis_server, tmp_path_factory):
     """A feature server process over a store materialized at AS_OF (plus one stale value)."""
-    kind = request.param
-    state = tmp_path_factory.mktemp(f"serve_{kind}")
-    config = store_config(kind, state / "online", redis_server.port, batch_size=50)
+    state = tmp_path_factory.mktemp(f"serve_{request.param}")
+    nodes = tuple(request.getfixturevalue("redis_cluster").nodes) if request.param == "redis_cluster" else ()
+    kind = "redis" if nodes else request.param
+    config = store_config(kind, state / "online", redis_server.port, batch_size=50, cluster_nodes=nodes)
     repo = data["repo"]
     materialize_views(spark, repo, [repo.view("driver_stats"), repo.view("route_stats")], config, as_of=AS_OF)
     with open_store(config) as store:
@@ -133,7 +137,7 @@ def served(request, spark, data, redis_server, tmp_path_factory):
         store.write(
             "driver_stats.v1", [Record(encode_key([STALE_DRIVER]), 1, 0, stale, int(time.time() * 1000) - 1, None)]
         )
-    url, env = start_server(state, data["features_dir"], kind, redis_server.port)
+    url, env = start_server(state, data["features_dir"], kind, redis_server.port, nodes)
     with httpx.Client(base_url=url, timeout=30) as client:
         yield kind, client
     run_cli(state, "serve", "online", "--stop", **env)
@@ -214,6 +218,7 @@ def test_bad_input_is_a_4xx_with_one_line(served, body, status, message):
     assert message in detail and "\n" not in detail and "Traceback" not in detail
 
 
+@pytest.mark.parametrize("served", ["redis"], indirect=True)  # one store: request views do not depend on it
 def test_request_features_served_equal_the_training_sets_and_the_hand_computed(served, data, spark, tmp_path):
     """The same entities and request data through the server and through a training set as of AS_OF (where the
     point-in-time values are the materialized ones): equal to each other and to the formula written by hand.

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import binascii
+import dataclasses
 import datetime as dt
 import json
-import os
 import random
 import time
 from pathlib import Path
@@ -14,16 +15,17 @@ import pytest
 from featurelake.online.backends import open_store
 from featurelake.online.encoding import encode_key
 from featurelake.online.store import Record, StoreConfig, Watermark
-from tests.support.servers import start_dynamodb_local, start_redis
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DYNAMO_HOME = REPO_ROOT / ".state" / "dynamodb"
-DUMMY_AWS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+from tests.conftest import CLUSTER_PASSWORD, CLUSTER_USER
+from tests.support.servers import start_redis
 
 pytestmark = pytest.mark.integration
 
+STORES = ["sqlite", "redis", "redis_cluster", "dynamodb"]
 
-def store_config(kind: str, tmp_path: Path, port: int = 0, batch_size: int = 7) -> StoreConfig:
+
+def store_config(
+    kind: str, tmp_path: Path, port: int = 0, batch_size: int = 7, cluster_nodes: tuple[str, ...] = ()
+) -> StoreConfig:
     return StoreConfig(
         type=kind,
         sqlite_path=str(tmp_path / "online.db"),
@@ -34,29 +36,21 @@ def store_config(kind: str, tmp_path: Path, port: int = 0, batch_size: int = 7) 
         dynamodb_endpoint_url=f"http://127.0.0.1:{port}" if kind == "dynamodb" else None,
         dynamodb_table_prefix=f"t{random.randrange(10**9)}",
         batch_size=batch_size,
+        redis_cluster_nodes=cluster_nodes,
     )
 
 
-@pytest.fixture(scope="module")
-def dynamodb_server():
-    saved = {k: os.environ.get(k) for k in DUMMY_AWS}
-    os.environ.update(DUMMY_AWS)  # dummy credentials for DynamoDB Local, in the test process only
-    server = start_dynamodb_local(DYNAMO_HOME)
-    yield server
-    server.stop()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+def config_for(kind: str, request, tmp_path: Path) -> StoreConfig:
+    """The config of a store of ``kind`` (one of STORES) on the test module's server of that kind."""
+    if kind == "redis_cluster":
+        return store_config("redis", tmp_path, cluster_nodes=tuple(request.getfixturevalue("redis_cluster").nodes))
+    port = request.getfixturevalue(f"{kind}_server").port if kind != "sqlite" else 0
+    return store_config(kind, tmp_path, port)
 
 
-@pytest.fixture(params=["sqlite", "redis", "dynamodb"])
+@pytest.fixture(params=STORES)
 def store(request, tmp_path):
-    port = 0
-    if request.param != "sqlite":
-        port = request.getfixturevalue(f"{request.param}_server").port
-    s = open_store(store_config(request.param, tmp_path, port))
+    s = open_store(config_for(request.param, request, tmp_path))
     s.prepare("v1")
     yield s
     s.close()
@@ -135,8 +129,6 @@ def test_watermark_roundtrip(store):
 
 
 def test_redis_acl_user_with_the_password_from_the_environment(tmp_path, monkeypatch):
-    import dataclasses
-
     import redis
 
     from featurelake.online.backends.redis import PASSWORD_ENV
@@ -158,3 +150,87 @@ def test_redis_acl_user_with_the_password_from_the_environment(tmp_path, monkeyp
             assert store.read([("v1", [k])], 0)[0] == [json.dumps({"x": "x"})]
     finally:
         server.stop()
+
+
+def slot_owners(cluster) -> list[tuple[int, int, int]]:
+    """(first slot, last slot, port of the master) per slot range, as the cluster itself reports them."""
+    import redis
+
+    with redis.Redis(port=cluster.masters[0].port) as client:
+        return [(lo, hi, int(master[1])) for lo, hi, master, *_ in client.execute_command("CLUSTER", "SLOTS")]
+
+
+def test_a_view_spreads_over_every_master_of_the_cluster(redis_cluster, tmp_path, request):
+    import redis
+
+    keys = [encode_key([f"carrier{i}", i]) for i in range(300)]
+    with open_store(config_for("redis_cluster", request, tmp_path)) as store:
+        assert store.write("spread.v1", [rec(k, 1, 0, i) for i, k in enumerate(keys)]).written == len(keys)
+        got = store.read([("spread.v1", keys)], 0)[0]
+    assert [json.loads(p)["x"] for p in got] == list(range(len(keys)))
+    # Independently: CRC16/XMODEM (binascii.crc_hqx) of each key modulo 16384 slots, and the slot ranges the
+    # cluster reports, give how many keys each master holds.
+    owners = slot_owners(redis_cluster)
+    expected = dict.fromkeys((m.port for m in redis_cluster.masters), 0)
+    for k in keys:
+        slot = binascii.crc_hqx(f"spread.v1:{k}".encode(), 0) % 16384
+        (port,) = [p for lo, hi, p in owners if lo <= slot <= hi]
+        expected[port] += 1
+    counted = {}
+    for master in redis_cluster.masters:
+        with redis.Redis(port=master.port) as client:
+            counted[master.port] = sum(1 for _ in client.scan_iter(match="spread.v1:*"))
+    assert counted == expected
+    assert all(n > 50 for n in counted.values()), counted  # about a third each
+
+
+def test_the_cluster_as_an_acl_user_with_the_password_from_the_environment(redis_cluster, tmp_path, monkeypatch):
+    import redis
+
+    from featurelake.online.backends.redis import PASSWORD_ENV
+
+    config = dataclasses.replace(
+        store_config("redis", tmp_path, cluster_nodes=tuple(redis_cluster.nodes)), redis_username=CLUSTER_USER
+    )
+    monkeypatch.setenv(PASSWORD_ENV, "wrong")
+    # A cluster client connects when opened (to learn the slots); redis-py wraps the refusal
+    with pytest.raises(redis.exceptions.RedisClusterException, match="invalid username-password"):
+        open_store(config)
+    monkeypatch.setenv(PASSWORD_ENV, CLUSTER_PASSWORD)
+    keys = [encode_key(["acl", i]) for i in range(30)]  # over many slots, so over every master
+    with open_store(config) as store:
+        assert store.write("acl.v1", [rec(k, 1, 0, i) for i, k in enumerate(keys)]).written == len(keys)
+        assert [json.loads(p)["x"] for p in store.read([("acl.v1", keys)], 0)[0]] == list(range(len(keys)))
+
+
+def test_cluster_writes_and_reads_follow_slots_moved_after_the_store_was_opened(redis_cluster, tmp_path, request):
+    import subprocess
+
+    import redis
+
+    keys = [encode_key(["moved", i]) for i in range(300)]
+    with open_store(config_for("redis_cluster", request, tmp_path)) as store:
+        store.read([("moved.v1", keys[:1])], 0)  # the slot map is learned now
+        first, second = redis_cluster.masters[:2]
+        ids = []
+        for master in (first, second):
+            with redis.Redis(port=master.port) as client:
+                ids.append(client.execute_command("CLUSTER", "MYID").decode())
+        before = slot_owners(redis_cluster)
+        subprocess.run(
+            ["redis-cli", "--cluster", "reshard", redis_cluster.nodes[0], "--cluster-from", ids[0], "--cluster-to",
+             ids[1], "--cluster-slots", "2000", "--cluster-yes"],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        after = slot_owners(redis_cluster)
+
+        def owner(ranges, key: str) -> int:
+            slot = binascii.crc_hqx(f"moved.v1:{key}".encode(), 0) % 16384
+            return next(p for lo, hi, p in ranges if lo <= slot <= hi)
+
+        # keys the store's slot map (learned before) sends to the first master, which now answers MOVED
+        redirected = [k for k in keys if owner(before, k) == first.port and owner(after, k) == second.port]
+        assert len(redirected) > 10
+        assert store.write("moved.v1", [rec(k, 2, 0, i) for i, k in enumerate(keys)]).written == len(keys)
+        assert store.write("moved.v1", [rec(k, 1, 0, -i) for i, k in enumerate(keys)]).skipped == len(keys)
+        assert [json.loads(p)["x"] for p in store.read([("moved.v1", keys)], 0)[0]] == list(range(len(keys)))

@@ -1,7 +1,9 @@
-"""Throw-away local servers for tests and benchmarks: redis-server and DynamoDB Local on a free loopback port."""
+"""Throw-away local servers for tests and benchmarks: redis-server (standalone or a 3-master cluster) and DynamoDB
+Local on free loopback ports."""
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -60,6 +62,63 @@ def start_redis(port: int | None = None, *extra: str) -> LocalServer:
         raise ConfigError("redis-server not found: run `make setup` (installs the Debian package)") from None
     _wait_for_port(port, proc, "redis-server")
     return LocalServer(proc, port)
+
+
+@dataclass
+class LocalRedisCluster:
+    """The masters of a Redis Cluster this code started (no replicas); ``stop()`` ends exactly those processes."""
+
+    masters: list[LocalServer]
+    folder: Path
+
+    @property
+    def nodes(self) -> list[str]:
+        return [f"127.0.0.1:{m.port}" for m in self.masters]
+
+    def stop(self) -> None:
+        for master in self.masters:
+            master.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def start_redis_cluster(masters: int = 3, *extra: str, timeout: float = 30.0) -> LocalRedisCluster:
+    """Start ``masters`` cluster-enabled ``redis-server`` processes (node files in a temporary folder, data and cluster
+    bus on free ports), join them with ``redis-cli --cluster create`` (slots split evenly, no replicas) and wait
+    until every node reports ``cluster_state:ok``; ``extra``: more configuration arguments for every node."""
+    folder = Path(tempfile.mkdtemp(prefix="redis-cluster-"))
+    cluster = LocalRedisCluster([], folder)
+    try:
+        for _ in range(masters):
+            port = free_port()
+            cluster.masters.append(
+                start_redis(
+                    port,
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-port",
+                    str(free_port()),
+                    "--cluster-config-file",
+                    str(folder / f"nodes-{port}.conf"),
+                    "--dir",
+                    str(folder),
+                    *extra,
+                )  # fmt: skip
+            )
+        create = ["redis-cli", "--cluster", "create", *cluster.nodes, "--cluster-replicas", "0", "--cluster-yes"]
+        done = subprocess.run(create, capture_output=True, text=True, timeout=timeout)
+        if done.returncode != 0:
+            raise RuntimeError(f"redis-cli --cluster create failed: {done.stdout[-500:]}{done.stderr[-500:]}")
+        deadline = time.monotonic() + timeout
+        for master in cluster.masters:
+            info = ["redis-cli", "-p", str(master.port), "cluster", "info"]
+            while "cluster_state:ok" not in subprocess.run(info, capture_output=True, text=True, timeout=5).stdout:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"Redis Cluster node {master.port} not ok within {timeout:.0f}s")
+                time.sleep(0.1)
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
 
 
 def start_dynamodb_local(home: Path, port: int | None = None) -> LocalServer:

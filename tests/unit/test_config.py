@@ -98,3 +98,23 @@ def test_metastore_kind_needs_its_address_and_database_names_are_checked(conf_ro
         load_settings(environ=env_for(conf_root, FEATURELAKE__STORAGE__METASTORE__KIND="jdbc"))
     with pytest.raises(ConfigError, match="storage.metastore.database: Value error, a PostgreSQL database name"):
         load_settings(environ=env_for(conf_root, FEATURELAKE__STORAGE__METASTORE__DATABASE="x; drop"))
+
+
+def test_redis_cluster_startup_nodes_default_to_host_and_port_and_are_checked(conf_root):
+    from featurelake.online.store import StoreConfig
+
+    cluster = {"FEATURELAKE__ONLINE_STORE__TYPE": "redis", "FEATURELAKE__ONLINE_STORE__REDIS_CLUSTER": "true"}
+    s = load_settings(environ=env_for(conf_root, **cluster, FEATURELAKE__ONLINE_STORE__REDIS_PORT="7000"))
+    assert StoreConfig.from_settings(s).redis_cluster_nodes == ("127.0.0.1:7000",)
+    nodes = "[a.internal:7000, 'b.internal:7001']"
+    s = load_settings(environ=env_for(conf_root, **cluster, FEATURELAKE__ONLINE_STORE__REDIS_CLUSTER_NODES=nodes))
+    config = StoreConfig.from_settings(s)
+    assert config.identity == "redis-cluster://a.internal:7000,b.internal:7001"
+    standalone = load_settings(environ=env_for(conf_root, FEATURELAKE__ONLINE_STORE__TYPE="redis"))
+    assert StoreConfig.from_settings(standalone).redis_cluster_nodes == ()
+    with pytest.raises(ConfigError, match="redis_cluster_nodes: Value error, 'a.internal' is not host:port"):
+        load_settings(
+            environ=env_for(conf_root, **cluster, FEATURELAKE__ONLINE_STORE__REDIS_CLUSTER_NODES="[a.internal]")
+        )
+    with pytest.raises(ConfigError, match="redis_db must be 0 with redis_cluster"):
+        load_settings(environ=env_for(conf_root, **cluster, FEATURELAKE__ONLINE_STORE__REDIS_DB="1"))

@@ -132,3 +132,69 @@ def test_promoting_a_view_that_is_not_defined_is_one_line_naming_the_known_views
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"error: unknown feature view 'no_such_view' (known: {known})"]
     assert not (tmp_path / "online").exists()  # no store opened
+
+
+RETIRE_DEFS = """
+from featurelake.repo.definitions import DeltaTableSource, Entity, Feature, FeatureService, FeatureView
+
+driver = Entity(name="driver", join_keys=["driver_id"])
+driver_stats = FeatureView(
+    name="driver_stats", entities=[driver], version=3,
+    source=DeltaTableSource(name="driver_src", table="features.t", timestamp_column="event_ts"),
+    features=[Feature(name="trips", dtype="bigint")],
+)
+trained_on_v1 = FeatureService(name="trained_on_v1", features=[driver_stats.pin(1, ["trips"])])
+also_v1 = FeatureService(name="also_v1", features=[driver_stats.pin(1)])
+"""
+
+
+def test_retire_refuses_the_served_and_the_pinned_versions_with_one_line_and_exit_2(tmp_path):
+    """Refusals leave the store as it was (the SQLite store of the state folder, written here); without the pins
+    the version goes."""
+    import datetime as dt
+
+    from featurelake.online.backends import open_store
+    from featurelake.online.store import Record, StoreConfig, Watermark
+    from featurelake.online.versions import promote, record_check
+
+    features = tmp_path / "features"
+    features.mkdir()
+    (features / "defs.py").write_text(RETIRE_DEFS)
+    config = StoreConfig("sqlite", str(tmp_path / "online" / "online.db"), "", 0, 0, "", None, "", 10)
+    with open_store(config) as store:
+        for version in (1, 2, 3):
+            namespace = f"driver_stats.v{version}"
+            store.write(namespace, [Record(f"[{d}]", 1, 0, f'{{"trips":{version * d}}}', None, None) for d in range(5)])
+            watermark = Watermark("features.t", 1, dt.datetime(2013, 1, 8, tzinfo=dt.UTC), version, "full")
+            store.set_watermark(namespace, watermark)
+            record_check(store, namespace, watermark, 5)
+        rows = store.conn.execute("SELECT * FROM feature_values ORDER BY view, k").fetchall()
+
+    def retire(version: int) -> list[str]:
+        proc = run_cli(tmp_path, "retire", "driver_stats", "--version", str(version), check=False,
+                       FEATURELAKE__FEATURES_DIR=str(features))  # fmt: skip
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        return proc.stderr.strip().splitlines()
+
+    assert retire(3) == [
+        "error: driver_stats v3 is the version served (defined and never promoted): promote another version first"
+    ]
+    assert retire(1) == [
+        "error: driver_stats v1 is pinned by feature service(s) also_v1, trained_on_v1: unpin it first"
+    ]
+    with open_store(config) as store:
+        promote(store, "driver_stats", 2)
+    assert retire(2) == ["error: driver_stats v2 is the version served (promoted): promote another version first"]
+    assert retire(4) == [f"error: driver_stats v4 is not in sqlite:{config.sqlite_path}"]
+    with open_store(config) as store:
+        assert store.conn.execute("SELECT * FROM feature_values ORDER BY view, k").fetchall() == rows
+        assert all(store.get_watermark(f"driver_stats.v{v}") for v in (1, 2, 3))
+
+    (features / "defs.py").write_text(RETIRE_DEFS.split("trained_on_v1 =")[0])
+    proc = run_cli(tmp_path, "retire", "driver_stats", "--version", "1", FEATURELAKE__FEATURES_DIR=str(features))
+    assert f"driver_stats: v1 retired from sqlite:{config.sqlite_path} (5 keys removed)" in " ".join(
+        proc.stdout.split()
+    )
+    with open_store(config) as store:
+        left = store.conn.execute("SELECT * FROM feature_values ORDER BY view, k").fetchall()
+        assert left == [r for r in rows if r[0] != "driver_stats.v1"] and store.get_watermark("driver_stats.v1") is None

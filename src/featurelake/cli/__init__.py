@@ -62,6 +62,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "validate": validate.validate,
     "materialize": online.materialize,
     "promote": online.promote,
+    "retire": online.retire,
     "check": monitor.check,
     "status": monitor.status,
     "drift": monitor.drift,

@@ -1,4 +1,4 @@
-"""Online store commands: `materialize`, `promote`, `online get`, `online check`."""
+"""Online store commands: `materialize`, `promote`, `retire`, `online get`, `online check`."""
 
 from __future__ import annotations
 
@@ -142,3 +142,24 @@ def promote(
         done = run(store, view, version)
     was = "nothing promoted" if done.previous is None else f"v{done.previous}"
     console.print(f"{done.view}: serving v{done.version} (was {was}) from {store.config.identity}", highlight=False)
+
+
+def retire(
+    view: Annotated[str, typer.Argument(help="the feature view")],
+    version: Annotated[int, typer.Option("--version", min=1, help="the version to remove")],
+) -> None:
+    """Remove VIEW's --version from the online store (its values, watermark and check record); refused for the
+    version served and for a version a feature service pins."""
+    from featurelake.config import get_settings
+    from featurelake.online.backends import open_store
+    from featurelake.online.store import StoreConfig
+    from featurelake.online.versions import retire as run
+    from featurelake.repo import feature_repo
+
+    settings = get_settings()
+    repo = feature_repo(settings)
+    repo.view(view)  # an unknown view: one line naming the known ones, before the store is opened
+    with open_store(StoreConfig.from_settings(settings)) as store:
+        done = run(store, repo, view, version)
+    removed = "its table dropped" if done.removed is None else f"{done.removed:,} keys removed"
+    console.print(f"{done.view}: v{done.version} retired from {store.config.identity} ({removed})", highlight=False)

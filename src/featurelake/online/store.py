@@ -54,6 +54,7 @@ class StoreConfig:
     dynamodb_table_prefix: str
     batch_size: int
     redis_username: str | None = None
+    redis_cluster_nodes: tuple[str, ...] = ()  # "host:port" startup nodes of a Redis Cluster; empty: standalone
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StoreConfig:
@@ -69,6 +70,9 @@ class StoreConfig:
             dynamodb_table_prefix=s.dynamodb_table_prefix,
             batch_size=s.write_batch_size,
             redis_username=s.redis_username,
+            redis_cluster_nodes=tuple(s.redis_cluster_nodes or [f"{s.redis_host}:{s.redis_port}"])
+            if s.redis_cluster
+            else (),
         )
 
     @property
@@ -76,6 +80,8 @@ class StoreConfig:
         """Which store this is, for messages and run records."""
         if self.type == "sqlite":
             return f"sqlite:{self.sqlite_path}"
+        if self.type == "redis" and self.redis_cluster_nodes:
+            return f"redis-cluster://{','.join(self.redis_cluster_nodes)}"
         if self.type == "redis":
             return f"redis://{self.redis_host}:{self.redis_port}/{self.redis_db}"
         return f"dynamodb:{self.dynamodb_endpoint_url or self.dynamodb_region}/{self.dynamodb_table_prefix}"
@@ -152,6 +158,14 @@ class OnlineStore(ABC):
     @abstractmethod
     def set_doc(self, name: str, doc: str) -> None:
         """Write one record in one operation (atomic: readers see the old or the new one)."""
+
+    @abstractmethod
+    def delete_doc(self, name: str) -> None:
+        """Remove one record (nothing when absent)."""
+
+    @abstractmethod
+    def drop_namespace(self, namespace: str) -> int | None:
+        """Remove every value of ``namespace``; returns how many (None when the store cannot tell)."""
 
     def get_watermark(self, namespace: str) -> Watermark | None:
         raw = self.get_doc(namespace)

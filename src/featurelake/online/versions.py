@@ -1,17 +1,22 @@
 """Versions online: each view version lives in its own namespace (``<view>.v<version>``); a serving pointer per view
 says which version a request without a pin gets (the defined version until the first promote). ``promote`` switches
 it with one record write (atomic in every store) after that version was materialized and passed the consistency
-check since; promoting back works the same way, as long as the older namespace is still in the store."""
+check since; promoting back works the same way, as long as the older namespace is still in the store. ``retire``
+removes a namespace that is neither served nor pinned by a feature service."""
 
 from __future__ import annotations
 
 import json
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from featurelake.errors import InputError
 from featurelake.online.store import OnlineStore, Watermark
 from featurelake.repo.definitions import online_namespace
+
+if TYPE_CHECKING:
+    from featurelake.repo import Repo
 
 CHECKED = "checked:"  # + namespace: the last passing consistency check (":" never occurs in a namespace)
 SERVING = "serving:"  # + view: the version served to requests without a pin
@@ -56,3 +61,34 @@ def promote(store: OnlineStore, view: str, version: int) -> Promotion:
     doc = {"version": version, "previous": previous, "promoted_ms": int(time.time() * 1000)}
     store.set_doc(SERVING + view, json.dumps(doc))
     return Promotion(view, version, previous)
+
+
+@dataclass(frozen=True)
+class Retirement:
+    view: str
+    version: int
+    removed: int | None  # values removed (None: the store cannot tell)
+
+
+def retire(store: OnlineStore, repo: Repo, view: str, version: int) -> Retirement:
+    """Remove ``view`` at ``version`` from the store: its check record and watermark first (so it cannot be promoted
+    any more, and a crash midway leaves a namespace that retiring again removes), then its values. Refused for the
+    version served (promoted, or defined when never promoted) and for a version a feature service of ``repo`` pins."""
+    defined = repo.view(view).version  # an unknown view: one line naming the known ones
+    promoted = served_version(store, view)
+    if version == (defined if promoted is None else promoted):
+        how = "defined and never promoted" if promoted is None else "promoted"
+        raise InputError(f"{view} v{version} is the version served ({how}): promote another version first")
+    pins = sorted(
+        name for name, s in repo.services.items() if any(f.view == view and f.version == version for f in s.features)
+    )
+    if pins:
+        raise InputError(f"{view} v{version} is pinned by feature service(s) {', '.join(pins)}: unpin it first")
+    namespace = online_namespace(view, version)
+    materialized = store.get_watermark(namespace) is not None
+    store.delete_doc(CHECKED + namespace)
+    store.delete_doc(namespace)
+    removed = store.drop_namespace(namespace)
+    if not materialized and removed == 0:
+        raise InputError(f"{view} v{version} is not in {store.config.identity}")
+    return Retirement(view, version, removed)

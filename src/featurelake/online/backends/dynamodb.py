@@ -158,5 +158,26 @@ class DynamoDBStore(OnlineStore):
     def set_doc(self, name: str, doc: str) -> None:
         self.client.put_item(TableName=self.watermark_table, Item={"view": {"S": name}, "doc": {"S": doc}})
 
+    def delete_doc(self, name: str) -> None:
+        try:
+            self.client.delete_item(TableName=self.watermark_table, Key={"view": {"S": name}})
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+                raise
+
+    def drop_namespace(self, namespace: str) -> int | None:
+        """Delete the namespace's table (one call, however many items): 0 when there was none, else None (DynamoDB
+        counts a table's items only every few hours)."""
+        table = self.table(namespace)
+        self._known.discard(table)
+        try:
+            self.client.delete_table(TableName=table)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+                return 0
+            raise
+        self.client.get_waiter("table_not_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+        return None
+
     def close(self) -> None:
         self.client.close()

@@ -92,6 +92,12 @@ class SqliteStore(OnlineStore):
             (name, doc),
         )
 
+    def delete_doc(self, name: str) -> None:
+        self.conn.execute("DELETE FROM watermarks WHERE view = ?", (name,))
+
+    def drop_namespace(self, namespace: str) -> int:
+        return self.conn.execute("DELETE FROM feature_values WHERE view = ?", (namespace,)).rowcount
+
     def purge_expired(self, view: str, now_ms: int) -> int:
         cur = self.conn.execute("DELETE FROM feature_values WHERE view = ? AND exp_ms <= ?", (view, now_ms))
         return cur.rowcount
