@@ -21,7 +21,9 @@ from featurelake.online.backends import open_store
 from featurelake.online.encoding import encode_key
 from featurelake.online.materialize import materialize_views
 from featurelake.online.store import Record
+from featurelake.online.versions import record_registry
 from featurelake.repo import load_repo
+from featurelake.repo.specs import definitions_fingerprint, serialize
 from tests.conftest import run_cli
 from tests.integration.test_materialize import (
     DRIVER_FEATURES,
@@ -309,11 +311,24 @@ def test_health_and_metrics(served):
 
 
 def test_store_down_is_a_503_naming_the_store(tmp_path, data):
+    """Health first says which applied registry version holds the served definitions; then the store goes down."""
     redis = start_redis()
     url, env = start_server(tmp_path, data["features_dir"], "redis", redis.port)
+    served = definitions_fingerprint(serialize(data["repo"]))  # the definitions the server loaded
     try:
-        with httpx.Client(base_url=url, timeout=30) as client:
-            assert client.get("/health").status_code == 200
+        with (
+            httpx.Client(base_url=url, timeout=30) as client,
+            open_store(store_config("redis", tmp_path, redis.port)) as s,
+        ):
+            health = client.get("/health").json()
+            assert (health["registry"], health["registry_version"], health["registry_applied_version"]) == (
+                served, None, None  # nothing applied yet
+            )  # fmt: skip
+            record_registry(s, 7, served)
+            assert client.get("/health").json()["registry_version"] == 7
+            record_registry(s, 8, "0123456789abcdef")  # an apply of other definitions: restart the server
+            health = client.get("/health").json()
+            assert (health["registry_version"], health["registry_applied_version"]) == (None, 8)
             redis.stop()
             body = {"features": ["driver_stats:trips"], "entities": {"driver_id": [1]}}
             for resp in (post(client, body), client.get("/health")):

@@ -73,6 +73,7 @@ def apply(repo: RepoOption = None, manifest: ManifestOption = None) -> None:
     from featurelake.offline.manifest import read_training_sets
     from featurelake.registry import LINEAGE_TABLE, REGISTRY_TABLE
     from featurelake.repo.plan import apply as run_apply
+    from featurelake.repo.specs import definitions_fingerprint
     from featurelake.spark import get_spark
 
     definitions, dbt_manifest = _load(repo, manifest)
@@ -86,6 +87,25 @@ def apply(repo: RepoOption = None, manifest: ManifestOption = None) -> None:
         )
     else:
         console.print(f"registry unchanged at version {result.version}")
+    if result.version is not None:
+        _note_in_online_store(result.version, definitions_fingerprint(result.plan.objects))
+
+
+def _note_in_online_store(version: int, fingerprint: str) -> None:
+    """Tell the online store (hence the feature servers' /health) which registry version holds these definitions;
+    a store that cannot be reached is a warning, not a failed apply."""
+    from featurelake.config import get_settings
+    from featurelake.online.backends import open_store
+    from featurelake.online.store import StoreConfig
+    from featurelake.online.versions import record_registry
+
+    config = StoreConfig.from_settings(get_settings())
+    try:
+        with open_store(config) as store:
+            record_registry(store, version, fingerprint)
+    except Exception as exc:  # noqa: BLE001 - any store failure: the registry itself is written
+        first = (str(exc).splitlines() or [""])[0]
+        console.print(f"warning: online store {config.identity} not told of registry version {version}: {first}")
 
 
 class Kind(StrEnum):

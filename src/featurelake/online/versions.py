@@ -2,7 +2,8 @@
 says which version a request without a pin gets (the defined version until the first promote). ``promote`` switches
 it with one record write (atomic in every store) after that version was materialized and passed the consistency
 check since; promoting back works the same way, as long as the older namespace is still in the store. ``retire``
-removes a namespace that is neither served nor pinned by a feature service."""
+removes a namespace that is neither served nor pinned by a feature service. ``featurelake apply`` notes the registry
+version it wrote and its definitions' fingerprint (:func:`record_registry`), so a server tells which it serves."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
 CHECKED = "checked:"  # + namespace: the last passing consistency check (":" never occurs in a namespace)
 SERVING = "serving:"  # + view: the version served to requests without a pin
+REGISTRY = "registry"  # the last applied registry version and its definitions' fingerprint
 
 
 @dataclass(frozen=True)
@@ -92,3 +94,14 @@ def retire(store: OnlineStore, repo: Repo, view: str, version: int) -> Retiremen
     if not materialized and removed == 0:
         raise InputError(f"{view} v{version} is not in {store.config.identity}")
     return Retirement(view, version, removed)
+
+
+def record_registry(store: OnlineStore, version: int, fingerprint: str) -> None:
+    """Note that registry ``version`` (a Delta version of monitoring.registry) holds definitions ``fingerprint``."""
+    store.set_doc(REGISTRY, json.dumps({"version": version, "fingerprint": fingerprint}))
+
+
+def applied_registry(store: OnlineStore) -> tuple[int, str] | None:
+    """(version, fingerprint) of the last registry applied, None before any apply noted it."""
+    raw = store.get_doc(REGISTRY)
+    return None if not raw else (int(json.loads(raw)["version"]), str(json.loads(raw)["fingerprint"]))

@@ -3,6 +3,7 @@ view and service."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -116,6 +117,14 @@ def request_view_spec(repo: Repo, rv: RequestFeatureView) -> dict[str, Any]:
         "features": [{"name": f.name, "dtype": f.dtype.value, "description": f.description} for f in rv.features],
         **_meta(rv),
     }
+
+
+def definitions_fingerprint(objects: list[RegistryObject]) -> str:
+    """A short hash of a set of definitions as the registry records them (equal definitions, equal hash)."""
+    digest = hashlib.sha256()
+    for obj in sorted(objects, key=lambda o: o.key):
+        digest.update(f"{obj.kind}:{obj.name}:{obj.fingerprint}\n".encode())
+    return digest.hexdigest()[:16]
 
 
 def serialize(repo: Repo) -> list[RegistryObject]:

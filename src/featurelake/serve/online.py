@@ -15,7 +15,6 @@ Reads run on the event loop: each is one store round trip, shorter than a hop to
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import math
 import time
@@ -32,7 +31,9 @@ from featurelake.online.backends import open_store
 from featurelake.online.client import PRESENT, OnlineClient, ViewValues
 from featurelake.online.encoding import EPOCH
 from featurelake.online.store import StoreConfig
+from featurelake.online.versions import applied_registry
 from featurelake.repo.definitions import RequestFeatureError, ValueType
+from featurelake.repo.specs import definitions_fingerprint, serialize
 
 if TYPE_CHECKING:
     from featurelake.config import Settings
@@ -234,16 +235,6 @@ class _Observe:
             self.metrics.observe(path, status, time.perf_counter() - start)
 
 
-def registry_fingerprint(repo: Repo) -> str:
-    """A short hash of the served definitions (as the registry records them)."""
-    from featurelake.repo.specs import serialize
-
-    digest = hashlib.sha256()
-    for obj in sorted(serialize(repo), key=lambda o: o.key):
-        digest.update(f"{obj.kind}:{obj.name}:{obj.fingerprint}\n".encode())
-    return digest.hexdigest()[:16]
-
-
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"detail": message}, status_code=status)
 
@@ -259,7 +250,7 @@ def create_app(settings: Settings | None = None, repo: Repo | None = None) -> Fa
     store_config = StoreConfig.from_settings(settings)
     client = OnlineClient(repo, open_store(store_config))
     max_entities = settings.online.max_entities
-    fingerprint = registry_fingerprint(repo)
+    fingerprint = definitions_fingerprint(serialize(repo))
     metrics = Metrics()
 
     @asynccontextmanager
@@ -312,10 +303,21 @@ def create_app(settings: Settings | None = None, repo: Repo | None = None) -> Fa
     async def health() -> JSONResponse:
         try:
             client.store.ping()
+            applied = applied_registry(client.store)
         except Exception as exc:  # the probe's only purpose is to report any store failure
             metrics.store_errors += 1
             return _error(503, str(unavailable(exc)))
-        return JSONResponse({"status": "ok", "store": store_config.identity, "registry": fingerprint})
+        return JSONResponse(
+            {
+                "status": "ok",
+                "store": store_config.identity,
+                "registry": fingerprint,
+                # the applied registry version holding the served definitions (None: they differ, restart after
+                # `featurelake apply`, or were never applied), and the last one applied
+                "registry_version": applied[0] if applied and applied[1] == fingerprint else None,
+                "registry_applied_version": applied[0] if applied else None,
+            }
+        )
 
     @app.get("/metrics")
     async def prometheus() -> Response:
