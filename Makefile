@@ -11,7 +11,7 @@ JARS := $(STATE)/jars
 DEB_PACKAGES := openjdk-17-jre-headless maven redis-server postgresql
 MVN_EXCLUDED_GROUPS := org.scala-lang,com.fasterxml.jackson.core,org.apache.hadoop,org.apache.logging.log4j,org.apache.parquet,org.slf4j,org.xerial.snappy,com.github.luben,org.roaringbitmap,io.airlift,commons-pool,commons-logging,org.locationtech.jts,com.google.code.findbugs
 
-.PHONY: help setup up down sql connect serve run test test-fast lint bench lock clean airflow history dbt-manifest
+.PHONY: help setup up down sql connect serve run test test-fast lint bench feast-venv lock clean airflow history dbt-manifest
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -93,8 +93,22 @@ lint: setup ## ruff and mypy
 	$(BIN)/ruff format --check src jobs dags tests features
 	$(BIN)/mypy
 
-bench: setup ## benchmarks; results land in bench/results/
+bench: setup feast-venv ## benchmarks; results land in bench/results/
 	$(BIN)/python -m pytest -m bench -s $(PYTEST_ARGS)
+
+# The serving benchmark's opponent: Feast 0.67 in a virtualenv of its own (never in the lock) and wrk, the load
+# generator (Debian package). Only `make bench` needs them.
+FEAST_VENV := $(STATE)/bench/feast-venv
+
+feast-venv: $(FEAST_VENV)/install.stamp ## Feast 0.67 (+ redis) in .state/bench/feast-venv and wrk, for the serving benchmark (idempotent)
+
+$(FEAST_VENV)/install.stamp:
+	@command -v wrk >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends wrk; }
+	@rm -rf $(FEAST_VENV) && $(PYTHON) -m venv $(FEAST_VENV)
+	$(FEAST_VENV)/bin/pip install -q --disable-pip-version-check uv
+	$(FEAST_VENV)/bin/uv pip install -q -p $(FEAST_VENV)/bin/python 'feast[redis]==0.67.0' 'pandas<3'
+	@touch $@
 
 clean: down ## remove the local state (warehouse, metastore, online store); keeps the venv and JARs
 	rm -rf $(STATE)/warehouse $(STATE)/postgres $(STATE)/postgres.pid $(STATE)/*.pid $(STATE)/metastore_db $(STATE)/online $(STATE)/cache $(STATE)/derby.log \

@@ -9,7 +9,15 @@ import pytest
 
 from featurelake.online.client import NOT_FOUND, OUTSIDE_MAX_AGE, PRESENT, ViewValues
 from featurelake.repo.definitions import ValueType
-from featurelake.serve.online import Metrics, RequestError, check_keys, parse_request, request_rows, shape_response
+from featurelake.serve.online import (
+    Metrics,
+    RequestError,
+    check_keys,
+    encode_response,
+    parse_request,
+    request_rows,
+    shape_response,
+)
 
 
 def test_parse_accepts_feasts_request_and_ignores_its_other_fields():
@@ -67,6 +75,11 @@ def test_request_data_comes_from_entities_or_request_context_typed_from_iso():
         parse_request(b'{"features": ["r:x"], "entities": {"k": [1]}, "request_context": {"k": [1]}}', 10)
 
 
+def shaped(req, selections, found) -> dict:
+    """The response as a client parses it."""
+    return json.loads(encode_response(shape_response(req, selections, found)))
+
+
 def test_shape_puts_entity_columns_first_and_types_values():
     req = parse_request(b'{"features": ["v:a", "v:t"], "entities": {"k": ["x", "y", "z"]}}', 10)
     ts = dt.datetime(2013, 1, 2, 3, 4, 5, 6, tzinfo=dt.UTC)
@@ -77,7 +90,7 @@ def test_shape_puts_entity_columns_first_and_types_values():
             ViewValues(OUTSIDE_MAX_AGE, 2_000_000, {"a": None, "t": None}),
         ]
     ]
-    out = shape_response(req, [("v", ("a", "t"))], found)
+    out = shaped(req, [("v", ("a", "t"))], found)
     assert out["metadata"]["feature_names"] == ["k", "a", "t"]
     key, a, t = out["results"]
     assert key == {
@@ -88,14 +101,16 @@ def test_shape_puts_entity_columns_first_and_types_values():
     assert a["values"] == [1.5, None, None] and t["values"] == ["2013-01-02T03:04:05.000006Z", None, None]
     assert a["statuses"] == [PRESENT, NOT_FOUND, OUTSIDE_MAX_AGE]
     assert a["event_timestamps"] == ["1970-01-01T00:00:01Z", "1970-01-01T00:00:00Z", "1970-01-01T00:00:02Z"]
-    full = shape_response(req.model_copy(update={"full_feature_names": True}), [("v", ("a", "t"))], found)
+    full = shaped(req.model_copy(update={"full_feature_names": True}), [("v", ("a", "t"))], found)
     assert full["metadata"]["feature_names"] == ["k", "v__a", "v__t"]
 
 
-def test_shape_turns_nan_into_null():
-    req = parse_request(b'{"features": ["v:a"], "entities": {"k": [1]}}', 10)
-    out = shape_response(req, [("v", ("a",))], [[ViewValues(PRESENT, 0, {"a": float("nan")})]])
-    assert out["results"][1]["values"] == [None]
+def test_shape_turns_nan_and_infinities_into_null_and_dates_into_iso():
+    req = parse_request(b'{"features": ["v:a", "v:d"], "entities": {"k": [1, 2, 3]}}', 10)
+    values = [{"a": float("nan"), "d": dt.date(2013, 1, 2)}, {"a": float("inf"), "d": None}, {"a": -0.5, "d": None}]
+    out = shaped(req, [("v", ("a", "d"))], [[ViewValues(PRESENT, 0, v) for v in values]])
+    assert out["results"][1]["values"] == [None, None, -0.5]
+    assert out["results"][2]["values"] == ["2013-01-02", None, None]
 
 
 def test_metrics_histogram_is_cumulative():

@@ -42,21 +42,21 @@ def encode_key(values: list[Any] | tuple[Any, ...]) -> str:
     return json.dumps([key_part(v) for v in values], ensure_ascii=False, separators=(",", ":"))
 
 
+_DECODERS: dict[ValueType, Any] = {
+    ValueType.INT32: int,
+    ValueType.INT64: int,
+    ValueType.DOUBLE: float,
+    ValueType.FLOAT: float,
+    ValueType.BOOL: bool,
+    ValueType.TIMESTAMP: lambda raw: EPOCH + dt.timedelta(microseconds=int(raw)),
+    ValueType.DATE: lambda raw: dt.date(1970, 1, 1) + dt.timedelta(days=int(raw)),
+    ValueType.STRING: str,
+}
+
+
 def decode_value(raw: Any, dtype: ValueType) -> Any:
     """A feature value from its JSON form back to its Python type (None stays None)."""
-    if raw is None:
-        return None
-    if dtype in (ValueType.INT32, ValueType.INT64):
-        return int(raw)
-    if dtype in (ValueType.DOUBLE, ValueType.FLOAT):
-        return float(raw)
-    if dtype == ValueType.BOOL:
-        return bool(raw)
-    if dtype == ValueType.TIMESTAMP:
-        return EPOCH + dt.timedelta(microseconds=int(raw))
-    if dtype == ValueType.DATE:
-        return dt.date(1970, 1, 1) + dt.timedelta(days=int(raw))
-    return str(raw)
+    return None if raw is None else _DECODERS[dtype](raw)
 
 
 def decode_payload(payload: str | None, view: FeatureView, features: list[str] | tuple[str, ...]) -> dict[str, Any]:

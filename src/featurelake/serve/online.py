@@ -6,7 +6,8 @@ Request (as Feast's feature server): ``{"features": ["view:feature", ...]}`` or 
 which may come in ``"request_context"`` instead), ``"full_feature_names": false``. Response:
 ``{"metadata": {"feature_names": [...]}, "results": [{"values", "statuses", "event_timestamps"}, ...]}``, one result
 per column, the entity key columns first. Statuses: PRESENT, NOT_FOUND, OUTSIDE_MAX_AGE (the store still holds a
-value past its ttl; it is not served). Timestamps and dates are ISO strings, a NaN double is null (JSON has no NaN).
+value past its ttl; it is not served). Timestamps and dates are ISO strings, a NaN double is null (JSON has no NaN):
+msgspec's JSON encoder writes them so (UTC as ``Z``), several times faster than the standard library's.
 
 Bad input is a 4xx with one line (``{"detail": ...}``); a failing store a 503 naming it; never a traceback.
 Reads run on the event loop: each is one store round trip, shorter than a hop to a worker thread.
@@ -16,12 +17,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
     from featurelake.config import Settings
     from featurelake.repo import Repo
 
-EPOCH_ISO = "1970-01-01T00:00:00Z"
 LATENCY_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
 Scope = MutableMapping[str, Any]
@@ -130,40 +130,33 @@ def _parse_iso(value: Any, dtype: ValueType, name: str) -> Any:
     return parsed if dtype is ValueType.TIMESTAMP else parsed.date()
 
 
-def json_value(value: Any) -> Any:
-    """A typed feature value as JSON: timestamps and dates ISO, NaN/inf null."""
-    if isinstance(value, dt.datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _ts_iso(ts_us: int | None) -> str:
-    if ts_us is None:
-        return EPOCH_ISO
-    return json_value(EPOCH + dt.timedelta(microseconds=ts_us))
+def _stamp(ts_us: int | None) -> dt.datetime:
+    return EPOCH if ts_us is None else EPOCH + dt.timedelta(microseconds=ts_us)
 
 
 def shape_response(
     req: GetOnlineFeaturesRequest, selections: list[tuple[str, tuple[str, ...]]], found: list[list[ViewValues]]
 ) -> dict[str, Any]:
-    """Feast's response: entity key columns first (PRESENT, epoch timestamps), then each feature's column."""
+    """Feast's response with typed values (:func:`encode_response` writes it): entity key columns first (PRESENT,
+    epoch timestamps), then each feature's column."""
     names: list[str] = list(req.entities)
     results = [
-        {"values": column, "statuses": [PRESENT] * len(column), "event_timestamps": [EPOCH_ISO] * len(column)}
+        {"values": column, "statuses": [PRESENT] * len(column), "event_timestamps": [EPOCH] * len(column)}
         for column in req.entities.values()
     ]
     for (view, features), per_row in zip(selections, found, strict=True):
         statuses = [r.status for r in per_row]
-        stamps = [_ts_iso(r.ts_us) for r in per_row]
+        stamps = [_stamp(r.ts_us) for r in per_row]
         for feature in features:
             names.append(f"{view}__{feature}" if req.full_feature_names else feature)
-            values = [json_value(r.values[feature]) for r in per_row]
+            values = [r.values[feature] for r in per_row]
             results.append({"values": values, "statuses": statuses, "event_timestamps": stamps})
     return {"metadata": {"feature_names": names}, "results": results}
+
+
+def encode_response(body: dict[str, Any]) -> bytes:
+    """JSON with timestamps as ISO strings (UTC as ``Z``), dates as ``YYYY-MM-DD``, NaN and infinities as null."""
+    return msgspec.json.encode(body)
 
 
 class Metrics:
@@ -281,7 +274,7 @@ def create_app(settings: Settings | None = None, repo: Repo | None = None) -> Fa
         return StoreUnavailable(f"online store {store_config.identity} unavailable: {type(exc).__name__}: {first}")
 
     @app.post("/get-online-features")
-    async def get_online_features(request: Request) -> JSONResponse:
+    async def get_online_features(request: Request) -> Response:
         req = parse_request(await request.body(), max_entities)
         try:
             plan = client.plan(req.feature_service, req.features)
@@ -297,7 +290,8 @@ def create_app(settings: Settings | None = None, repo: Repo | None = None) -> Fa
             raise  # a request feature view's function failed: its one line, as an internal error
         except Exception as exc:  # anything the store's client raises: connection refused, timeouts, I/O
             raise unavailable(exc) from None
-        return JSONResponse(shape_response(req, [(s.view, s.features) for s in plan.selections], found))
+        body = shape_response(req, [(s.view, s.features) for s in plan.selections], found)
+        return Response(encode_response(body), media_type="application/json")
 
     @app.get("/health")
     async def health() -> JSONResponse:
