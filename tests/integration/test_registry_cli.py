@@ -7,11 +7,11 @@ import textwrap
 import pytest
 
 from featurelake.online.backends import open_store
-from featurelake.online.store import StoreConfig
 from featurelake.online.versions import applied_registry
 from featurelake.repo import load_repo
 from featurelake.repo.specs import definitions_fingerprint, serialize
 from tests.conftest import REPO_ROOT, run_cli
+from tests.integration.test_online_stores import store_config
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +26,7 @@ def test_plan_apply_describe_catalog_on_the_shipped_definitions(tmp_path_factory
     for name in [*repo.views, *repo.services, *repo.entities]:
         assert name in applied.stdout
 
-    with open_store(StoreConfig(type="sqlite", sqlite_path=str(state / "online" / "online.db"))) as store:
+    with open_store(store_config("sqlite", state / "online")) as store:
         assert applied_registry(store) == (0, definitions_fingerprint(serialize(repo)))  # for the servers' /health
 
     planned = run_cli(state, "plan")
