@@ -9,7 +9,7 @@ STATE := .state
 JARS := $(STATE)/jars
 # Debian packages the pipeline and tests need (installed only when missing).
 DEB_PACKAGES := openjdk-17-jre-headless maven redis-server postgresql
-MVN_EXCLUDED_GROUPS := org.scala-lang,com.fasterxml.jackson.core,org.apache.hadoop,org.apache.logging.log4j,org.apache.parquet,org.slf4j,org.xerial.snappy,com.github.luben,org.roaringbitmap,io.airlift,commons-pool,commons-logging,org.locationtech.jts,com.google.code.findbugs
+MVN_EXCLUDED_GROUPS := org.scala-lang,com.fasterxml.jackson.core,io.netty,org.apache.httpcomponents,commons-codec,org.apache.logging.log4j,org.apache.parquet,org.slf4j,org.xerial.snappy,com.github.luben,org.roaringbitmap,io.airlift,commons-pool,commons-logging,org.locationtech.jts,com.google.code.findbugs
 
 .PHONY: help setup up down sql connect serve run test test-fast lint bench lock clean airflow history dbt-manifest
 
