@@ -16,7 +16,7 @@ MVN_EXCLUDED_GROUPS := org.scala-lang,com.fasterxml.jackson.core,io.netty,org.ap
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 
-setup: $(STATE)/deb.stamp $(VENV)/install.stamp $(JARS)/jars.stamp $(STATE)/dynamodb/dynamodb.stamp ## bootstrap: Debian packages, virtualenv, Delta JARs, DynamoDB Local (idempotent)
+setup: $(STATE)/deb.stamp $(VENV)/install.stamp $(JARS)/jars.stamp $(STATE)/dynamodb/dynamodb.stamp $(STATE)/s3proxy/s3proxy.stamp ## bootstrap: Debian packages, virtualenv, Delta and S3A JARs, DynamoDB Local, S3Proxy (idempotent)
 
 $(STATE)/deb.stamp: Makefile
 	@mkdir -p $(STATE)
@@ -48,6 +48,13 @@ $(STATE)/dynamodb/dynamodb.stamp: conf/dynamodb-local.pom.xml $(STATE)/deb.stamp
 	@rm -rf $(STATE)/dynamodb && mkdir -p $(STATE)/dynamodb
 	mvn -q -B -f conf/dynamodb-local.pom.xml dependency:copy-dependencies -DincludeScope=runtime \
 	  -DoutputDirectory=$(abspath $(STATE)/dynamodb)
+	@touch $@
+
+# S3Proxy (Maven Central), the local S3-compatible object store (`featurelake services start --s3`).
+$(STATE)/s3proxy/s3proxy.stamp: conf/s3proxy.pom.xml $(STATE)/deb.stamp
+	@rm -rf $(STATE)/s3proxy && mkdir -p $(STATE)/s3proxy
+	mvn -q -B -f conf/s3proxy.pom.xml dependency:copy-dependencies -DincludeScope=runtime \
+	  -DoutputDirectory=$(abspath $(STATE)/s3proxy)
 	@touch $@
 
 up: setup ## start the local services (PostgreSQL: the metastore's and Airflow's databases; Airflow's API server); running ones are reused

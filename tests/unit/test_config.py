@@ -98,3 +98,18 @@ def test_metastore_kind_needs_its_address_and_database_names_are_checked(conf_ro
         load_settings(environ=env_for(conf_root, FEATURELAKE__STORAGE__METASTORE__KIND="jdbc"))
     with pytest.raises(ConfigError, match="storage.metastore.database: Value error, a PostgreSQL database name"):
         load_settings(environ=env_for(conf_root, FEATURELAKE__STORAGE__METASTORE__DATABASE="x; drop"))
+
+
+def test_s3_settings_check_the_endpoint_and_the_credentials_provider(conf_root):
+    s = load_settings("prod.example", environ=env_for(conf_root))
+    assert s.storage.s3.credentials_provider.startswith("software.amazon.awssdk.")
+    assert "spark.hadoop.fs.s3a.aws.credentials.provider" not in s.spark.conf
+    with pytest.raises(ConfigError, match="storage.s3.endpoint: Value error, an http:// or https:// URL"):
+        load_settings(environ=env_for(conf_root, FEATURELAKE__STORAGE__S3__ENDPOINT="127.0.0.1:9000"))
+    with pytest.raises(ConfigError, match="storage.s3.credentials_provider: Value error, .* no SDK v1"):
+        load_settings(
+            environ=env_for(
+                conf_root,
+                FEATURELAKE__STORAGE__S3__CREDENTIALS_PROVIDER="com.amazonaws.auth.DefaultAWSCredentialsProviderChain",
+            )
+        )
