@@ -67,7 +67,9 @@ def s3a(s3, spark):
         jvm.java.lang.System.setProperty("aws.accessKeyId", access_key)
         jvm.java.lang.System.setProperty("aws.secretAccessKey", secret_key)
         hadoop = spark.sparkContext._jsc.hadoopConfiguration()
-        for key, value in s3a_conf(settings).items():
+        conf = s3a_conf(settings)
+        previous = {key: hadoop.get(key) for key in conf}
+        for key, value in conf.items():
             hadoop.set(key, value)
         boto = client(settings)
         bucket = f"featurelake-test-{uuid.uuid4().hex[:8]}"
@@ -75,6 +77,8 @@ def s3a(s3, spark):
         yield settings, boto, bucket
         jvm.java.lang.System.clearProperty("aws.accessKeyId")
         jvm.java.lang.System.clearProperty("aws.secretAccessKey")
+        for key, value in previous.items():  # the shared session's own S3A settings again
+            hadoop.unset(key) if value is None else hadoop.set(key, value)
 
 
 def test_delta_table_on_s3a(s3a, spark):
