@@ -9,14 +9,14 @@ STATE := .state
 JARS := $(STATE)/jars
 # Debian packages the pipeline and tests need (installed only when missing).
 DEB_PACKAGES := openjdk-17-jre-headless maven redis-server postgresql
-MVN_EXCLUDED_GROUPS := org.scala-lang,com.fasterxml.jackson.core,org.apache.hadoop,org.apache.logging.log4j,org.apache.parquet,org.slf4j,org.xerial.snappy,com.github.luben,org.roaringbitmap,io.airlift,commons-pool,commons-logging,org.locationtech.jts,com.google.code.findbugs
+MVN_EXCLUDED_GROUPS := org.scala-lang,com.fasterxml.jackson.core,io.netty,org.apache.httpcomponents,commons-codec,org.apache.logging.log4j,org.apache.parquet,org.slf4j,org.xerial.snappy,com.github.luben,org.roaringbitmap,io.airlift,commons-pool,commons-logging,org.locationtech.jts,com.google.code.findbugs
 
 .PHONY: help setup up down sql connect serve run test test-fast lint bench feast-venv lock clean airflow history dbt-manifest
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 
-setup: $(STATE)/deb.stamp $(VENV)/install.stamp $(JARS)/jars.stamp $(STATE)/dynamodb/dynamodb.stamp ## bootstrap: Debian packages, virtualenv, Delta JARs, DynamoDB Local (idempotent)
+setup: $(STATE)/deb.stamp $(VENV)/install.stamp $(JARS)/jars.stamp $(STATE)/dynamodb/dynamodb.stamp $(STATE)/s3proxy/s3proxy.stamp ## bootstrap: Debian packages, virtualenv, Delta and S3A JARs, DynamoDB Local, S3Proxy (idempotent)
 
 $(STATE)/deb.stamp: Makefile
 	@mkdir -p $(STATE)
@@ -48,6 +48,13 @@ $(STATE)/dynamodb/dynamodb.stamp: conf/dynamodb-local.pom.xml $(STATE)/deb.stamp
 	@rm -rf $(STATE)/dynamodb && mkdir -p $(STATE)/dynamodb
 	mvn -q -B -f conf/dynamodb-local.pom.xml dependency:copy-dependencies -DincludeScope=runtime \
 	  -DoutputDirectory=$(abspath $(STATE)/dynamodb)
+	@touch $@
+
+# S3Proxy (Maven Central), the local S3-compatible object store (`featurelake services start --s3`).
+$(STATE)/s3proxy/s3proxy.stamp: conf/s3proxy.pom.xml $(STATE)/deb.stamp
+	@rm -rf $(STATE)/s3proxy && mkdir -p $(STATE)/s3proxy
+	mvn -q -B -f conf/s3proxy.pom.xml dependency:copy-dependencies -DincludeScope=runtime \
+	  -DoutputDirectory=$(abspath $(STATE)/s3proxy)
 	@touch $@
 
 up: setup ## start the local services (PostgreSQL: the metastore's and Airflow's databases; Airflow's API server); running ones are reused
@@ -110,9 +117,10 @@ $(FEAST_VENV)/install.stamp:
 	$(FEAST_VENV)/bin/uv pip install -q -p $(FEAST_VENV)/bin/python 'feast[redis]==0.67.0' 'pandas<3'
 	@touch $@
 
-clean: down ## remove the local state (warehouse, metastore, online store); keeps the venv and JARs
+clean: down ## remove the local state (warehouse, metastore, online store, the S3 server's buckets); keeps the venv and JARs
 	rm -rf $(STATE)/warehouse $(STATE)/postgres $(STATE)/postgres.pid $(STATE)/*.pid $(STATE)/metastore_db $(STATE)/online $(STATE)/cache $(STATE)/derby.log \
-	  $(STATE)/gx $(STATE)/manifests $(STATE)/airflow $(STATE)/logs $(STATE)/spark-events
+	  $(STATE)/gx $(STATE)/manifests $(STATE)/airflow $(STATE)/logs $(STATE)/spark-events \
+	  $(STATE)/s3 $(STATE)/s3-credentials $(STATE)/s3proxy.properties
 
 dbt_project/target/manifest.json: $(VENV)/install.stamp $(shell find dbt_project/models dbt_project/macros -type f) dbt_project/dbt_project.yml dbt_project/profiles.yml
 	$(BIN)/dbt parse --project-dir dbt_project --profiles-dir dbt_project --target ci --log-path dbt_project/logs --quiet

@@ -101,8 +101,11 @@ AIRPORTS = RawSource(
 SOURCES = (FLIGHTS, WEATHER, PLANES, AIRLINES, AIRPORTS)
 
 
-def source_dir(settings: Settings) -> Path:
-    """Folder with the raw CSVs; zipped ones are extracted once into the state folder's cache."""
+def source_dir(settings: Settings) -> str:
+    """Where the raw CSVs are: a local folder (zipped ones are extracted once into the state folder's cache), or an
+    ``s3a://`` folder of plain CSVs that Spark reads where it runs (listed with boto3 first)."""
+    if settings.ingest.source_dir and settings.ingest.source_dir.startswith("s3a://"):
+        return _object_store_source(settings, settings.ingest.source_dir.rstrip("/"))
     src = (
         Path(settings.path(settings.ingest.source_dir))
         if settings.ingest.source_dir
@@ -121,26 +124,53 @@ def source_dir(settings: Settings) -> Path:
             with zipfile.ZipFile(zipped) as zf, zf.open(source.file) as fin, open(f"{target}.tmp", "wb") as out:
                 shutil.copyfileobj(fin, out)
             Path(f"{target}.tmp").replace(target)
-    return src
+    return str(src)
 
 
-def read_raw(spark: SparkSession, folder: Path, cache: Path, source: RawSource) -> DataFrame:
-    """The CSV as strings, plus the malformed line (if any) and the file it came from."""
+def _object_store_source(settings: Settings, uri: str) -> str:
+    """``uri`` when its folder holds every source's CSV, else :class:`InputError` naming what is missing."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from featurelake.services.s3 import client
+
+    bucket, _, prefix = uri.removeprefix("s3a://").partition("/")
+    folder = f"{prefix}/" if prefix else ""
+    names: set[str] = set()
+    try:
+        for page in client(settings).get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder):
+            names.update(o["Key"][len(folder) :] for o in page.get("Contents", []))
+    except (BotoCoreError, ClientError) as exc:
+        raise InputError(f"ingest.source_dir {uri} cannot be listed: {exc}") from None
+    missing = [s.file for s in SOURCES if s.file not in names]
+    if missing:
+        zipped = [f"{f}.zip" for f in missing if f"{f}.zip" in names]
+        hint = f" ({', '.join(zipped)} found: an s3a:// folder needs them unzipped)" if zipped else ""
+        raise InputError(f"ingest.source_dir {uri} has no {', '.join(missing)}{hint}")
+    return uri
+
+
+def read_raw(spark: SparkSession, folder: str, cache: Path, source: RawSource) -> DataFrame:
+    """The CSV as strings, plus the malformed line (if any) and the file it came from. ``folder``: a local folder or
+    a URI (``s3a://``) that :func:`source_dir` checked."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
-    path = folder / source.file
-    if not path.is_file():
-        path = cache / source.file
-    if not path.is_file():
-        raise InputError(f"raw source file {folder / source.file} not found (table raw.{source.table})")
+    if "://" in folder:
+        path = f"{folder}/{source.file}"
+    else:
+        local = Path(folder) / source.file
+        if not local.is_file():
+            local = cache / source.file
+        if not local.is_file():
+            raise InputError(f"raw source file {Path(folder) / source.file} not found (table raw.{source.table})")
+        path = str(local)
     schema = T.StructType(
         [T.StructField(f.name, T.StringType()) for f in source.fields] + [T.StructField(CORRUPT, T.StringType())]
     )
     return (
         spark.read.schema(schema)
         .options(header=True, nullValue="NA", mode="PERMISSIVE", columnNameOfCorruptRecord=CORRUPT, enforceSchema=False)
-        .csv(str(path))
+        .csv(path)
         .withColumn("_source_file", F.col("_metadata.file_path"))
     )
 
@@ -379,13 +409,13 @@ def _land(spark: SparkSession, settings: Settings, interval: Interval, run_id: s
     return commits
 
 
-def _check_coverage(flights: DataFrame, folder: Path, start: dt.date, end: dt.date) -> None:
+def _check_coverage(flights: DataFrame, folder: str, start: dt.date, end: dt.date) -> None:
     from pyspark.sql import functions as F
 
     first, last = single_row(flights.where(F.size("_reasons") == 0).agg(F.min("flight_date"), F.max("flight_date")))
     if first is None or start < first or end > last:
         covered = f"{first}..{last}" if first else "no valid rows"
-        raise InputError(f"date range {start}..{end} is outside the data in {folder / FLIGHTS.file} ({covered})")
+        raise InputError(f"date range {start}..{end} is outside the data in {folder}/{FLIGHTS.file} ({covered})")
 
 
 def _rejects(parsed: dict[str, DataFrame], start: dt.date, end: dt.date, run_id: str) -> DataFrame:

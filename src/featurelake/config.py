@@ -105,8 +105,43 @@ class MetastoreSettings(_Section):
         return self
 
 
+JAVA_CLASS = re.compile(r"^[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)+$")
+
+
+class S3Settings(_Section):
+    """How Spark's S3A filesystem reaches object storage (``s3a://`` paths), as ``spark.hadoop.fs.s3a.*``.
+
+    ``endpoint``: an S3-compatible server's URL (the local one: ``http://127.0.0.1:<services.s3.port>``); unset:
+    AWS's endpoint of ``region``. Credentials are never settings: ``credentials_provider`` (an AWS SDK v2 class, the
+    default chain: Java system properties, $AWS_ACCESS_KEY_ID / $AWS_SECRET_ACCESS_KEY, web identity, profile,
+    container and instance roles) finds them.
+    """
+
+    endpoint: str | None = None
+    region: str = "us-east-1"
+    path_style_access: bool = False
+    credentials_provider: str = "software.amazon.awssdk.auth.credentials.DefaultCredentialsProvider"
+
+    @field_validator("endpoint")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[\w.-]+(:\d+)?/?$", v):
+            raise ValueError("an http:// or https:// URL of host[:port], e.g. http://127.0.0.1:9000")
+        return v
+
+    @field_validator("credentials_provider")
+    @classmethod
+    def _class_name(cls, v: str) -> str:
+        if not JAVA_CLASS.match(v) or v.startswith("com.amazonaws."):
+            raise ValueError(
+                "a Java class name of an AWS SDK v2 credentials provider (hadoop-aws 3.5 has no SDK v1 com.amazonaws.*)"
+            )
+        return v
+
+
 class StorageSettings(_Section):
     warehouse: str = ".state/warehouse"
+    s3: S3Settings = S3Settings()
     metastore: MetastoreSettings = MetastoreSettings()
     databases: list[str] = Field(default_factory=lambda: ["raw", "staging", "features", "training", "monitoring"])
     log_retention: str = "interval 90 days"
@@ -279,6 +314,15 @@ class OnlineServerSettings(_Section):
     port: int = Field(6566, ge=1024, le=65535)
 
 
+class S3ServerSettings(_Section):
+    """The local S3-compatible object store (S3Proxy, ``featurelake services start --s3``): buckets are folders of
+    ``data_dir``, served on 127.0.0.1:``port``."""
+
+    port: int = Field(9000, ge=1024, le=65535)
+    data_dir: str = ".state/s3"
+    install_dir: str = ".state/s3proxy"  # its JARs, copied by `make setup`
+
+
 class ServicesSettings(_Section):
     """Local services the repository installs, starts and stops (``featurelake services``)."""
 
@@ -287,6 +331,7 @@ class ServicesSettings(_Section):
     connect: ConnectSettings = ConnectSettings()
     thrift: ThriftSettings = ThriftSettings()
     online: OnlineServerSettings = OnlineServerSettings()
+    s3: S3ServerSettings = S3ServerSettings()
 
 
 class Settings(_Section):

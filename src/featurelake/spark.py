@@ -89,8 +89,24 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         conf["spark.eventLog.enabled"] = "true"
         conf["spark.eventLog.dir"] = event_log_dir(settings).as_uri()
     conf.update(metastore_conf(settings))
+    conf.update({f"spark.hadoop.{k}": v for k, v in s3a_conf(settings).items()})
     conf["spark.driver.extraJavaOptions"] = " ".join(java_opts)
     conf.update({k: str(v) for k, v in settings.spark.conf.items()})
+    return conf
+
+
+def s3a_conf(settings: Settings) -> dict[str, str]:
+    """The Hadoop settings of S3A (``s3a://`` paths) from ``storage.s3``: endpoint, region, path-style access and the
+    credentials provider; never credentials themselves."""
+    s3 = settings.storage.s3
+    conf = {
+        "fs.s3a.endpoint.region": s3.region,
+        "fs.s3a.path.style.access": str(s3.path_style_access).lower(),
+        "fs.s3a.aws.credentials.provider": s3.credentials_provider,
+    }
+    if s3.endpoint:
+        conf["fs.s3a.endpoint"] = s3.endpoint.rstrip("/")
+        conf["fs.s3a.connection.ssl.enabled"] = str(s3.endpoint.startswith("https://")).lower()
     return conf
 
 

@@ -118,3 +118,18 @@ def test_redis_cluster_startup_nodes_default_to_host_and_port_and_are_checked(co
         )
     with pytest.raises(ConfigError, match="redis_db must be 0 with redis_cluster"):
         load_settings(environ=env_for(conf_root, **cluster, FEATURELAKE__ONLINE_STORE__REDIS_DB="1"))
+
+
+def test_s3_settings_check_the_endpoint_and_the_credentials_provider(conf_root):
+    s = load_settings("prod.example", environ=env_for(conf_root))
+    assert s.storage.s3.credentials_provider.startswith("software.amazon.awssdk.")
+    assert "spark.hadoop.fs.s3a.aws.credentials.provider" not in s.spark.conf
+    with pytest.raises(ConfigError, match="storage.s3.endpoint: Value error, an http:// or https:// URL"):
+        load_settings(environ=env_for(conf_root, FEATURELAKE__STORAGE__S3__ENDPOINT="127.0.0.1:9000"))
+    with pytest.raises(ConfigError, match="storage.s3.credentials_provider: Value error, .* no SDK v1"):
+        load_settings(
+            environ=env_for(
+                conf_root,
+                FEATURELAKE__STORAGE__S3__CREDENTIALS_PROVIDER="com.amazonaws.auth.DefaultAWSCredentialsProviderChain",
+            )
+        )

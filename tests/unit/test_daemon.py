@@ -44,3 +44,31 @@ def test_a_server_is_up_on_the_address_it_was_started_with_only(tmp_path):
     finally:
         assert server.stop(settings) == pid
     assert not server.is_up(settings) and server.running_pid(settings) is None
+
+
+def test_s3_server_down_says_how_to_start_it_and_needs_setup(tmp_path, monkeypatch):
+    from featurelake.errors import ConfigError
+    from featurelake.services.s3 import credentials, s3_server
+    from tests.conftest import isolated_env
+
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
+    port = free_port()
+    settings = load_settings(
+        environ=isolated_env(
+            tmp_path,
+            FEATURELAKE__SERVICES__S3__PORT=str(port),
+            FEATURELAKE__SERVICES__S3__INSTALL_DIR=str(tmp_path / "nothing"),
+        )
+    )
+    server = s3_server(settings)
+    with pytest.raises(ServiceDown) as exc:
+        server.require(settings)
+    assert str(exc.value) == (
+        f"the S3 server (S3Proxy) on 127.0.0.1:{port} is not running: start it with `featurelake services start --s3`"
+    )
+    with pytest.raises(ConfigError, match=f"S3Proxy not found in {tmp_path / 'nothing'}: run `make setup`"):
+        server.start(settings)
+    assert server.running_pid(settings) is None
+    pair = credentials(settings)  # generated once for the state folder, readable by its owner only
+    assert pair == credentials(settings) and len(pair[1]) >= 32
+    assert (tmp_path / "s3-credentials").stat().st_mode & 0o077 == 0

@@ -83,3 +83,21 @@ def test_current_version_and_table_properties_match_the_delta_history(spark):
     assert table_properties(spark, name).get("delta.enableChangeDataFeed") == "true"
     assert table_properties(spark, name).get("delta.no_such_property") is None
     spark.sql(f"DROP TABLE {name}")
+
+
+def test_s3a_settings_become_hadoop_conf(settings):
+    s3 = settings.storage.s3.model_copy(
+        update={"endpoint": "http://127.0.0.1:9123/", "path_style_access": True, "region": "eu-west-1"}
+    )
+    conf = spark_conf(settings.model_copy(update={"storage": settings.storage.model_copy(update={"s3": s3})}))
+    expected = {
+        "spark.hadoop.fs.s3a.endpoint": "http://127.0.0.1:9123",
+        "spark.hadoop.fs.s3a.connection.ssl.enabled": "false",
+        "spark.hadoop.fs.s3a.path.style.access": "true",
+        "spark.hadoop.fs.s3a.endpoint.region": "eu-west-1",
+        "spark.hadoop.fs.s3a.aws.credentials.provider": s3.credentials_provider,
+    }
+    assert {k: v for k, v in conf.items() if k.startswith("spark.hadoop.fs.s3a.")} == expected
+    default = spark_conf(settings)  # AWS itself: no endpoint, TLS as S3A's default
+    assert "spark.hadoop.fs.s3a.endpoint" not in default
+    assert not any("secret" in k or "access.key" in k for k in default)

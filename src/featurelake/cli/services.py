@@ -21,13 +21,16 @@ def _say(text: str) -> None:
 
 
 def _background_services(settings: Settings) -> list[Daemon]:
-    """Every background service, in start order: Airflow's API server, scheduler and DAG processor, the endpoints."""
+    """Every background service, in start order: the S3 server, Airflow's API server, scheduler and DAG processor,
+    the endpoints."""
     from featurelake.services.airflow import api_server, scheduler_processes
     from featurelake.services.connect import connect_server
     from featurelake.services.online import online_server
+    from featurelake.services.s3 import s3_server
     from featurelake.services.thrift import thrift_server
 
     return [
+        s3_server(settings),
         api_server(settings),
         *scheduler_processes(),
         thrift_server(settings),
@@ -40,12 +43,16 @@ def start(
     scheduler: Annotated[
         bool, typer.Option("--scheduler", help="also Airflow's scheduler and DAG processor (scheduled DAG runs)")
     ] = False,
+    s3: Annotated[
+        bool, typer.Option("--s3", help="also the S3 server (S3Proxy on 127.0.0.1:services.s3.port, data in .state/s3)")
+    ] = False,
 ) -> None:
     """Start the local services: PostgreSQL (the metastore's and Airflow's databases) and the Airflow API server;
     running ones are reused."""
     from featurelake.config import get_settings
     from featurelake.services.airflow import api_server, scheduler_processes
     from featurelake.services.postgres import Postgres
+    from featurelake.services.s3 import s3_server
 
     settings = get_settings()
     server = Postgres.from_settings(settings)
@@ -60,7 +67,8 @@ def start(
                 f"an embedded Derby catalog is in {metastore.derby_dir}: `featurelake metastore migrate` registers its "
                 "tables in this metastore"
             )
-    for daemon in [api_server(settings), *(scheduler_processes() if scheduler else [])]:
+    for daemon in [*([s3_server(settings)] if s3 else []), api_server(settings),
+                   *(scheduler_processes() if scheduler else [])]:  # fmt: skip
         pid, started = daemon.start(settings)
         where = f" on http://{daemon.address}" if daemon.port else ""
         state = "started" if started else "already running"
