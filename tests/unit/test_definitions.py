@@ -25,15 +25,7 @@ from featurelake.repo.definitions import (
 from featurelake.repo.schema import check_dbt, check_schemas, load_manifest
 
 ENTITIES = """
-from featurelake.repo.definitions import (
-    Entity,
-    Feature,
-    RequestFeatureError,
-    RequestFeatureView,
-    ValueType,
-    python_value,
-    typed_value,
-)
+from featurelake.repo.definitions import Entity
 
 carrier = Entity(name="carrier", join_keys=["carrier"], description="an airline")
 route = Entity(name="route", join_keys=["origin", "dest"], description="origin and destination")

@@ -72,16 +72,25 @@ def output_names(views: Sequence[ViewInput], entity_columns: Sequence[str], full
     taken = {c.lower(): "an entity column" for c in entity_columns}
     out = []
     for v in views:
-        names = {}
-        for f in v.features:
-            name = f"{v.name}__{f}" if full_feature_names else f
-            if name.lower() in taken:
-                hint = "" if full_feature_names else " (use full_feature_names to prefix features with their view)"
-                raise InputError(f"output column {name!r} of view {v.name!r} collides with {taken[name.lower()]}{hint}")
-            taken[name.lower()] = f"feature {name!r} of view {v.name!r}"
-            names[f] = name
+        names = claim_columns(f"view {v.name!r}", v.name, v.features, taken, full_feature_names)
         out.append(names | {f: input_column(v.name, f) for f in v.inputs_only})
     return out
+
+
+def claim_columns(
+    what: str, view: str, features: Sequence[str], taken: dict[str, str], full_feature_names: bool
+) -> dict[str, str]:
+    """Output column per feature of ``view`` (``what`` names it in errors), added to ``taken`` (lower-case column
+    -> its owner); InputError on a collision."""
+    names = {}
+    for f in features:
+        name = f"{view}__{f}" if full_feature_names else f
+        if name.lower() in taken:
+            hint = "" if full_feature_names else " (use full_feature_names to prefix features with their view)"
+            raise InputError(f"output column {name!r} of {what} collides with {taken[name.lower()]}{hint}")
+        taken[name.lower()] = f"feature {name!r} of {what}"
+        names[f] = name
+    return names
 
 
 def _check(entity_df: DataFrame, views: Sequence[ViewInput], ts_col: str) -> None:

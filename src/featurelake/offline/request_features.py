@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from featurelake.errors import InputError
 from featurelake.offline.manifest import RequestViewRef, ViewRef
-from featurelake.offline.pit import P, input_column
+from featurelake.offline.pit import P, claim_columns, input_column
 from featurelake.repo.definitions import RequestFeatureView, ValueType, function_fingerprint, function_ref
 
 if TYPE_CHECKING:
@@ -90,21 +90,16 @@ def check_request_fields(entity_df: DataFrame, refs: list[RequestViewRef], sourc
                 )
 
 
-def output_columns(refs: list[RequestViewRef], taken: list[str], full_feature_names: bool) -> list[RequestViewRef]:
-    """The refs with the output column of each feature; InputError on a collision with ``taken``."""
-    seen = {c.lower() for c in taken}
-    out = []
-    for ref in refs:
-        columns = {}
-        for f in ref.features:
-            name = f"{ref.name}__{f}" if full_feature_names else f
-            if name.lower() in seen:
-                hint = "" if full_feature_names else " (use full_feature_names to prefix features with their view)"
-                raise InputError(f"output column {name!r} of request feature view {ref.name!r} collides{hint}")
-            seen.add(name.lower())
-            columns[f] = name
-        out.append(ref.model_copy(update={"columns": columns}))
-    return out
+def output_columns(refs: list[RequestViewRef], taken: dict[str, str], full_feature_names: bool) -> list[RequestViewRef]:
+    """The refs with the output column of each feature; InputError on a collision with ``taken`` (lower-case column
+    -> its owner)."""
+    what = "request feature view {!r}".format
+    return [
+        ref.model_copy(
+            update={"columns": claim_columns(what(ref.name), ref.name, ref.features, taken, full_feature_names)}
+        )
+        for ref in refs
+    ]
 
 
 def apply_request_views(

@@ -232,7 +232,8 @@ def _run(
     inputs = [v.to_input(spark) for v in views]
     names = output_names(inputs, entity_df.columns, spec.full_feature_names)  # collisions: before any work
     views = [v.model_copy(update={"columns": {f: n[f] for f in v.features}}) for v, n in zip(views, names, strict=True)]
-    taken = [*entity_df.columns, *(c for v in views for c in v.columns.values())]
+    taken = {c.lower(): "an entity column" for c in entity_df.columns}
+    taken |= {c.lower(): f"feature {c!r} of view {v.name!r}" for v in views for c in v.columns.values()}
     request_views = output_columns(request_views, taken, spec.full_feature_names)
     created_at = dt.datetime.now(dt.UTC)
     step = progress.step(f"{TRAINING_DATABASE}.{name}: point-in-time join of {len(views)} views, write")
