@@ -107,7 +107,8 @@ def s3_server(settings: Settings) -> S3Server:
 def client(settings: Settings, endpoint: str | None = None) -> Any:
     """A boto3 S3 client for ``storage.s3`` (or ``endpoint``): path-style when configured; checksums only where an
     operation requires them (S3-compatible servers reject the SDK's default trailing checksums). Credentials come from
-    boto3's default chain (the environment, a profile, an instance role)."""
+    boto3's default chain (the environment, a profile, an instance role), read now: a session of its own, not boto3's
+    process-wide default one, which keeps the credentials it first found."""
     import boto3
     from botocore.config import Config
 
@@ -118,4 +119,4 @@ def client(settings: Settings, endpoint: str | None = None) -> Any:
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
     )
-    return boto3.client("s3", endpoint_url=endpoint or s3.endpoint, config=config)
+    return boto3.session.Session().client("s3", endpoint_url=endpoint or s3.endpoint, config=config)
