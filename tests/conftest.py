@@ -72,6 +72,7 @@ def isolated_env(state_dir: Path, **extra: str) -> dict[str, str]:
             },
             **postgres_env(TEST_POSTGRES_PORT, TEST_POSTGRES_DIR / "data"),
             "FEATURELAKE__ONLINE_STORE__SQLITE_PATH": str(state_dir / "online" / "online.db"),
+            "FEATURELAKE__SERVICES__S3__DATA_DIR": str(state_dir / "s3"),
             "PYSPARK_PYTHON": sys.executable,
         }
     )
