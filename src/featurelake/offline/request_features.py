@@ -38,7 +38,7 @@ ACCEPTED = {
 }
 
 
-def request_view_refs(repo: Repo, reads: FeatureReads) -> list[RequestViewRef]:
+def request_view_refs(reads: FeatureReads) -> list[RequestViewRef]:
     """The request feature views a training set applies, as its manifest records them."""
     selected = {s.view: s.features for s in reads.selections}
     out = []
@@ -48,7 +48,7 @@ def request_view_refs(repo: Repo, reads: FeatureReads) -> list[RequestViewRef]:
                 name=rv.name,
                 features=list(selected[rv.name]),
                 request={k: t.value for k, t in rv.request.items()},
-                inputs={s.view: list(s.features) for s in repo.resolve(rv.sources)},
+                inputs={s.view: list(s.features) for s in reads.sources[rv.name]},
                 function=function_ref(rv.function),
                 code=function_fingerprint(rv.function),
             )

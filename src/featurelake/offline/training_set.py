@@ -140,7 +140,7 @@ def view_refs(
                 inputs_only=list(reads.inputs_only.get(view.name, ())),
             )
         )
-    return out, request_view_refs(repo, reads)
+    return out, request_view_refs(reads)
 
 
 # ------------------------------------------------------------------------------------------------ build

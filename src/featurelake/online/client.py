@@ -89,10 +89,6 @@ class OnlineClient:
             self._plans[cache_key] = self.repo.reads_for(service, list(features) if features else None)
         return self._plans[cache_key]
 
-    def join_keys(self, plan: FeatureReads) -> dict[str, str]:
-        """Every join key the plan's reads need -> the (first) view needing it."""
-        return {k: sel.view for sel in plan.reads for k in self.repo.join_keys(self.repo.view(sel.view))}
-
     def version(self, sel: FeatureSelection) -> int:
         """The version a selection reads: its pin, else the promoted one (re-read after ``pointer_ttl_s``), else
         the defined one."""
@@ -139,7 +135,7 @@ class OnlineClient:
         fields = _request_values(entity_rows, plan.request_fields)
         requests, types, wanted = [], [], []
         for sel in plan.reads:
-            keys = self.repo.join_keys(self.repo.view(sel.view))
+            keys = plan.join_keys[sel.view]
             encoded = []
             for i, row in enumerate(entity_rows):
                 missing = [k for k in keys if row.get(k) is None]
@@ -170,7 +166,7 @@ class OnlineClient:
             computed = []
             for i, row_fields in enumerate(fields):
                 inputs = {name: row_fields[name] for name in rv.request}
-                for src in self.repo.resolve(rv.sources):
+                for src in plan.sources[rv.name]:
                     inputs.update({f: read[src.view][i].values[f] for f in src.features})
                 values = rv.compute(inputs)
                 computed.append(ViewValues(PRESENT, None, {f: values[f] for f in sel.features}))

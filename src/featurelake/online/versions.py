@@ -104,4 +104,7 @@ def record_registry(store: OnlineStore, version: int, fingerprint: str) -> None:
 def applied_registry(store: OnlineStore) -> tuple[int, str] | None:
     """(version, fingerprint) of the last registry applied, None before any apply noted it."""
     raw = store.get_doc(REGISTRY)
-    return None if not raw else (int(json.loads(raw)["version"]), str(json.loads(raw)["fingerprint"]))
+    if not raw:
+        return None
+    doc = json.loads(raw)
+    return int(doc["version"]), str(doc["fingerprint"])

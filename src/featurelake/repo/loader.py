@@ -138,9 +138,10 @@ class Repo:
         selections = self.selections_for(service, features)
         request_views = [self.request_views[s.view] for s in selections if s.view in self.request_views]
         reads = {s.view: s for s in selections if s.view in self.views}
+        sources = {rv.name: tuple(self.resolve(rv.sources)) for rv in request_views}
         inputs_only: dict[str, list[str]] = {}
         for rv in request_views:
-            for src in self.resolve(rv.sources):
+            for src in sources[rv.name]:
                 selected = reads[src.view].features if src.view in reads else ()
                 names = inputs_only.setdefault(src.view, [])
                 names.extend(f for f in src.features if f not in selected and f not in names)
@@ -151,6 +152,8 @@ class Repo:
             reads=list(reads.values()),
             inputs_only={v: tuple(fs) for v, fs in inputs_only.items() if fs},
             request_views=request_views,
+            sources=sources,
+            join_keys={view: tuple(self.join_keys(self.views[view])) for view in reads},
         )
 
 
@@ -158,16 +161,24 @@ class Repo:
 class FeatureReads:
     """A request for features, planned: ``selections`` as asked (batch and request feature views, in order);
     ``reads``, the batch views to read (their selected features, at the selected version); ``inputs_only``, per
-    batch view, the features read only because a request feature view of ``request_views`` takes them."""
+    batch view, the features read only because a request feature view of ``request_views`` takes them;
+    ``sources``, each request feature view's inputs spelled out; ``join_keys``, each batch view's."""
 
     selections: list[FeatureSelection]
     reads: list[FeatureSelection]
     inputs_only: dict[str, tuple[str, ...]]
     request_views: list[RequestFeatureView]
+    sources: dict[str, tuple[FeatureSelection, ...]]
+    join_keys: dict[str, tuple[str, ...]]
 
     def features_read(self, sel: FeatureSelection) -> tuple[str, ...]:
         """The features of batch view ``sel`` to read: selected, then inputs only."""
         return (*sel.features, *self.inputs_only.get(sel.view, ()))
+
+    @property
+    def key_columns(self) -> dict[str, str]:
+        """Every join key the reads need -> the (first) view needing it."""
+        return {k: view for view, keys in reversed(self.join_keys.items()) for k in keys}
 
     @property
     def request_fields(self) -> dict[str, ValueType]:

@@ -280,7 +280,7 @@ def create_app(settings: Settings | None = None, repo: Repo | None = None) -> Fa
             plan = client.plan(req.feature_service, req.features)
         except FeaturelakeError as exc:
             raise RequestError(404, str(exc)) from None
-        check_keys(req, client.join_keys(plan))
+        check_keys(req, plan.key_columns)
         rows = request_rows(req, plan.request_fields)
         try:
             found = client.lookup(rows, service=req.feature_service, features=req.features)
