@@ -323,6 +323,14 @@ class S3ServerSettings(_Section):
     install_dir: str = ".state/s3proxy"  # its JARs, copied by `make setup`
 
 
+class RedisServerSettings(_Section):
+    """The local Redis server (``featurelake services start --redis``), the online store of the cluster environment:
+    Debian's redis-server on 127.0.0.1:``port``, its append-only file in ``data_dir``."""
+
+    port: int = Field(6379, ge=1024, le=65535)
+    data_dir: str = ".state/redis"
+
+
 class ServicesSettings(_Section):
     """Local services the repository installs, starts and stops (``featurelake services``)."""
 
@@ -332,6 +340,7 @@ class ServicesSettings(_Section):
     thrift: ThriftSettings = ThriftSettings()
     online: OnlineServerSettings = OnlineServerSettings()
     s3: S3ServerSettings = S3ServerSettings()
+    redis: RedisServerSettings = RedisServerSettings()
 
 
 class Settings(_Section):

@@ -21,16 +21,18 @@ def _say(text: str) -> None:
 
 
 def _background_services(settings: Settings) -> list[Daemon]:
-    """Every background service, in start order: the S3 server, Airflow's API server, scheduler and DAG processor,
-    the endpoints."""
+    """Every background service, in start order: the S3 server, the Redis server, Airflow's API server, scheduler
+    and DAG processor, the endpoints."""
     from featurelake.services.airflow import api_server, scheduler_processes
     from featurelake.services.connect import connect_server
     from featurelake.services.online import online_server
+    from featurelake.services.redis import redis_server
     from featurelake.services.s3 import s3_server
     from featurelake.services.thrift import thrift_server
 
     return [
         s3_server(settings),
+        redis_server(settings),
         api_server(settings),
         *scheduler_processes(),
         thrift_server(settings),
@@ -46,12 +48,17 @@ def start(
     s3: Annotated[
         bool, typer.Option("--s3", help="also the S3 server (S3Proxy on 127.0.0.1:services.s3.port, data in .state/s3)")
     ] = False,
+    redis: Annotated[
+        bool,
+        typer.Option("--redis", help="also the Redis server (on 127.0.0.1:services.redis.port, data in .state/redis)"),
+    ] = False,
 ) -> None:
     """Start the local services: PostgreSQL (the metastore's and Airflow's databases) and the Airflow API server;
     running ones are reused."""
     from featurelake.config import get_settings
     from featurelake.services.airflow import api_server, scheduler_processes
     from featurelake.services.postgres import Postgres
+    from featurelake.services.redis import redis_server
     from featurelake.services.s3 import s3_server
 
     settings = get_settings()
@@ -67,8 +74,8 @@ def start(
                 f"an embedded Derby catalog is in {metastore.derby_dir}: `featurelake metastore migrate` registers its "
                 "tables in this metastore"
             )
-    for daemon in [*([s3_server(settings)] if s3 else []), api_server(settings),
-                   *(scheduler_processes() if scheduler else [])]:  # fmt: skip
+    chosen = [*([s3_server(settings)] if s3 else []), *([redis_server(settings)] if redis else [])]
+    for daemon in [*chosen, api_server(settings), *(scheduler_processes() if scheduler else [])]:
         pid, started = daemon.start(settings)
         where = f" on http://{daemon.address}" if daemon.port else ""
         state = "started" if started else "already running"
