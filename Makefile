@@ -16,7 +16,7 @@ MVN_EXCLUDED_GROUPS := org.scala-lang,com.fasterxml.jackson.core,io.netty,org.ap
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 
-setup: $(STATE)/deb.stamp $(VENV)/install.stamp $(JARS)/jars.stamp $(STATE)/dynamodb/dynamodb.stamp $(STATE)/s3proxy/s3proxy.stamp ## bootstrap: Debian packages, virtualenv, Delta and S3A JARs, DynamoDB Local, S3Proxy (idempotent)
+setup: $(STATE)/deb.stamp $(VENV)/install.stamp $(JARS)/jars.stamp $(STATE)/dynamodb/dynamodb.stamp $(STATE)/s3proxy/s3proxy.stamp $(STATE)/kafka/kafka.stamp ## bootstrap: Debian packages, virtualenv, Delta and S3A JARs, DynamoDB Local, S3Proxy, Kafka (idempotent)
 
 $(STATE)/deb.stamp: Makefile
 	@mkdir -p $(STATE)
@@ -55,6 +55,13 @@ $(STATE)/s3proxy/s3proxy.stamp: conf/s3proxy.pom.xml $(STATE)/deb.stamp
 	@rm -rf $(STATE)/s3proxy && mkdir -p $(STATE)/s3proxy
 	mvn -q -B -f conf/s3proxy.pom.xml dependency:copy-dependencies -DincludeScope=runtime \
 	  -DoutputDirectory=$(abspath $(STATE)/s3proxy)
+	@touch $@
+
+# Apache Kafka (Maven Central), the local broker of the streaming features (`featurelake services start --kafka`).
+$(STATE)/kafka/kafka.stamp: conf/kafka.pom.xml $(STATE)/deb.stamp
+	@rm -rf $(STATE)/kafka && mkdir -p $(STATE)/kafka
+	mvn -q -B -f conf/kafka.pom.xml dependency:copy-dependencies -DincludeScope=runtime \
+	  -DoutputDirectory=$(abspath $(STATE)/kafka)
 	@touch $@
 
 up: setup ## start the local services (PostgreSQL: the metastore's and Airflow's databases; Airflow's API server); running ones are reused
@@ -120,7 +127,7 @@ $(FEAST_VENV)/install.stamp:
 clean: down ## remove the local state (warehouse, metastore, online store, the S3 server's buckets); keeps the venv and JARs
 	rm -rf $(STATE)/warehouse $(STATE)/postgres $(STATE)/postgres.pid $(STATE)/*.pid $(STATE)/metastore_db $(STATE)/online $(STATE)/cache $(STATE)/derby.log \
 	  $(STATE)/gx $(STATE)/manifests $(STATE)/airflow $(STATE)/logs $(STATE)/spark-events \
-	  $(STATE)/s3 $(STATE)/s3-credentials $(STATE)/s3proxy.properties $(STATE)/redis
+	  $(STATE)/s3 $(STATE)/s3-credentials $(STATE)/s3proxy.properties $(STATE)/redis $(STATE)/kafka-data $(STATE)/kafka.properties
 
 dbt_project/target/manifest.json: $(VENV)/install.stamp $(shell find dbt_project/models dbt_project/macros -type f) dbt_project/dbt_project.yml dbt_project/profiles.yml
 	$(BIN)/dbt parse --project-dir dbt_project --profiles-dir dbt_project --target ci --log-path dbt_project/logs --quiet

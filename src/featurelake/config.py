@@ -331,6 +331,18 @@ class RedisServerSettings(_Section):
     data_dir: str = ".state/redis"
 
 
+class KafkaServerSettings(_Section):
+    """The local Kafka broker (``featurelake services start --kafka``): one KRaft node (broker and controller) of the
+    Kafka JARs ``make setup`` copies to ``install_dir``, clients on 127.0.0.1:``port``, its controller on
+    ``controller_port``, its log in ``data_dir``."""
+
+    port: int = Field(9092, ge=1024, le=65535)
+    controller_port: int = Field(9093, ge=1024, le=65535)
+    data_dir: str = ".state/kafka-data"
+    install_dir: str = ".state/kafka"
+    heap: str = "512m"
+
+
 class ServicesSettings(_Section):
     """Local services the repository installs, starts and stops (``featurelake services``)."""
 
@@ -341,6 +353,7 @@ class ServicesSettings(_Section):
     online: OnlineServerSettings = OnlineServerSettings()
     s3: S3ServerSettings = S3ServerSettings()
     redis: RedisServerSettings = RedisServerSettings()
+    kafka: KafkaServerSettings = KafkaServerSettings()
 
 
 class Settings(_Section):

@@ -21,10 +21,11 @@ def _say(text: str) -> None:
 
 
 def _background_services(settings: Settings) -> list[Daemon]:
-    """Every background service, in start order: the S3 server, the Redis server, Airflow's API server, scheduler
+    """Every background service, in start order: the S3, Redis and Kafka servers, Airflow's API server, scheduler
     and DAG processor, the endpoints."""
     from featurelake.services.airflow import api_server, scheduler_processes
     from featurelake.services.connect import connect_server
+    from featurelake.services.kafka import kafka_server
     from featurelake.services.online import online_server
     from featurelake.services.redis import redis_server
     from featurelake.services.s3 import s3_server
@@ -33,6 +34,7 @@ def _background_services(settings: Settings) -> list[Daemon]:
     return [
         s3_server(settings),
         redis_server(settings),
+        kafka_server(settings),
         api_server(settings),
         *scheduler_processes(),
         thrift_server(settings),
@@ -52,11 +54,15 @@ def start(
         bool,
         typer.Option("--redis", help="also the Redis server (on 127.0.0.1:services.redis.port, data in .state/redis)"),
     ] = False,
+    kafka: Annotated[
+        bool, typer.Option("--kafka", help="also the Kafka broker (one KRaft node on 127.0.0.1:services.kafka.port)")
+    ] = False,
 ) -> None:
     """Start the local services: PostgreSQL (the metastore's and Airflow's databases) and the Airflow API server;
     running ones are reused."""
     from featurelake.config import get_settings
     from featurelake.services.airflow import api_server, scheduler_processes
+    from featurelake.services.kafka import kafka_server
     from featurelake.services.postgres import Postgres
     from featurelake.services.redis import redis_server
     from featurelake.services.s3 import s3_server
@@ -74,7 +80,11 @@ def start(
                 f"an embedded Derby catalog is in {metastore.derby_dir}: `featurelake metastore migrate` registers its "
                 "tables in this metastore"
             )
-    chosen = [*([s3_server(settings)] if s3 else []), *([redis_server(settings)] if redis else [])]
+    chosen = [
+        *([s3_server(settings)] if s3 else []),
+        *([redis_server(settings)] if redis else []),
+        *([kafka_server(settings)] if kafka else []),
+    ]
     for daemon in [*chosen, api_server(settings), *(scheduler_processes() if scheduler else [])]:
         pid, started = daemon.start(settings)
         where = f" on http://{daemon.address}" if daemon.port else ""
