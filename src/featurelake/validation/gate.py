@@ -193,7 +193,7 @@ def _publish_artifacts(settings: Settings, docs: str | None) -> str | None:
             changed = [n for n in changed if n not in static]
         target.upload(folder, changed)
     prefix = (scratch / LOCAL_DOCS).as_uri()
-    return str(root / REMOTE_DOCS) + docs[len(prefix) :] if docs and docs.startswith(prefix) else docs
+    return (root / REMOTE_DOCS).url + docs[len(prefix) :] if docs and docs.startswith(prefix) else docs
 
 
 # The first pass of a suite: success and observed values (counts, observed aggregates) but no failing rows
