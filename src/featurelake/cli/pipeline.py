@@ -79,7 +79,7 @@ def print_summary(since: dt.datetime, training_sets: list[str]) -> None:
         manifest = load_manifest(spark, name)
         console.print(
             f"training set: {manifest.table} (Delta version {manifest.table_version}, "
-            f"{manifest.rows.output:,} rows), manifest {manifest_file(artifacts_root(settings), name).display}",
+            f"{manifest.rows.output:,} rows), manifest {manifest_file(artifacts_root(settings), name).url}",
             highlight=False,
             soft_wrap=True,
         )

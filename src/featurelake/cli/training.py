@@ -22,7 +22,7 @@ def _report(manifest: Manifest, artifacts: ArtifactPath) -> None:
     console.print(
         f"wrote {manifest.table} (Delta version {manifest.table_version}, {manifest.rows.output:,} rows) "
         f"from {views}; registry version {manifest.registry_version}; "
-        f"manifest {manifest_file(artifacts, manifest.name).display}",
+        f"manifest {manifest_file(artifacts, manifest.name).url}",
         highlight=False,
         soft_wrap=True,
     )
