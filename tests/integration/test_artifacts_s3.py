@@ -53,14 +53,23 @@ def remote(s3a, spark, settings, tmp_path_factory):
     assert state_files(settings.state_path) == before  # nothing of the artifacts landed in the state folder
 
 
-def test_validation_result_and_data_docs_go_to_the_bucket(remote, spark):
+def test_a_gate_run_writes_its_result_and_data_docs_to_the_bucket(remote, spark):
     from featurelake.runs import Interval
-    from featurelake.validation import validate
+    from featurelake.tables import write_interval
+    from featurelake.validation import gate
     from featurelake.validation.gate import data_docs_index
+    from featurelake.validation.targets import view_target
 
     settings, boto, bucket, repo, _ = remote
-    result = validate(spark, settings, "user_stats", Interval(DAY, DAY), repo=repo)
-    assert result.outcomes and result.success, result.message()
+    view = repo.view("user_stats")
+    table = f"features.{P}_users"
+
+    def publish(df):
+        return write_interval(df, table, date_column="ts_date", start=DAY, end=DAY)
+
+    batch = spark.table(table).where(f"ts_date = '{DAY}'")
+    result = gate(spark, settings, view_target(view, repo.join_keys(view)), batch, Interval(DAY, DAY), publish=publish)
+    assert result.outcomes and result.success and result.published, result.message()
 
     results = [k for k in keys(boto, bucket, "art/gx/validations/") if result.run_id in k]
     assert len(results) == 1 and results[0].startswith(f"{result.suite}/{result.run_id}/")
