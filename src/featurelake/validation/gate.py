@@ -58,7 +58,8 @@ _LOCK = threading.Lock()  # GE's file context is not safe for concurrent use wit
 # Where GE's file context keeps results and Data Docs, and where they go on the object store (under <artifacts>).
 LOCAL_RESULTS, LOCAL_DOCS = "gx/uncommitted/validations", "gx/uncommitted/data_docs/local_site"
 REMOTE_RESULTS, REMOTE_DOCS = "gx/validations", "gx/data_docs"
-_COPIED: dict[Path, tuple[int, int]] = {}  # scratch files copied to the object store, with (mtime, size) then
+# Scratch files copied to the object store: (target folder URL, file) -> the file's (mtime, size) then.
+_COPIED: dict[tuple[str, Path], tuple[int, int]] = {}
 
 
 @dataclass(frozen=True)
@@ -185,8 +186,8 @@ def _publish_artifacts(settings: Settings, docs: str | None) -> str | None:
         changed = []
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             stamp = (path.stat().st_mtime_ns, path.stat().st_size)
-            if _COPIED.get(path) != stamp:
-                _COPIED[path] = stamp
+            if _COPIED.get((target.url, path)) != stamp:
+                _COPIED[target.url, path] = stamp
                 changed.append(str(path.relative_to(folder)))
         static = [n for n in changed if n.startswith("static/")]
         if static and (target / "static").files():
