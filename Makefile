@@ -126,7 +126,7 @@ $(FEAST_VENV)/install.stamp:
 
 clean: down ## remove the local state (warehouse, metastore, online store, the S3 server's buckets); keeps the venv and JARs
 	rm -rf $(STATE)/warehouse $(STATE)/postgres $(STATE)/postgres.pid $(STATE)/*.pid $(STATE)/metastore_db $(STATE)/online $(STATE)/cache $(STATE)/derby.log \
-	  $(STATE)/gx $(STATE)/manifests $(STATE)/airflow $(STATE)/logs $(STATE)/spark-events \
+	  $(STATE)/gx $(STATE)/manifests $(STATE)/reports $(STATE)/catalog $(STATE)/airflow $(STATE)/logs $(STATE)/spark-events \
 	  $(STATE)/s3 $(STATE)/s3-credentials $(STATE)/s3proxy.properties $(STATE)/redis $(STATE)/kafka-data $(STATE)/kafka.properties
 
 dbt_project/target/manifest.json: $(VENV)/install.stamp $(shell find dbt_project/models dbt_project/macros -type f) dbt_project/dbt_project.yml dbt_project/profiles.yml

@@ -2,8 +2,9 @@
 
 ingest (+ raw table checks) → dbt build per model group (models, data tests; dbt views through their validation
 gate, then published) → window views (tiles, roll-up, validation gate, publish) → materialize to the online store
-→ consistency and freshness checks → monitoring report (HTML under ``monitoring.report_dir``; fails on a late
-strict view or drift). A failed task posts to the webhook in ``$FEATURELAKE_ALERT_WEBHOOK`` when set.
+→ consistency and freshness checks → monitoring report (HTML in ``monitoring.report_dir``, default
+``<artifacts>/reports``; fails on a late strict view or drift). A failed task posts to the webhook in
+``$FEATURELAKE_ALERT_WEBHOOK`` when set.
 
 A scheduled run covers its data interval's flight dates; a run triggered with params ``start``/``end`` covers
 that range instead, each step as one Spark job over it (a backfill in one run). Every task is a
@@ -110,8 +111,6 @@ def feature_pipeline() -> None:
             "--as-of",
             materialization_time(run_interval(context)),
             *interval_args(context),
-            "--out",
-            settings.path(settings.monitoring.report_dir),
         )
 
     (computed or previous) >> materialize() >> check_features() >> monitor_report()

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,58 @@ def dynamodb_server():
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    """The S3 server of a throwaway state folder on a free port, with its settings; stopped by its pid."""
+    from featurelake.config import load_settings
+    from featurelake.services.s3 import s3_server
+
+    state = tmp_path_factory.mktemp("s3-state")
+    port = free_port()
+    settings = load_settings(
+        environ=isolated_env(
+            state,
+            FEATURELAKE__SERVICES__S3__PORT=str(port),
+            FEATURELAKE__STORAGE__S3__ENDPOINT=f"http://127.0.0.1:{port}",
+            FEATURELAKE__STORAGE__S3__PATH_STYLE_ACCESS="true",
+        )
+    )
+    server = s3_server(settings)
+    pid, started = server.start(settings)
+    assert started and server.is_up(settings)
+    yield settings, server
+    assert server.stop(settings) == pid
+    assert server.running_pid(settings) is None
+    assert not server.is_up(settings)
+
+
+@pytest.fixture(scope="module")
+def s3a(s3, spark):
+    """The shared session and boto3 pointed at the S3 server; a new bucket. The key pair reaches boto3 through the
+    environment and Spark through the SDK's default chain (Java system properties: its JVM runs already)."""
+    from featurelake.services.s3 import client, credentials, credentials_env
+    from featurelake.spark import s3a_conf
+
+    settings, _ = s3
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in credentials_env(settings).items():
+            mp.setenv(name, value)
+        jvm = spark.sparkContext._jvm
+        access_key, secret_key = credentials(settings)
+        jvm.java.lang.System.setProperty("aws.accessKeyId", access_key)
+        jvm.java.lang.System.setProperty("aws.secretAccessKey", secret_key)
+        hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+        conf = s3a_conf(settings)
+        previous = {key: hadoop.get(key) for key in conf}
+        for key, value in conf.items():
+            hadoop.set(key, value)
+        boto = client(settings)
+        bucket = f"featurelake-test-{uuid.uuid4().hex[:8]}"
+        boto.create_bucket(Bucket=bucket)
+        yield settings, boto, bucket
+        jvm.java.lang.System.clearProperty("aws.accessKeyId")
+        jvm.java.lang.System.clearProperty("aws.secretAccessKey")
+        for key, value in previous.items():  # the shared session's own S3A settings again
+            hadoop.unset(key) if value is None else hadoop.set(key, value)

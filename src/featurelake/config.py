@@ -141,11 +141,21 @@ class S3Settings(_Section):
 
 class StorageSettings(_Section):
     warehouse: str = ".state/warehouse"
+    # Files tasks write besides tables (Data Docs, manifests' JSON, reports, the catalog): a local folder or
+    # s3a://bucket[/prefix]; unset: the state folder, or `artifacts` beside an s3a:// warehouse (featurelake.artifacts).
+    artifacts: str | None = None
     s3: S3Settings = S3Settings()
     metastore: MetastoreSettings = MetastoreSettings()
     databases: list[str] = Field(default_factory=lambda: ["raw", "staging", "features", "training", "monitoring"])
     log_retention: str = "interval 90 days"
     deleted_file_retention: str = "interval 30 days"
+
+    @field_validator("artifacts")
+    @classmethod
+    def _folder_or_s3a(cls, v: str | None) -> str | None:
+        if v is not None and "://" in v and not re.match(r"^s3a://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$", v):
+            raise ValueError("a local folder or an s3a://bucket[/prefix] URL")
+        return v
 
 
 class OnlineStoreSettings(_Section):
@@ -259,8 +269,9 @@ class MonitoringSettings(_Section):
     # Training rows compared per `featurelake skew` run, and the mismatch rate above which it fails.
     skew_sample: int = Field(1000, ge=1)
     skew_max_rate: float = Field(0.0, ge=0, le=1)
-    # Where the nightly report is written, and how many intervals / validation runs a page shows.
-    report_dir: str = ".state/reports"
+    # Where the nightly report is written (a local folder or s3a:// URL; unset: <artifacts>/reports), and how many
+    # intervals / validation runs a page shows.
+    report_dir: str | None = None
     report_intervals: int = Field(60, ge=1)
     report_validation_runs: int = Field(30, ge=1)
     # Seconds an alert webhook POST may take (the URL comes from $FEATURELAKE_ALERT_WEBHOOK).

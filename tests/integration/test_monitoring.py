@@ -143,6 +143,7 @@ def test_report_pages_and_breach_exit_code(cli, spark, settings, repo, repo_dir,
 
 
 def test_skew_is_zero_after_materialization_and_not_after_an_unmaterialized_change(spark, settings, repo):
+    from featurelake.artifacts import artifacts_root
     from featurelake.monitoring.skew import measure_skew
     from featurelake.offline.training_set import build_training_set
     from featurelake.online.materialize import materialize
@@ -151,7 +152,7 @@ def test_skew_is_zero_after_materialization_and_not_after_an_unmaterialized_chan
     entities = f"SELECT thing, ts + INTERVAL 1 HOUR AS event_timestamp FROM {TABLE}"
     build_training_set(
         spark, repo, name="mon_train", entities=entities, features=["mon_view"], overwrite=True,
-        state_dir=settings.state_path,
+        artifacts=artifacts_root(settings),
     )  # fmt: skip
     materialize(spark, settings, repo, ["mon_view"], as_of=dt.datetime(2024, 1, 6, tzinfo=dt.UTC), full=True)
     sample = len(DAYS) * len(KEYS)  # every training row

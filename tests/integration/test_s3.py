@@ -6,42 +6,13 @@ from __future__ import annotations
 
 import csv
 import io
-import uuid
 import zipfile
 from importlib import resources
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import isolated_env
-from tests.support.servers import free_port
-
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    """The S3 server of a throwaway state folder on a free port, with its settings; stopped by its pid."""
-    from featurelake.config import load_settings
-    from featurelake.services.s3 import s3_server
-
-    state = tmp_path_factory.mktemp("s3-state")
-    port = free_port()
-    settings = load_settings(
-        environ=isolated_env(
-            state,
-            FEATURELAKE__SERVICES__S3__PORT=str(port),
-            FEATURELAKE__STORAGE__S3__ENDPOINT=f"http://127.0.0.1:{port}",
-            FEATURELAKE__STORAGE__S3__PATH_STYLE_ACCESS="true",
-        )
-    )
-    server = s3_server(settings)
-    pid, started = server.start(settings)
-    assert started and server.is_up(settings)
-    yield settings, server
-    assert server.stop(settings) == pid
-    assert server.running_pid(settings) is None
-    assert not server.is_up(settings)
 
 
 def test_server_start_is_idempotent_and_names_its_address(s3):
@@ -49,36 +20,6 @@ def test_server_start_is_idempotent_and_names_its_address(s3):
     pid = server.running_pid(settings)
     assert server.start(settings) == (pid, False)
     assert (settings.state_path / "s3.pid").read_text().split() == [str(pid), f"127.0.0.1:{server.port}"]
-
-
-@pytest.fixture(scope="module")
-def s3a(s3, spark):
-    """The shared session and boto3 pointed at the S3 server; a new bucket. The key pair reaches boto3 through the
-    environment and Spark through the SDK's default chain (Java system properties: its JVM runs already)."""
-    from featurelake.services.s3 import client, credentials, credentials_env
-    from featurelake.spark import s3a_conf
-
-    settings, _ = s3
-    with pytest.MonkeyPatch.context() as mp:
-        for name, value in credentials_env(settings).items():
-            mp.setenv(name, value)
-        jvm = spark.sparkContext._jvm
-        access_key, secret_key = credentials(settings)
-        jvm.java.lang.System.setProperty("aws.accessKeyId", access_key)
-        jvm.java.lang.System.setProperty("aws.secretAccessKey", secret_key)
-        hadoop = spark.sparkContext._jsc.hadoopConfiguration()
-        conf = s3a_conf(settings)
-        previous = {key: hadoop.get(key) for key in conf}
-        for key, value in conf.items():
-            hadoop.set(key, value)
-        boto = client(settings)
-        bucket = f"featurelake-test-{uuid.uuid4().hex[:8]}"
-        boto.create_bucket(Bucket=bucket)
-        yield settings, boto, bucket
-        jvm.java.lang.System.clearProperty("aws.accessKeyId")
-        jvm.java.lang.System.clearProperty("aws.secretAccessKey")
-        for key, value in previous.items():  # the shared session's own S3A settings again
-            hadoop.unset(key) if value is None else hadoop.set(key, value)
 
 
 def test_delta_table_on_s3a(s3a, spark):

@@ -25,9 +25,11 @@ def same_rows(a, b) -> bool:
     return a.count() == b.count() and a.exceptAll(b).count() == 0 and b.exceptAll(a).count() == 0
 
 
-def test_build_then_rebuild_after_new_data(spark, tmp_path):
+def test_build_then_rebuild_after_new_data(spark, settings, tmp_path):
+    from featurelake.artifacts import ArtifactPath
     from featurelake.offline.training_set import build_training_set, rebuild
 
+    artifacts = ArtifactPath(str(tmp_path), settings)
     repo = make_repo(tmp_path / "features", P)
     write_features(
         spark,
@@ -45,7 +47,7 @@ def test_build_then_rebuild_after_new_data(spark, tmp_path):
     write_entities(spark, f"training.{P}_spine", spine)
 
     manifest = build_training_set(
-        spark, repo, name=f"{P}_set", entities=f"training.{P}_spine", service="model", state_dir=tmp_path
+        spark, repo, name=f"{P}_set", entities=f"training.{P}_spine", service="model", artifacts=artifacts
     )
     original = spark.table(f"training.{P}_set")
     got = sorted(
@@ -90,12 +92,12 @@ def test_build_then_rebuild_after_new_data(spark, tmp_path):
     write_entities(spark, f"training.{P}_spine", [(4, "EWR", "ORD", T0, 1)], mode="append")
 
     fresh = build_training_set(
-        spark, repo, name=f"{P}_fresh", entities=f"training.{P}_spine", service="model", state_dir=tmp_path
+        spark, repo, name=f"{P}_fresh", entities=f"training.{P}_spine", service="model", artifacts=artifacts
     )
     assert [v.delta_version for v in fresh.views] == [1, 1]
     assert not same_rows(spark.table(f"training.{P}_fresh"), original)  # the new data does change a fresh build
 
-    rebuilt = rebuild(spark, tmp_path / "manifests" / f"{P}_set.json", name=f"{P}_again", state_dir=tmp_path)
+    rebuilt = rebuild(spark, tmp_path / "manifests" / f"{P}_set.json", name=f"{P}_again", artifacts=artifacts)
     assert [v.delta_version for v in rebuilt.views] == [0, 0]
     assert same_rows(spark.table(f"training.{P}_again"), original)
 
@@ -104,7 +106,7 @@ def test_build_then_rebuild_after_new_data(spark, tmp_path):
     assert same_rows(spark.table(f"training.{P}_again2"), original)
 
     old = json.loads(FORMAT_1.read_text())
-    from_old = rebuild(spark, FORMAT_1, name=f"{P}_again3", state_dir=tmp_path)
+    from_old = rebuild(spark, FORMAT_1, name=f"{P}_again3", artifacts=artifacts)
     assert from_old.rebuilt_from == f"{P}_set@{old['created_at']}"
     assert [v.delta_version for v in from_old.views] == [0, 0]
     assert same_rows(spark.table(f"training.{P}_again3"), original)

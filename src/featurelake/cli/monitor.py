@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -184,7 +183,9 @@ def skew(
 
 
 def report(
-    out: Annotated[str | None, typer.Option("--out", help="output folder (default: monitoring.report_dir)")] = None,
+    out: Annotated[
+        str | None, typer.Option("--out", help="also copy the pages to this folder (e.g. to open them locally)")
+    ] = None,
     as_of: AsOf = None,
     start: Annotated[
         str | None, typer.Option("--start", help="measure nightly drift for this interval first (with --end)")
@@ -192,18 +193,25 @@ def report(
     end: Annotated[str | None, typer.Option("--end", help="last day of that interval")] = None,
     repo: RepoOption = None,
 ) -> None:
-    """Write the static HTML monitoring report; exit 1 (after writing) when a threshold is breached."""
-    from featurelake.monitoring.report import nightly_report
+    """Write the static HTML monitoring report to monitoring.report_dir (default: <artifacts>/reports, a local folder
+    or the object store); exit 1 (after writing) when a threshold is breached."""
+    from featurelake.artifacts import local_copy
+    from featurelake.monitoring.report import nightly_report, report_location
 
     if (start is None) != (end is None):
         raise InputError("give both --start and --end (the interval to measure drift for), or neither")
     interval = (parse_date(start), parse_date(end)) if start and end else None
     settings, definitions, spark = _context(repo)
-    folder = Path(settings.path(out or settings.monitoring.report_dir))
-    result, skipped = nightly_report(spark, settings, definitions, folder, _as_of(as_of), interval)
+    target = report_location(settings)
+    with target.writing() as folder:
+        result, skipped = nightly_report(spark, settings, definitions, folder, _as_of(as_of), interval)
+        copy = local_copy(settings, folder, out) if out else None
     for s in skipped:
         console.print(f"[yellow]drift skipped[/] {s.view}: {s.reason}", highlight=False)
-    console.print(f"report: file://{result.index} ({len(result.pages)} views)", highlight=False, soft_wrap=True)
+    index = (target / "index.html").display
+    console.print(f"report: {index} ({len(result.pages)} views)", highlight=False, soft_wrap=True)
+    if copy:
+        console.print(f"local copy: {(copy / 'index.html').display}", highlight=False, soft_wrap=True)
     for breach in result.breaches:
         console.print(f"[bold red]breach[/] {breach}", highlight=False)
     if result.breaches:

@@ -44,6 +44,7 @@ def run_demo(
 
 def print_summary(since: dt.datetime, training_sets: list[str]) -> None:
     """Tables written with versions, validation outcomes, rows materialized and the training sets built."""
+    from featurelake.artifacts import artifacts_root
     from featurelake.config import get_settings
     from featurelake.monitoring.summary import summarize
     from featurelake.offline.manifest import load_manifest, manifest_file
@@ -78,7 +79,7 @@ def print_summary(since: dt.datetime, training_sets: list[str]) -> None:
         manifest = load_manifest(spark, name)
         console.print(
             f"training set: {manifest.table} (Delta version {manifest.table_version}, "
-            f"{manifest.rows.output:,} rows), manifest {manifest_file(settings.state_path, name)}",
+            f"{manifest.rows.output:,} rows), manifest {manifest_file(artifacts_root(settings), name).url}",
             highlight=False,
             soft_wrap=True,
         )

@@ -249,14 +249,19 @@ def describe(
 
 
 def catalog(
-    out: Annotated[Path, typer.Option("--out", help="folder to write the static HTML catalog into")],
+    out: Annotated[
+        str | None, typer.Option("--out", help="also copy the page to this folder (e.g. to open it locally)")
+    ] = None,
     repo: RepoOption = None,
     manifest: ManifestOption = None,
     definitions_only: Annotated[
         bool, typer.Option("--definitions-only", help="skip the warehouse (table versions, training sets)")
     ] = False,
 ) -> None:
-    """Write a static HTML catalog (search, lineage graph) of the feature repository, fit to publish."""
+    """Write a static HTML catalog (search, lineage graph) of the feature repository, fit to publish, to
+    <artifacts>/catalog (a local folder or the object store)."""
+    from featurelake.artifacts import artifacts_root, local_copy
+    from featurelake.config import get_settings
     from featurelake.monitoring.catalog import CatalogData, write_catalog
     from featurelake.monitoring.checks import table_status
     from featurelake.offline.manifest import read_training_sets
@@ -282,5 +287,11 @@ def catalog(
         registry_version=version,
         generated_at=dt.datetime.now(dt.UTC),
     )
-    path = write_catalog(out, data)
-    console.print(f"catalog written to {path}")
+    settings = get_settings()
+    target = artifacts_root(settings) / "catalog"
+    with target.writing() as folder:
+        write_catalog(folder, data)
+        copy = local_copy(settings, folder, out) if out else None
+    console.print(f"catalog: {(target / 'index.html').display}", highlight=False, soft_wrap=True)
+    if copy:
+        console.print(f"local copy: {(copy / 'index.html').display}", highlight=False, soft_wrap=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -11,10 +10,11 @@ import typer
 from featurelake.cli.output import console, show_steps
 
 if TYPE_CHECKING:
+    from featurelake.artifacts import ArtifactPath
     from featurelake.offline.manifest import Manifest
 
 
-def _report(manifest: Manifest, state_dir: Path) -> None:
+def _report(manifest: Manifest, artifacts: ArtifactPath) -> None:
     """One line (a task's XCom): the table, its version and rows, what it was read from, the manifest file."""
     from featurelake.offline.manifest import manifest_file
 
@@ -22,7 +22,7 @@ def _report(manifest: Manifest, state_dir: Path) -> None:
     console.print(
         f"wrote {manifest.table} (Delta version {manifest.table_version}, {manifest.rows.output:,} rows) "
         f"from {views}; registry version {manifest.registry_version}; "
-        f"manifest {manifest_file(state_dir, manifest.name)}",
+        f"manifest {manifest_file(artifacts, manifest.name).url}",
         highlight=False,
         soft_wrap=True,
     )
@@ -52,6 +52,7 @@ def build(
     ] = False,
 ) -> None:
     """Join the features as of each entity row's timestamp into training.<name>, with a manifest."""
+    from featurelake.artifacts import artifacts_root
     from featurelake.config import get_settings
     from featurelake.offline.training_set import build_training_set
     from featurelake.repo import feature_repo, load_repo
@@ -74,9 +75,9 @@ def build(
             event_timestamp_column=timestamp_column,
             start=start.date() if start else None,
             end=end.date() if end else None,
-            state_dir=settings.state_path,
+            artifacts=artifacts_root(settings),
         )
-    _report(manifest, settings.state_path)
+    _report(manifest, artifacts_root(settings))
 
 
 def rebuild(
@@ -85,6 +86,7 @@ def rebuild(
 ) -> None:
     """Rebuild a training set from its manifest: every table read VERSION AS OF the recorded version (request
     feature views applied with the repository's functions, which must be the ones the manifest ran)."""
+    from featurelake.artifacts import artifacts_root
     from featurelake.config import get_settings
     from featurelake.offline.training_set import rebuild as run_rebuild
     from featurelake.repo import feature_repo
@@ -93,5 +95,5 @@ def rebuild(
     settings = get_settings()
     repo = feature_repo(settings)
     with show_steps():
-        rebuilt = run_rebuild(get_spark(settings), manifest, name=name, state_dir=settings.state_path, repo=repo)
-    _report(rebuilt, settings.state_path)
+        rebuilt = run_rebuild(get_spark(settings), manifest, name=name, artifacts=artifacts_root(settings), repo=repo)
+    _report(rebuilt, artifacts_root(settings))

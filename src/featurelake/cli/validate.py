@@ -84,7 +84,7 @@ def validate(
         if result.blocking:
             blocking.append(name)
     if settings.validation.data_docs:
-        console.print(f"Data Docs index: file://{data_docs_index(settings)}", highlight=False, soft_wrap=True)
+        console.print(f"Data Docs index: {data_docs_index(settings)}", highlight=False, soft_wrap=True)
     if blocking:
         console.print(f"[bold red]strict validation failed:[/] {', '.join(blocking)}", highlight=False)
         raise typer.Exit(1)

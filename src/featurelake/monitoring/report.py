@@ -17,6 +17,7 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from featurelake.artifacts import ArtifactPath, location
 from featurelake.config import Settings
 from featurelake.errors import InputError
 from featurelake.monitoring import FEATURE_STATS_TABLE
@@ -350,6 +351,11 @@ def write_report(
         )
     )
     return ReportResult(index, pages, breaches)
+
+
+def report_location(settings: Settings) -> ArtifactPath:
+    """Where the report goes: ``monitoring.report_dir``, default ``<artifacts>/reports``."""
+    return location(settings, settings.monitoring.report_dir, "reports")
 
 
 def nightly_report(

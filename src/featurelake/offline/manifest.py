@@ -3,7 +3,7 @@
 A :class:`Manifest` pins what a training set's rows depend on: the spec, the entity source and each feature
 table (:class:`ViewRef`) with the Delta version read and the join's settings, the registry and code versions.
 Its JSON (format 1, as written since the first manifests, so earlier ones still load) goes to the Delta table
-and to ``<state_dir>/manifests/<name>.json``.
+and to ``<artifacts>/manifests/<name>.json`` (``featurelake.artifacts``: a local folder or the object store).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from featurelake.tables import append_rows, check_identifier, check_table_name, 
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+
+    from featurelake.artifacts import ArtifactPath
 
 MANIFESTS_TABLE = "training.manifests"
 MANIFESTS_SCHEMA = (
@@ -190,20 +192,19 @@ class Manifest(BaseModel):
         """The training rows as written: the table ``VERSION AS OF`` the version the manifest records."""
         return spark.sql(f"SELECT * FROM {check_table_name(self.table)} VERSION AS OF {int(self.table_version)}")
 
-    def save(self, spark: SparkSession, state_dir: Path | None) -> None:
-        """Append to ``training.manifests`` and, given a state folder, write ``<state_dir>/manifests/<name>.json``."""
+    def save(self, spark: SparkSession, artifacts: ArtifactPath | None) -> None:
+        """Append to ``training.manifests`` and, given the artifacts root, write its JSON to
+        ``<artifacts>/manifests/<name>.json``."""
         text = json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True)
         row = (self.name, self.spec.service, self.created_at, self.table_version, self.registry_version)
         append_rows(spark, MANIFESTS_TABLE, [(*row, self.rows.output, text)], MANIFESTS_SCHEMA)
-        if state_dir is not None:
-            path = manifest_file(state_dir, self.name)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text + "\n")
+        if artifacts is not None:
+            manifest_file(artifacts, self.name).write_text(text + "\n")
 
 
-def manifest_file(state_dir: Path, name: str) -> Path:
+def manifest_file(artifacts: ArtifactPath, name: str) -> ArtifactPath:
     """Where :meth:`Manifest.save` writes the JSON copy of training set ``name``'s manifest."""
-    return Path(state_dir) / "manifests" / f"{name}.json"
+    return artifacts / "manifests" / f"{name}.json"
 
 
 def load_manifest(spark: SparkSession, ref: str | Path | Mapping[str, Any]) -> Manifest:
@@ -220,7 +221,15 @@ def load_manifest(spark: SparkSession, ref: str | Path | Mapping[str, Any]) -> M
 
 
 def _manifest_json(spark: SparkSession, ref: str) -> str:
-    """The text of a manifest file, or of the latest manifest of the training set named ``ref``."""
+    """The text of a manifest file (local, or ``s3a://`` read through Spark), or of the latest manifest of the
+    training set named ``ref``."""
+    if "://" in ref:
+        from pyspark.errors import AnalysisException
+
+        try:
+            return str(single_row(spark.read.text(ref, wholetext=True))[0])
+        except AnalysisException:  # PATH_NOT_FOUND
+            raise InputError(f"manifest file {ref} does not exist") from None
     if Path(ref).suffix == ".json" or Path(ref).is_file():
         if not Path(ref).is_file():
             raise InputError(f"manifest file {ref} does not exist")

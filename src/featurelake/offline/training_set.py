@@ -38,6 +38,7 @@ from featurelake.tables import check_identifier, overwrite_where
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
+    from featurelake.artifacts import ArtifactPath
     from featurelake.repo import Repo
     from featurelake.repo.definitions import RequestFeatureView
 
@@ -159,7 +160,7 @@ def build_training_set(
     event_timestamp_column: str = "event_timestamp",
     start: dt.date | None = None,
     end: dt.date | None = None,
-    state_dir: Path | None = None,
+    artifacts: ArtifactPath | None = None,
 ) -> Manifest:
     """Check every input, then write ``training.<name>`` and its manifest; return the manifest.
 
@@ -191,7 +192,7 @@ def build_training_set(
     entity_source = entity_source_ref(spark, entities).pinned(spark)
     pinned = [v.pinned(spark) for v in views]
     definitions = definitions_for(repo, request_views)
-    return _run(spark, name, spec, entity_source, pinned, request_views, definitions, state_dir=state_dir)
+    return _run(spark, name, spec, entity_source, pinned, request_views, definitions, artifacts=artifacts)
 
 
 def in_time_range(entity_df: DataFrame, spec: Spec) -> DataFrame:
@@ -221,7 +222,7 @@ def _run(
     request_views: list[RequestViewRef],
     definitions: dict[str, RequestFeatureView],
     *,
-    state_dir: Path | None,
+    artifacts: ArtifactPath | None,
     rebuilt_from: str | None = None,
 ) -> Manifest:
     ts_col = spec.event_timestamp_column
@@ -260,7 +261,7 @@ def _run(
         created_at=created_at,
         rebuilt_from=rebuilt_from,
     )
-    manifest.save(spark, state_dir)
+    manifest.save(spark, artifacts)
     return manifest
 
 
@@ -269,7 +270,7 @@ def rebuild(
     manifest: str | Path | dict[str, Any],
     *,
     name: str | None = None,
-    state_dir: Path | None = None,
+    artifacts: ArtifactPath | None = None,
     repo: Repo | None = None,
 ) -> Manifest:
     """Reproduce a training set from its manifest into ``training.<name>`` (default: its own name); new manifest.
@@ -286,6 +287,6 @@ def rebuild(
         data.views,
         data.request_views,
         definitions,
-        state_dir=state_dir,
+        artifacts=artifacts,
         rebuilt_from=data.label,
     )

@@ -9,12 +9,18 @@ and nothing downstream (training sets, materialization) sees the batch. The audi
 batch for inspection until the next run.
 
 GE's state (great_expectations.yml, suites as JSON, validation results, Data Docs) lives under
-``<state_dir>/gx``; the suites' source is ``featurelake.validation.suites`` plus ``expectations/``.
+``<artifacts>/gx`` (``featurelake.artifacts``; the state folder locally); the suites' source is
+``featurelake.validation.suites`` plus ``expectations/``, built again on every run. With the artifacts on the object
+store (GE 1.x has no S3 store backend), the context is a scratch folder of the process and each run's validation
+result and Data Docs pages are copied to ``<artifacts>/gx/validations`` and ``<artifacts>/gx/data_docs``.
 """
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
+import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -24,6 +30,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from featurelake.artifacts import artifacts_root
 from featurelake.config import Settings
 from featurelake.errors import FeaturelakeError
 from featurelake.runs import Interval
@@ -48,6 +55,11 @@ if TYPE_CHECKING:
 DATASOURCE = "featurelake"
 BATCH_DEFINITION = "whole_dataframe"
 _LOCK = threading.Lock()  # GE's file context is not safe for concurrent use within a process
+# Where GE's file context keeps results and Data Docs, and where they go on the object store (under <artifacts>).
+LOCAL_RESULTS, LOCAL_DOCS = "gx/uncommitted/validations", "gx/uncommitted/data_docs/local_site"
+REMOTE_RESULTS, REMOTE_DOCS = "gx/validations", "gx/data_docs"
+# Scratch files copied to the object store: (target folder URL, file) -> the file's (mtime, size) then.
+_COPIED: dict[tuple[str, Path], tuple[int, int]] = {}
 
 
 @dataclass(frozen=True)
@@ -132,12 +144,12 @@ class ValidationFailed(FeaturelakeError):
 
 
 @cache
-def gx_context(state_path: str) -> AbstractDataContext:
-    """The file-backed GE context under ``<state_path>/gx`` (created on first use; no analytics, no bars)."""
+def gx_context(project_root: str) -> AbstractDataContext:
+    """The file-backed GE context under ``<project_root>/gx`` (created on first use; no analytics, no bars)."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    context = gx.get_context(mode="file", project_root_dir=state_path)
+    context = gx.get_context(mode="file", project_root_dir=project_root)
     if context.variables.analytics_enabled is not False or context.variables.progress_bars is None:
         context.variables.analytics_enabled = False
         context.variables.progress_bars = ProgressBarsConfig(globally=False)
@@ -145,9 +157,44 @@ def gx_context(state_path: str) -> AbstractDataContext:
     return context
 
 
-def data_docs_index(settings: Settings) -> Path:
-    """Where the Data Docs site's index page is written."""
-    return settings.state_path / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+@cache
+def _scratch() -> str:
+    """This process's folder for GE's context when the artifacts are on the object store (removed at exit)."""
+    folder = tempfile.mkdtemp(prefix="featurelake-gx-")
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
+def gx_root(settings: Settings) -> str:
+    """The project root of GE's context: the artifacts root, or a scratch folder when that is on the object store."""
+    root = artifacts_root(settings)
+    return _scratch() if root.remote else root.url
+
+
+def data_docs_index(settings: Settings) -> str:
+    """The URL of the Data Docs site's index page (``file://`` or ``s3a://``)."""
+    root = artifacts_root(settings)
+    return (root / (REMOTE_DOCS if root.remote else LOCAL_DOCS) / "index.html").display
+
+
+def _publish_artifacts(settings: Settings, docs: str | None) -> str | None:
+    """Copy the files GE wrote since the last copy (validation results, Data Docs pages; its static assets once per
+    folder) from the scratch context to the object store; return ``docs`` (a page's file:// URL) there."""
+    root, scratch = artifacts_root(settings), Path(_scratch())
+    for local, remote in ((LOCAL_RESULTS, REMOTE_RESULTS), (LOCAL_DOCS, REMOTE_DOCS)):
+        folder, target = scratch / local, root / remote
+        changed = []
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            stamp = (path.stat().st_mtime_ns, path.stat().st_size)
+            if _COPIED.get((target.url, path)) != stamp:
+                _COPIED[target.url, path] = stamp
+                changed.append(str(path.relative_to(folder)))
+        static = [n for n in changed if n.startswith("static/")]
+        if static and (target / "static").files():
+            changed = [n for n in changed if n not in static]
+        target.upload(folder, changed)
+    prefix = (scratch / LOCAL_DOCS).as_uri()
+    return (root / REMOTE_DOCS).url + docs[len(prefix) :] if docs and docs.startswith(prefix) else docs
 
 
 # The first pass of a suite: success and observed values (counts, observed aggregates) but no failing rows
@@ -179,7 +226,7 @@ def run_suite(
 
     cfg = settings.validation
     with _LOCK:
-        context = gx_context(str(settings.state_path))
+        context = gx_context(gx_root(settings))
         suite = context.suites.add_or_update(build_suite(target, settings))
         source: Any
         try:
@@ -228,6 +275,8 @@ def run_suite(
             context.build_data_docs(resource_identifiers=[identifier, ExpectationSuiteIdentifier(name=suite.name)])
             urls = context.get_docs_sites_urls(resource_identifier=identifier)
             docs = next((u["site_url"] for u in urls if u.get("site_url")), None)
+        if artifacts_root(settings).remote:
+            docs = _publish_artifacts(settings, docs)
     return outcomes, rows, docs
 
 
