@@ -16,7 +16,7 @@ MVN_EXCLUDED_GROUPS := org.scala-lang,com.fasterxml.jackson.core,io.netty,org.ap
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 
-setup: $(STATE)/deb.stamp $(VENV)/install.stamp $(JARS)/jars.stamp $(JARS)/featurelake-logstore.jar $(STATE)/dynamodb/dynamodb.stamp $(STATE)/s3proxy/s3proxy.stamp ## bootstrap: Debian packages, virtualenv, Delta and S3A JARs, the S3 log store, DynamoDB Local, S3Proxy (idempotent)
+setup: $(STATE)/deb.stamp $(VENV)/install.stamp $(JARS)/jars.stamp $(JARS)/featurelake-logstore.jar $(STATE)/s3proxy/s3proxy.stamp ## bootstrap: Debian packages, virtualenv, Delta and S3A JARs, the S3 log store, S3Proxy (idempotent)
 
 $(STATE)/deb.stamp: Makefile
 	@mkdir -p $(STATE)
@@ -53,13 +53,6 @@ $(JARS)/featurelake-logstore.jar: $(LOGSTORE_SOURCES) $(JARS)/jars.stamp $(VENV)
 	  $(LOGSTORE_SOURCES)
 	jar --create --file $@ -C $(STATE)/logstore-classes .
 	@rm -rf $(STATE)/logstore-classes
-
-# DynamoDB Local (Maven Central) with its sqlite4java native libraries, for the DynamoDB online-store tests.
-$(STATE)/dynamodb/dynamodb.stamp: conf/dynamodb-local.pom.xml $(STATE)/deb.stamp
-	@rm -rf $(STATE)/dynamodb && mkdir -p $(STATE)/dynamodb
-	mvn -q -B -f conf/dynamodb-local.pom.xml dependency:copy-dependencies -DincludeScope=runtime \
-	  -DoutputDirectory=$(abspath $(STATE)/dynamodb)
-	@touch $@
 
 # S3Proxy (Maven Central), the local S3-compatible object store (`featurelake services start --s3`).
 $(STATE)/s3proxy/s3proxy.stamp: conf/s3proxy.pom.xml $(STATE)/deb.stamp
