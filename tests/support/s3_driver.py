@@ -4,6 +4,9 @@ the concurrent-commit and kill tests (tests/integration/test_s3_commits.py).
 
     python -m tests.support.s3_driver append PATH WRITER ROWS READY_FILE START_FILE
         warm up, touch READY_FILE, wait for START_FILE, append ROWS rows (writer, i) in one commit
+    python -m tests.support.s3_driver race PREFIX WRITER ROUNDS FOLDER
+        per round r: touch FOLDER/ready-WRITER-r, wait for FOLDER/start-r, create PREFIX/r/_delta_log/<version 1>.json
+        through the configured log store (what a commit does) and print `r won` or `r lost` (the file existed)
     python -m tests.support.s3_driver days PATH DAYS ROWS
         for each day 0..DAYS-1: replace that day's partition with its ROWS rows (replaceWhere, one commit a day, as
         featurelake's interval writes do), printing `committed day N` after each; a re-run converges
@@ -57,6 +60,38 @@ def append(path: str, writer: str, rows: int, ready: Path, start: Path) -> None:
     print(f"committed {writer}", flush=True)
 
 
+def race(prefix: str, writer: str, rounds: int, folder: Path) -> None:
+    from py4j.protocol import Py4JJavaError
+
+    spark = session()
+    gateway, jvm = spark.sparkContext._gateway, spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    # the log store storage.s3.commit_coordination names, as Delta makes it: new Store(hadoopConf)
+    cls = jvm.org.apache.spark.util.Utils.classForName(spark.conf.get("spark.delta.logStore.s3a.impl"), True, False)
+    types, values = gateway.new_array(jvm.java.lang.Class, 1), gateway.new_array(jvm.java.lang.Object, 1)
+    types[0], values[0] = conf.getClass(), conf
+    store = cls.getConstructor(types).newInstance(values)
+
+    def create(path: str) -> bool:
+        lines = jvm.java.util.ArrayList()
+        lines.add(f'{{"commitInfo":{{"writer":"{writer}"}}}}')
+        try:
+            store.write(jvm.org.apache.hadoop.fs.Path(path), lines.iterator(), False, conf)
+        except Py4JJavaError as e:
+            if e.java_exception.getClass().getName() == "java.nio.file.FileAlreadyExistsException":
+                return False
+            raise
+        return True
+
+    create(f"{prefix}/warm-{writer}/_delta_log/{1:020d}.json")  # classes loaded, connections open
+    for r in range(rounds):
+        (folder / f"ready-{writer}-{r}").touch()
+        while not (folder / f"start-{r}").exists():
+            time.sleep(0.005)
+        won = create(f"{prefix}/{r}/_delta_log/{1:020d}.json")
+        print(f"{r} {'won' if won else 'lost'}", flush=True)
+
+
 def days(path: str, count: int, rows: int) -> None:
     from delta.tables import DeltaTable
 
@@ -75,7 +110,9 @@ if __name__ == "__main__":
     command, *args = sys.argv[1:]
     if command == "append":
         append(args[0], args[1], int(args[2]), Path(args[3]), Path(args[4]))
+    elif command == "race":
+        race(args[0], args[1], int(args[2]), Path(args[3]))
     elif command == "days":
         days(args[0], int(args[1]), int(args[2]))
     else:
-        raise SystemExit(f"unknown command {command!r}: append or days")
+        raise SystemExit(f"unknown command {command!r}: append, race or days")
