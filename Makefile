@@ -7,8 +7,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STATE := .state
 JARS := $(STATE)/jars
-# Debian packages the pipeline and tests need (installed only when missing).
-DEB_PACKAGES := openjdk-17-jre-headless maven redis-server postgresql
+# Debian packages the pipeline and tests need (installed only when missing); the JDK compiles src/java.
+DEB_PACKAGES := openjdk-17-jdk-headless maven redis-server postgresql
 MVN_EXCLUDED_GROUPS := org.scala-lang,com.fasterxml.jackson.core,io.netty,org.apache.httpcomponents,commons-codec,org.apache.logging.log4j,org.apache.parquet,org.slf4j,org.xerial.snappy,com.github.luben,org.roaringbitmap,io.airlift,commons-pool,commons-logging,org.locationtech.jts,com.google.code.findbugs
 
 .PHONY: help setup up down sql connect serve run test test-fast lint bench feast-venv lock clean airflow history dbt-manifest
@@ -16,7 +16,7 @@ MVN_EXCLUDED_GROUPS := org.scala-lang,com.fasterxml.jackson.core,io.netty,org.ap
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 
-setup: $(STATE)/deb.stamp $(VENV)/install.stamp $(JARS)/jars.stamp $(STATE)/dynamodb/dynamodb.stamp $(STATE)/s3proxy/s3proxy.stamp $(STATE)/kafka/kafka.stamp ## bootstrap: Debian packages, virtualenv, Delta and S3A JARs, DynamoDB Local, S3Proxy, Kafka (idempotent)
+setup: $(STATE)/deb.stamp $(VENV)/install.stamp $(JARS)/jars.stamp $(JARS)/featurelake-logstore.jar $(STATE)/s3proxy/s3proxy.stamp $(STATE)/kafka/kafka.stamp ## bootstrap: Debian packages, virtualenv, Delta, S3A and Kafka-source JARs, the S3 log store, S3Proxy, Kafka (idempotent)
 
 $(STATE)/deb.stamp: Makefile
 	@mkdir -p $(STATE)
@@ -43,12 +43,16 @@ $(JARS)/jars.stamp: conf/jars.pom.xml
 	  -DoutputDirectory=$(abspath $(JARS)) -DexcludeGroupIds=$(MVN_EXCLUDED_GROUPS)
 	@touch $@
 
-# DynamoDB Local (Maven Central) with its sqlite4java native libraries, for the DynamoDB online-store tests.
-$(STATE)/dynamodb/dynamodb.stamp: conf/dynamodb-local.pom.xml $(STATE)/deb.stamp
-	@rm -rf $(STATE)/dynamodb && mkdir -p $(STATE)/dynamodb
-	mvn -q -B -f conf/dynamodb-local.pom.xml dependency:copy-dependencies -DincludeScope=runtime \
-	  -DoutputDirectory=$(abspath $(STATE)/dynamodb)
-	@touch $@
+# featurelake's Delta log store for concurrent commits on S3 (src/java; storage.s3.commit_coordination), compiled
+# against the Delta and S3A JARs above and pyspark's own Hadoop, into .state/jars with them (spark.jars).
+LOGSTORE_SOURCES := $(shell find src/java -name '*.java')
+$(JARS)/featurelake-logstore.jar: $(LOGSTORE_SOURCES) $(JARS)/jars.stamp $(VENV)/install.stamp $(STATE)/deb.stamp
+	@rm -rf $(STATE)/logstore-classes && mkdir -p $(STATE)/logstore-classes
+	javac --release 17 -Xlint:all,-path -Werror -d $(STATE)/logstore-classes \
+	  -cp "$(JARS)/*:$$($(BIN)/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')/jars/*" \
+	  $(LOGSTORE_SOURCES)
+	jar --create --file $@ -C $(STATE)/logstore-classes .
+	@rm -rf $(STATE)/logstore-classes
 
 # S3Proxy (Maven Central), the local S3-compatible object store (`featurelake services start --s3`).
 $(STATE)/s3proxy/s3proxy.stamp: conf/s3proxy.pom.xml $(STATE)/deb.stamp

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.servers import free_port, start_dynamodb_local, start_redis, start_redis_cluster
+from tests.support.servers import free_port, start_dynamodb, start_redis, start_redis_cluster
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DYNAMO_HOME = REPO_ROOT / ".state" / "dynamodb"
 DUMMY_AWS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
 # The ACL user every node of the redis_cluster fixture knows, beside the default user.
 CLUSTER_USER, CLUSTER_PASSWORD = "fl", "s3cret"
@@ -160,10 +159,11 @@ def redis_cluster():
 
 @pytest.fixture(scope="module")
 def dynamodb_server():
-    """DynamoDB Local of the test module's own, with dummy credentials in this process's environment meanwhile."""
+    """A DynamoDB-API server (moto) of the test module's own, with dummy credentials in this process's environment
+    meanwhile."""
     saved = {k: os.environ.get(k) for k in DUMMY_AWS}
     os.environ.update(DUMMY_AWS)
-    server = start_dynamodb_local(DYNAMO_HOME)
+    server = start_dynamodb()
     yield server
     server.stop()
     for k, v in saved.items():

@@ -115,12 +115,17 @@ class S3Settings(_Section):
     AWS's endpoint of ``region``. Credentials are never settings: ``credentials_provider`` (an AWS SDK v2 class, the
     default chain: Java system properties, $AWS_ACCESS_KEY_ID / $AWS_SECRET_ACCESS_KEY, web identity, profile,
     container and instance roles) finds them.
+
+    ``commit_coordination``: how Delta commits to a table on S3 stay atomic. ``conditional``: each commit file is
+    created by a conditional write (PUT If-None-Match: *), so any number of drivers may commit at once (AWS S3 and the
+    local S3 server support it); ``none``: Delta's S3SingleDriverLogStore, safe only while one driver writes a table.
     """
 
     endpoint: str | None = None
     region: str = "us-east-1"
     path_style_access: bool = False
     credentials_provider: str = "software.amazon.awssdk.auth.credentials.DefaultCredentialsProvider"
+    commit_coordination: Literal["conditional", "none"] = "conditional"
 
     @field_validator("endpoint")
     @classmethod

@@ -18,6 +18,12 @@ if TYPE_CHECKING:
 # The password of a ``jdbc`` metastore comes only from the environment (never conf/, never a command line).
 METASTORE_PASSWORD_VAR = "FEATURELAKE_METASTORE_PASSWORD"
 PASSWORD_KEY = "spark.hadoop.javax.jdo.option.ConnectionPassword"
+# Delta's log store of s3a:// tables per storage.s3.commit_coordination: featurelake's conditional-write one
+# (src/java, built by `make setup`), or Delta's own that locks within one driver.
+S3_LOG_STORES = {
+    "conditional": "io.featurelake.delta.S3ConditionalLogStore",
+    "none": "io.delta.storage.S3SingleDriverLogStore",
+}
 # Hive 2.3's metastore model (package.jdo in hive-metastore-2.3.*.jar). DataNucleus creates all their tables when
 # a driver's metastore client starts, in one go: created lazily instead, a foreign key on TBLS added while the same
 # driver's other connection holds an open insert into TBLS waits for it forever (PostgreSQL's lock on TBLS).
@@ -90,19 +96,21 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         conf["spark.eventLog.dir"] = event_log_dir(settings).as_uri()
     conf.update(metastore_conf(settings))
     conf.update({f"spark.hadoop.{k}": v for k, v in s3a_conf(settings).items()})
+    conf["spark.delta.logStore.s3a.impl"] = S3_LOG_STORES[storage.s3.commit_coordination]
     conf["spark.driver.extraJavaOptions"] = " ".join(java_opts)
     conf.update({k: str(v) for k, v in settings.spark.conf.items()})
     return conf
 
 
 def s3a_conf(settings: Settings) -> dict[str, str]:
-    """The Hadoop settings of S3A (``s3a://`` paths) from ``storage.s3``: endpoint, region, path-style access and the
-    credentials provider; never credentials themselves."""
+    """The Hadoop settings of S3A (``s3a://`` paths) from ``storage.s3``: endpoint, region, path-style access, the
+    credentials provider (never credentials themselves) and conditional creates (the commit coordination's)."""
     s3 = settings.storage.s3
     conf = {
         "fs.s3a.endpoint.region": s3.region,
         "fs.s3a.path.style.access": str(s3.path_style_access).lower(),
         "fs.s3a.aws.credentials.provider": s3.credentials_provider,
+        "fs.s3a.create.conditional.enabled": str(s3.commit_coordination == "conditional").lower(),
     }
     if s3.endpoint:
         conf["fs.s3a.endpoint"] = s3.endpoint.rstrip("/")

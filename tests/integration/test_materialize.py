@@ -20,9 +20,9 @@ from featurelake.online.backends import open_store
 from featurelake.online.client import OnlineClient
 from featurelake.online.materialize import materialize_views
 from featurelake.repo import load_repo
-from tests.conftest import DUMMY_AWS, DYNAMO_HOME
+from tests.conftest import DUMMY_AWS
 from tests.integration.test_online_stores import store_config
-from tests.support.servers import start_dynamodb_local, start_redis
+from tests.support.servers import start_dynamodb, start_redis
 
 pytestmark = pytest.mark.integration
 
@@ -161,7 +161,7 @@ def assert_online_matches(client, ref_driver: dict, ref_route: dict, driver_keys
 def servers(redis_cluster):
     saved = {k: os.environ.get(k) for k in DUMMY_AWS}
     os.environ.update(DUMMY_AWS)
-    redis_server, dynamo_server = start_redis(), start_dynamodb_local(DYNAMO_HOME)
+    redis_server, dynamo_server = start_redis(), start_dynamodb()
     yield {"redis": redis_server.port, "dynamodb": dynamo_server.port, "sqlite": 0, "redis_cluster": redis_cluster}
     redis_server.stop()
     dynamo_server.stop()

@@ -1,11 +1,12 @@
-"""Throw-away local servers for tests and benchmarks: redis-server (standalone or a 3-master cluster) and DynamoDB
-Local on free loopback ports."""
+"""Throw-away local servers for tests and benchmarks: redis-server (standalone or a 3-master cluster) and a DynamoDB-API
+server (moto) on free loopback ports."""
 
 from __future__ import annotations
 
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -121,25 +122,14 @@ def start_redis_cluster(masters: int = 3, *extra: str, timeout: float = 30.0) ->
     return cluster
 
 
-def start_dynamodb_local(home: Path, port: int | None = None) -> LocalServer:
-    """Start DynamoDB Local (fetched by ``make setup`` into ``home``, e.g. .state/dynamodb) in memory."""
-    jars = sorted(home.glob("DynamoDBLocal-*.jar"))
-    if not jars:
-        raise ConfigError(f"DynamoDB Local not found in {home}: run `make setup`")
+def start_dynamodb(port: int | None = None) -> LocalServer:
+    """Start a DynamoDB-API server: moto's (``moto_server``, Apache-2.0, the venv's), in memory, on 127.0.0.1."""
+    server = Path(sys.executable).with_name("moto_server")
+    if not server.is_file():
+        raise ConfigError(f"{server} not found: run `make setup` (moto is a dev dependency)")
     port = port or free_port()
-    cmd = [
-        "java",
-        f"-Djava.library.path={home}",
-        f"-Dsqlite4java.library.path={home}",
-        "-cp",
-        f"{home}/*",
-        "com.amazonaws.services.dynamodbv2.local.main.ServerRunner",
-        "-inMemory",
-        "-disableTelemetry",
-        "-port",
-        str(port),
-    ]
-    workdir = tempfile.mkdtemp(prefix="dynamodb-local-")  # it leaves a metadata file in its working folder
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir)
-    _wait_for_port(port, proc, "DynamoDB Local")
+    proc = subprocess.Popen(
+        [str(server), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    _wait_for_port(port, proc, "moto_server")
     return LocalServer(proc, port)

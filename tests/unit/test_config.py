@@ -124,6 +124,10 @@ def test_s3_settings_check_the_endpoint_and_the_credentials_provider(conf_root):
     s = load_settings("prod.example", environ=env_for(conf_root))
     assert s.storage.s3.credentials_provider.startswith("software.amazon.awssdk.")
     assert "spark.hadoop.fs.s3a.aws.credentials.provider" not in s.spark.conf
+    assert s.storage.s3.commit_coordination == "conditional"
+    assert not any(k.startswith("spark.delta.logStore") for k in s.spark.conf)  # storage.s3 says it
+    with pytest.raises(ConfigError, match="storage.s3.commit_coordination: Input should be 'conditional' or 'none'"):
+        load_settings(environ=env_for(conf_root, FEATURELAKE__STORAGE__S3__COMMIT_COORDINATION="dynamodb"))
     with pytest.raises(ConfigError, match="storage.s3.endpoint: Value error, an http:// or https:// URL"):
         load_settings(environ=env_for(conf_root, FEATURELAKE__STORAGE__S3__ENDPOINT="127.0.0.1:9000"))
     with pytest.raises(ConfigError, match="storage.s3.credentials_provider: Value error, .* no SDK v1"):

@@ -96,8 +96,14 @@ def test_s3a_settings_become_hadoop_conf(settings):
         "spark.hadoop.fs.s3a.path.style.access": "true",
         "spark.hadoop.fs.s3a.endpoint.region": "eu-west-1",
         "spark.hadoop.fs.s3a.aws.credentials.provider": s3.credentials_provider,
+        "spark.hadoop.fs.s3a.create.conditional.enabled": "true",
     }
     assert {k: v for k, v in conf.items() if k.startswith("spark.hadoop.fs.s3a.")} == expected
+    assert conf["spark.delta.logStore.s3a.impl"] == "io.featurelake.delta.S3ConditionalLogStore"
     default = spark_conf(settings)  # AWS itself: no endpoint, TLS as S3A's default
     assert "spark.hadoop.fs.s3a.endpoint" not in default
+    single = settings.storage.s3.model_copy(update={"commit_coordination": "none"})
+    conf = spark_conf(settings.model_copy(update={"storage": settings.storage.model_copy(update={"s3": single})}))
+    assert conf["spark.delta.logStore.s3a.impl"] == "io.delta.storage.S3SingleDriverLogStore"
+    assert conf["spark.hadoop.fs.s3a.create.conditional.enabled"] == "false"
     assert not any("secret" in k or "access.key" in k for k in default)

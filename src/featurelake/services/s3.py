@@ -1,5 +1,5 @@
 """The local S3-compatible object store: S3Proxy (Maven Central, fetched by ``make setup`` into
-``services.s3.install_dir``) with its filesystem backend (each bucket a folder of ``services.s3.data_dir``) on
+``services.s3.install_dir``) with its filesystem-nio2 backend (each bucket a folder of ``services.s3.data_dir``) on
 127.0.0.1:``services.s3.port``; and a boto3 client for the object store's own operations (buckets, listings, uploads).
 
 Its access key pair is $AWS_ACCESS_KEY_ID / $AWS_SECRET_ACCESS_KEY when both are set, else a pair generated once for
@@ -74,7 +74,9 @@ class S3Server(Daemon):
             raise ConfigError(f"S3Proxy not found in {self.home}: run `make setup`")
         access_key, secret_key = credentials(settings)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        # The legacy `filesystem` backend: `filesystem-nio2` answers a directory marker (S3A's mkdirs) as a file.
+        # The `filesystem-nio2` backend: it creates an object under If-None-Match: * by a hard link, so of writers
+        # racing for one key exactly one succeeds (Delta's commits rely on it: storage.s3.commit_coordination);
+        # S3Proxy refuses conditional writes on the legacy `filesystem` backend.
         _private_write(
             self.properties,
             "\n".join(
@@ -83,7 +85,7 @@ class S3Server(Daemon):
                     "s3proxy.authorization=aws-v2-or-v4",
                     f"s3proxy.identity={access_key}",
                     f"s3proxy.credential={secret_key}",
-                    "jclouds.provider=filesystem",
+                    "jclouds.provider=filesystem-nio2",
                     f"jclouds.filesystem.basedir={self.data_dir}",
                 ]
             )
