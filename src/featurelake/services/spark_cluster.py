@@ -78,7 +78,7 @@ class SparkMaster(_ClusterDaemon):
 
     @property
     def url(self) -> str:
-        return f"spark://{self.address} (web UI http://{HOST}:{self.ui_port})"
+        return f"spark://{self.address}, web UI http://{HOST}:{self.ui_port}"
 
     def command(self, settings: Settings) -> list[str]:
         return [*self.command_prefix(), MASTER_CLASS, "--host", HOST, "--port", str(self.port),
