@@ -58,7 +58,8 @@ HIVE_MODEL_CLASSES = [
 
 
 def spark_conf(settings: Settings) -> dict[str, str]:
-    """Every Spark setting featurelake applies, derived from ``settings`` (pure: no JVM)."""
+    """Every Spark setting featurelake applies, derived from ``settings`` (no JVM; for a non-local master it builds the
+    executors' Python environment first unless it is current)."""
     jars_dir = Path(settings.path(settings.spark.jars_dir))
     jars = sorted(str(p) for p in jars_dir.glob("*.jar"))
     if not jars:
