@@ -111,6 +111,8 @@ def _build(settings: Settings, env: Path) -> None:
             "install it (Debian: python3.11) or name another Python 3.11"
         )
     uv = Path(sys.executable).with_name("uv")
+    if not uv.is_file():
+        raise ConfigError(f"{uv} not found: run `make setup`")
     root = settings.root
     # A copy of the project to build featurelake's wheel from: the build leaves its build/ folder there, not here.
     source = env.parent / "source"

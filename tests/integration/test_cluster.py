@@ -66,6 +66,9 @@ def _environ(pid: int) -> dict[str, str]:
 
 def test_workers_cannot_import_featurelake(cluster):
     settings, _, daemons = cluster
+    for daemon in daemons:  # running ones are reused, by their recorded pid
+        pid = daemon.running_pid(settings)
+        assert daemon.start(settings) == (pid, False) and daemon.is_up(settings)
     for worker in daemons[1:]:
         env = _environ(worker.running_pid(settings))
         assert not {"PYTHONPATH", "PYSPARK_PYTHON", "VIRTUAL_ENV"} & env.keys()
