@@ -68,8 +68,8 @@ $(STATE)/kafka/kafka.stamp: conf/kafka.pom.xml $(STATE)/deb.stamp
 	  -DoutputDirectory=$(abspath $(STATE)/kafka)
 	@touch $@
 
-up: setup ## start the local services (PostgreSQL: the metastore's and Airflow's databases; Airflow's API server); running ones are reused
-	$(BIN)/featurelake services start
+up: setup ## start the local services (PostgreSQL: the metastore's and Airflow's databases; Airflow's API server; FEATURELAKE_ENV=cluster: also S3, the Spark master and workers, the SQL endpoint); running ones are reused
+	$(BIN)/featurelake services start $(if $(filter cluster,$(FEATURELAKE_ENV)),--cluster)
 
 connect: up ## the notebook endpoint: Spark Connect on sc://localhost:15002 (services.connect.port), in the background
 	$(BIN)/featurelake serve connect
@@ -130,7 +130,7 @@ $(FEAST_VENV)/install.stamp:
 
 clean: down ## remove the local state (warehouse, metastore, online store, the S3 server's buckets); keeps the venv and JARs
 	rm -rf $(STATE)/warehouse $(STATE)/postgres $(STATE)/postgres.pid $(STATE)/*.pid $(STATE)/metastore_db $(STATE)/online $(STATE)/cache $(STATE)/derby.log \
-	  $(STATE)/gx $(STATE)/manifests $(STATE)/reports $(STATE)/catalog $(STATE)/airflow $(STATE)/logs $(STATE)/spark-events \
+	  $(STATE)/gx $(STATE)/manifests $(STATE)/reports $(STATE)/catalog $(STATE)/airflow $(STATE)/logs $(STATE)/spark-events $(STATE)/spark-work \
 	  $(STATE)/s3 $(STATE)/s3-credentials $(STATE)/s3proxy.properties $(STATE)/redis $(STATE)/kafka-data $(STATE)/kafka.properties
 
 dbt_project/target/manifest.json: $(VENV)/install.stamp $(shell find dbt_project/models dbt_project/macros -type f) dbt_project/dbt_project.yml dbt_project/profiles.yml

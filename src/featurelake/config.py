@@ -359,6 +359,23 @@ class KafkaServerSettings(_Section):
     heap: str = "512m"
 
 
+class SparkClusterSettings(_Section):
+    """The local Spark standalone cluster (``featurelake services start --cluster``, ``FEATURELAKE_ENV=cluster``): a
+    master on 127.0.0.1:``port`` (its web UI on ``ui_port``) and ``workers`` worker processes of ``worker_cores``
+    cores and ``worker_memory`` each, their work folders under ``<state_dir>/spark-work/<n>``."""
+
+    port: int = Field(7077, ge=1024, le=65535)
+    ui_port: int = Field(8081, ge=1024, le=65535)
+    workers: int = Field(2, ge=1)
+    worker_cores: int = Field(1, ge=1)
+    worker_memory: str = "2g"  # what a worker offers its executors (spark.executor.memory must fit in it)
+    # The interpreter the executors' packed environment is made from and links to: every worker needs it at this
+    # path (the OS package python3.11, e.g. Debian's), the driver's own Python minor version.
+    executor_python: str = "/usr/bin/python3.11"
+    # Where the executors' environment is built and packed (a build of the checkout, like spark.jars_dir).
+    executor_env_dir: str = ".state/cluster"
+
+
 class ServicesSettings(_Section):
     """Local services the repository installs, starts and stops (``featurelake services``)."""
 
@@ -370,6 +387,7 @@ class ServicesSettings(_Section):
     s3: S3ServerSettings = S3ServerSettings()
     redis: RedisServerSettings = RedisServerSettings()
     kafka: KafkaServerSettings = KafkaServerSettings()
+    spark_cluster: SparkClusterSettings = SparkClusterSettings()
 
 
 class Settings(_Section):

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from featurelake import executor_env
 from featurelake.config import Settings, get_settings
 from featurelake.errors import ConfigError, ServiceDown
 from featurelake.services.metastore import down_message, is_connection_failure, require_metastore
@@ -63,7 +64,8 @@ HIVE_MODEL_CLASSES = [
 
 
 def spark_conf(settings: Settings) -> dict[str, str]:
-    """Every Spark setting featurelake applies, derived from ``settings`` (pure: no JVM)."""
+    """Every Spark setting featurelake applies, derived from ``settings`` (no JVM; for a non-local master it builds the
+    executors' Python environment first unless it is current)."""
     jars_dir = Path(settings.path(settings.spark.jars_dir))
     jars = sorted(str(p) for p in jars_dir.glob("*.jar"))
     if not jars:
@@ -98,8 +100,27 @@ def spark_conf(settings: Settings) -> dict[str, str]:
     conf.update({f"spark.hadoop.{k}": v for k, v in s3a_conf(settings).items()})
     conf["spark.delta.logStore.s3a.impl"] = S3_LOG_STORES[storage.s3.commit_coordination]
     conf["spark.driver.extraJavaOptions"] = " ".join(java_opts)
+    if not is_local(settings):  # the executors run the Python environment the application ships
+        conf.update(executor_env.spark_conf(settings))
     conf.update({k: str(v) for k, v in settings.spark.conf.items()})
     return conf
+
+
+def is_local(settings: Settings) -> bool:
+    """Whether the executors run on this machine with the driver's Python (``local``, ``local[n]``,
+    ``local-cluster[...]``)."""
+    return settings.spark.master.startswith("local")
+
+
+def driver_env(settings: Settings) -> dict[str, str]:
+    """Environment variables of a driver process (spark-submit, a Spark server): PYSPARK_PYTHON, this interpreter or
+    on a cluster the executors' shipped one (a session's Python functions carry it as their interpreter;
+    spark.pyspark.python alone reaches only a spark-submitted application), PYSPARK_DRIVER_PYTHON, and the local S3
+    server's key pair when S3A points at it and the environment has none."""
+    from featurelake.services.s3 import local_credentials_env
+
+    executors = sys.executable if is_local(settings) else executor_env.PYTHON
+    return {"PYSPARK_PYTHON": executors, "PYSPARK_DRIVER_PYTHON": sys.executable, **local_credentials_env(settings)}
 
 
 def s3a_conf(settings: Settings) -> dict[str, str]:
@@ -176,10 +197,13 @@ def get_spark(settings: Settings | None = None) -> SparkSession:
         raise ConfigError("Java not found: install a JDK 17 (`make setup` does) or set JAVA_HOME")
     conf = spark_conf(settings)
     require_metastore(settings)
-    if settings.spark.master.startswith("local"):
-        # Local Python workers must run this interpreter (the venv with featurelake), not python3 from PATH;
-        # an in-process session reads this from the environment only.
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    # An in-process session reads these from the environment only. Local Python workers must run this interpreter
+    # (the venv with featurelake), not python3 from PATH; a cluster's, the shipped one whatever this process inherited.
+    env = driver_env(settings)
+    if is_local(settings):
+        os.environ.setdefault("PYSPARK_PYTHON", env.pop("PYSPARK_PYTHON"))
+    env.pop("PYSPARK_DRIVER_PYTHON")
+    os.environ.update(env)
     settings.state_path.mkdir(parents=True, exist_ok=True)
     if settings.spark.ui:
         event_log_dir(settings).mkdir(exist_ok=True)

@@ -136,11 +136,10 @@ def spark_submit(
     import os
     import shlex
     import subprocess
-    import sys
 
     from featurelake.config import get_settings
     from featurelake.errors import InputError
-    from featurelake.spark import spark_submit_command
+    from featurelake.spark import driver_env, spark_submit_command
 
     settings = get_settings()
     if not (settings.root / "jobs" / script).is_file() or "/" in script:
@@ -149,5 +148,4 @@ def spark_submit(
     if dry_run:
         console.print(shlex.join(cmd), soft_wrap=True, highlight=False)
         return
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
-    raise typer.Exit(subprocess.call(cmd, env=env))
+    raise typer.Exit(subprocess.call(cmd, env={**os.environ, **driver_env(settings)}))

@@ -21,20 +21,22 @@ def _say(text: str) -> None:
 
 
 def _background_services(settings: Settings) -> list[Daemon]:
-    """Every background service, in start order: the S3, Redis and Kafka servers, Airflow's API server, scheduler
-    and DAG processor, the endpoints."""
+    """Every background service, in start order: the S3, Redis and Kafka servers, the Spark cluster (master,
+    workers), Airflow's API server, scheduler and DAG processor, the endpoints."""
     from featurelake.services.airflow import api_server, scheduler_processes
     from featurelake.services.connect import connect_server
     from featurelake.services.kafka import kafka_server
     from featurelake.services.online import online_server
     from featurelake.services.redis import redis_server
     from featurelake.services.s3 import s3_server
+    from featurelake.services.spark_cluster import cluster_daemons
     from featurelake.services.thrift import thrift_server
 
     return [
         s3_server(settings),
         redis_server(settings),
         kafka_server(settings),
+        *cluster_daemons(settings),
         api_server(settings),
         *scheduler_processes(),
         thrift_server(settings),
@@ -57,17 +59,30 @@ def start(
     kafka: Annotated[
         bool, typer.Option("--kafka", help="also the Kafka broker (one KRaft node on 127.0.0.1:services.kafka.port)")
     ] = False,
+    cluster: Annotated[
+        bool,
+        typer.Option(
+            "--cluster",
+            help="the cluster topology (FEATURELAKE_ENV=cluster): also the S3 server and the warehouse's bucket, the "
+            "Redis server, the Spark master and workers, and the SQL endpoint on them",
+        ),
+    ] = False,
 ) -> None:
     """Start the local services: PostgreSQL (the metastore's and Airflow's databases) and the Airflow API server;
     running ones are reused."""
+    import os
+
     from featurelake.config import get_settings
     from featurelake.services.airflow import api_server, scheduler_processes
     from featurelake.services.kafka import kafka_server
     from featurelake.services.postgres import Postgres
     from featurelake.services.redis import redis_server
-    from featurelake.services.s3 import s3_server
+    from featurelake.services.s3 import local_credentials_env, s3_server
+    from featurelake.services.spark_cluster import check_master_setting, cluster_daemons
 
     settings = get_settings()
+    if cluster:
+        check_master_setting(settings)
     server = Postgres.from_settings(settings)
     pid, started = server.start()
     state = "started" if started else "already running"
@@ -81,15 +96,45 @@ def start(
                 "tables in this metastore"
             )
     chosen = [
-        *([s3_server(settings)] if s3 else []),
-        *([redis_server(settings)] if redis else []),
+        *([s3_server(settings)] if s3 or cluster else []),
+        *([redis_server(settings)] if redis or cluster else []),
         *([kafka_server(settings)] if kafka else []),
+        *(cluster_daemons(settings) if cluster else []),
     ]
     for daemon in [*chosen, api_server(settings), *(scheduler_processes() if scheduler else [])]:
         pid, started = daemon.start(settings)
-        where = f" on http://{daemon.address}" if daemon.port else ""
+        where = f" on {daemon.url}" if daemon.port else ""
         state = "started" if started else "already running"
         _say(f"{daemon.title} {state}{where} (pid {pid}, log {daemon.log_file(settings)})")
+        if cluster and daemon.name == "s3":
+            os.environ.update(local_credentials_env(settings))  # boto3's, and the SQL endpoint's below
+            _ensure_warehouse_bucket(settings)
+    if cluster:
+        _start_cluster_endpoint(settings)
+
+
+def _ensure_warehouse_bucket(settings: Settings) -> None:
+    from featurelake.services.s3 import ensure_bucket, warehouse_bucket
+
+    if (bucket := warehouse_bucket(settings)) is not None:
+        created = ensure_bucket(settings, bucket)
+        _say(f"{'created' if created else 'found'} the warehouse's bucket {bucket} ({settings.storage.warehouse})")
+
+
+def _start_cluster_endpoint(settings: Settings) -> None:
+    """The executors' Python environment (built unless current) and the SQL endpoint, an application on the cluster."""
+    from featurelake.executor_env import ensure_archive
+    from featurelake.services.thrift import query, thrift_server
+
+    archive = ensure_archive(settings)
+    _say(f"executors' Python environment: {archive} ({archive.stat().st_size / 2**20:.0f} MiB)")
+    server = thrift_server(settings)
+    pid, started = server.start(settings)
+    if started:  # featurelake's databases, as every driver creates them (their folders in the warehouse's bucket)
+        for name in settings.storage.databases:
+            query(settings, f"CREATE DATABASE IF NOT EXISTS `{name}`", 0)
+    _say(f"{server.title} {'started' if started else 'already running'} on {server.address} (pid {pid}, log "
+         f"{server.log_file(settings)})")  # fmt: skip
 
 
 def stop() -> None:

@@ -54,6 +54,11 @@ class Daemon(ABC):
     def address(self) -> str:
         return f"{HOST}:{self.port}" if self.port is not None else "no port"
 
+    @property
+    def url(self) -> str:
+        """Where a person reaches it (messages)."""
+        return f"http://{self.address}"
+
     def pid_file(self, settings: Settings) -> Path:
         return settings.state_path / f"{self.name}.pid"
 

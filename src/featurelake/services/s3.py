@@ -122,3 +122,31 @@ def client(settings: Settings, endpoint: str | None = None) -> Any:
         response_checksum_validation="when_required",
     )
     return boto3.session.Session().client("s3", endpoint_url=endpoint or s3.endpoint, config=config)
+
+
+def is_local_endpoint(settings: Settings) -> bool:
+    """Whether S3A points at this state folder's S3 server (``storage.s3.endpoint`` is its address)."""
+    return (settings.storage.s3.endpoint or "").rstrip("/") == S3Server(settings).endpoint
+
+
+def local_credentials_env(settings: Settings) -> dict[str, str]:
+    """The local server's key pair as environment variables when S3A points at it and the environment has no pair of
+    its own; else nothing (the SDK's default chain finds the credentials)."""
+    if not is_local_endpoint(settings) or all(os.environ.get(v) for v in KEY_VARS):
+        return {}
+    return credentials_env(settings)
+
+
+def warehouse_bucket(settings: Settings) -> str | None:
+    """The bucket of an ``s3a://`` warehouse, else None."""
+    warehouse = settings.storage.warehouse
+    return warehouse.removeprefix("s3a://").split("/", 1)[0] if warehouse.startswith("s3a://") else None
+
+
+def ensure_bucket(settings: Settings, bucket: str) -> bool:
+    """Create ``bucket`` unless it exists; whether this call created it."""
+    s3 = client(settings)
+    if any(b["Name"] == bucket for b in s3.list_buckets().get("Buckets", [])):
+        return False
+    s3.create_bucket(Bucket=bucket)
+    return True

@@ -6,7 +6,6 @@ warehouse, UTC), a background service (process.py) on loopback.
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field
 
 from featurelake.config import Settings
@@ -45,7 +44,9 @@ class SparkServer(Daemon):
         return [*spark_submit_prefix(settings, conf), "--class", self.main_class, "spark-internal", *self.args]
 
     def environment(self, settings: Settings) -> dict[str, str]:
-        return {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+        from featurelake.spark import driver_env
+
+        return {**os.environ, **driver_env(settings)}
 
     def start(self, settings: Settings) -> tuple[int, bool]:
         """Start the server (see :meth:`Daemon.start`) once the metastore it opens answers."""
