@@ -48,15 +48,10 @@ def kafka(tmp_path_factory):
     server.stop(settings)
 
 
-@pytest.fixture(scope="module")
-def stream_setup(kafka, settings, tmp_path_factory):
-    """A repository with a stream source on a topic of its own and a window view over it; settings whose
-    streaming reads the module's broker and whose online store is a SQLite file of the module's."""
-    from featurelake.config import OnlineStoreSettings, StreamingSettings
+def write_repo(root, tag: str):
+    """A feature repository with a stream source on the topic ``departures_<tag>`` and a window view over it."""
     from featurelake.repo import load_repo
 
-    root = tmp_path_factory.mktemp("stream-repo")
-    tag = uuid.uuid4().hex[:8]
     (root / "features").mkdir()
     (root / "features" / "defs.py").write_text(
         textwrap.dedent(
@@ -80,14 +75,32 @@ def stream_setup(kafka, settings, tmp_path_factory):
         )
     )
     repo = load_repo(root / "features")
+    return repo, repo.view(f"recent_departures_{tag}")
+
+
+@pytest.fixture(scope="module")
+def stream_setup(kafka, settings, tmp_path_factory):
+    """The repository of ``write_repo``; settings whose streaming reads the module's broker and whose online store
+    is a SQLite file of the module's."""
+    from featurelake.config import OnlineStoreSettings, StreamingSettings
+
+    root = tmp_path_factory.mktemp("stream-repo")
+    repo, view = write_repo(root, uuid.uuid4().hex[:8])
     stream_settings = settings.model_copy(
         update={
             "streaming": StreamingSettings(bootstrap_servers=kafka, max_events_per_batch=250),
             "online_store": OnlineStoreSettings(type="sqlite", sqlite_path=str(root / "online.db")),
         }
     )
-    view = repo.view(f"recent_departures_{tag}")
     return stream_settings, repo, view
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # alive until the topic exists
+    (future,) = admin.create_topics([NewTopic(topic, partitions, 1)]).values()
+    future.result(30)
 
 
 def produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
@@ -141,6 +154,7 @@ def test_stream_rows_equal_the_brute_force_and_the_batch_engine_and_refuse_bad_a
 
     settings, repo, view = stream_setup
     source = view.source
+    create_topic(kafka, source.topic, 1)  # one partition: the watermark is the newest event time before a batch
     rng = random.Random(21)
     now = dt.datetime.now(UTC).replace(microsecond=0)
     # Three hours of departures in time order, each up to 5 minutes out of order (within the allowed lateness).
@@ -228,3 +242,72 @@ def test_stream_rows_equal_the_brute_force_and_the_batch_engine_and_refuse_bad_a
         assert entry is not None and entry.ts == int(latest.event_timestamp.timestamp() * 1_000_000)
         values = json.loads(entry.payload)
         assert values["departures_30m"] == latest.departures_30m
+
+
+def test_stream_run_killed_and_restarted_counts_every_event_once(kafka, postgres, tmp_path):
+    """`featurelake stream run` as its own process, killed with SIGKILL (with its JVM) while it works through the
+    topic (three partitions, read unevenly: the watermark waits for the slowest), then run again until idle: every
+    event is in the events table once, each batch recorded once, and the feature rows equal the brute force over
+    the events sent."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from tests.conftest import REPO_ROOT, metastore_database, run_cli
+
+    state = tmp_path / "state"
+    state.mkdir()
+    postgres.ensure_database(metastore_database(state))
+    tag = uuid.uuid4().hex[:8]
+    repo_dir = tmp_path / "repo"
+    repo_dir.mkdir()
+    _, view = write_repo(repo_dir, tag)
+    rng = random.Random(7)
+    start = dt.datetime.now(UTC).replace(microsecond=0) - dt.timedelta(hours=2)
+    sent = [event(i, rng.choice(ORIGINS), float(rng.randrange(-5, 60)), start + dt.timedelta(seconds=2 * i))
+            for i in range(3000)]  # fmt: skip
+    create_topic(kafka, view.source.topic, 3)
+    produce(kafka, view.source.topic, [json.dumps(e).encode() for e in sent[:2500]])
+    env = {"FEATURELAKE__STREAMING__BOOTSTRAP_SERVERS": kafka, "FEATURELAKE__STREAMING__MAX_EVENTS_PER_BATCH": "500"}
+    args = ["stream", "run", "--repo", str(repo_dir / "features")]
+    commits = Path(state / "warehouse" / "_streams" / f"departure_events_{tag}" / "commits")
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "featurelake"), *args],
+        env=isolated_env(state, **env),
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while len(list(commits.glob("[0-9]*"))) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+        assert proc.poll() is None and len(list(commits.glob("[0-9]*"))) >= 2
+        time.sleep(rng.uniform(1, 4))  # somewhere in a later batch
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    produce(kafka, view.source.topic, [json.dumps(e).encode() for e in sent[2500:]])
+    run_cli(state, *args, "--until-idle", **env)
+
+    def sql(query: str) -> list[dict]:
+        out = run_cli(state, "sql", "--json", "--limit", "1000000", query, **env).stdout
+        return [json.loads(x) for x in out.splitlines() if x.startswith("{")]
+
+    landed = sql(f"SELECT flight_id FROM raw.departure_events_{tag}")
+    assert sorted(r["flight_id"] for r in landed) == list(range(3000))
+    batches = sql(f"SELECT batch_id, events FROM monitoring.stream_batches WHERE source = 'departure_events_{tag}'")
+    ids = [r["batch_id"] for r in batches]
+    assert len(ids) == len(set(ids)) >= 6 and sum(r["events"] for r in batches) == 3000
+    rows = pd.DataFrame(sql(f"SELECT * FROM {view.offline_table}"))
+    rows["event_timestamp"] = pd.to_datetime(rows.event_timestamp, utc=True)
+    events = pd.DataFrame(sent).assign(dep_ts=lambda d: pd.to_datetime(d.dep_ts, utc=True))
+    expected = brute_force(events, rows[["origin", "event_timestamp"]])
+    merged = rows.merge(expected, on=["origin", "event_timestamp"], suffixes=("", "_ref"))
+    assert len(merged) == len(rows) == len(expected)
+    assert (merged.departures_30m == merged.departures_30m_ref).all()
+    assert ((merged.dep_delay_mean_1h - merged.dep_delay_mean_1h_ref).abs().fillna(0) < 1e-9).all()

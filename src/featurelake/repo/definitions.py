@@ -236,9 +236,9 @@ class StreamSource(Source):
     computes the views over them. That table is the source the batch engine reads for the same views (backfills,
     recomputation, training sets), so the stream and the batch answer from the same events.
 
-    An event later than ``allowed_lateness`` behind the newest event time seen before its micro-batch goes to the
-    dead-letter table (``monitoring.stream_dead_letters``) with the reason, as does one that is not a JSON object,
-    lacks its timestamp or a key, or holds a value of the wrong type.
+    An event more than ``allowed_lateness`` behind the event time the earlier micro-batches reached (in every Kafka
+    partition they read) goes to the dead-letter table (``monitoring.stream_dead_letters``) with the reason, as
+    does one that is not a JSON object, lacks its timestamp or a key, or holds a value of the wrong type.
     """
 
     kind: Literal["stream"] = "stream"

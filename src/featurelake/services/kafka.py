@@ -77,7 +77,9 @@ class KafkaServer(Daemon):
 
     def _format(self, java: list[str]) -> None:
         """Format the log folder for a new single-node cluster (KRaft needs it before the first start)."""
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = "-"
+        while cluster_id.startswith("-"):  # as Kafka's Uuid.randomUuid: an id read as an option is no use
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         done = subprocess.run(
             [*java, STORAGE_TOOL, "format", "-t", cluster_id, "-c", str(self.properties)],
             capture_output=True,

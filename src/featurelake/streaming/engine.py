@@ -3,8 +3,9 @@ store, one micro-batch at a time, exactly once.
 
 Each micro-batch ``n`` of a stream source (``foreachBatch``):
 
-1. parses the records (``events.parse``); the refused ones, and events older than the watermark (the newest event
-   time of the batches before ``n`` minus ``allowed_lateness``), go to ``monitoring.stream_dead_letters``;
+1. parses the records (``events.parse``); the refused ones, and events older than the watermark (the event time
+   the batches before ``n`` reached in every Kafka partition, minus ``allowed_lateness``), go to
+   ``monitoring.stream_dead_letters``;
 2. appends the events to the source's Delta table (``txnAppId``/``txnVersion`` = the source and ``n``: a batch
    replayed after a crash is not appended twice);
 3. for each view of the source, recomputes from that table the tiles the batch touched (their keys and tile
@@ -37,7 +38,7 @@ from featurelake.online.materialize import materialize_views
 from featurelake.online.store import StoreConfig
 from featurelake.repo.definitions import OFFLINE_DATE, OFFLINE_TIMESTAMP, FeatureView, StreamSource, WindowComputation
 from featurelake.streaming.events import BATCH, OFFSET, PARTITION, RAW, REASON, TOPIC, parse
-from featurelake.tables import append_rows, table_exists
+from featurelake.tables import table_exists
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -50,7 +51,7 @@ DEAD_LETTERS = "monitoring.stream_dead_letters"
 BATCHES = "monitoring.stream_batches"
 BATCH_SCHEMA = (
     "source string, batch_id bigint, events bigint, refused bigint, late bigint, max_event_ts timestamp, "
-    "min_event_ts timestamp, online_at timestamp"
+    "min_event_ts timestamp, online_at timestamp, partition_max_ts map<int, timestamp>"
 )
 
 
@@ -100,14 +101,17 @@ def checkpoint_path(settings: Settings, source: StreamSource) -> str:
 
 
 def _watermark(spark: SparkSession, source: StreamSource, batch_id: int) -> dt.datetime | None:
-    """The newest event time of the batches before ``batch_id`` minus the allowed lateness (None: no batch yet)."""
+    """The event time the batches before ``batch_id`` reached in every Kafka partition they read (the oldest of the
+    partitions' newest event times: a partition read behind the others does not make its events late) minus the
+    allowed lateness; None before the first batch."""
     from pyspark.sql import functions as F
 
     if not table_exists(spark, BATCHES):
         return None
     before = spark.table(BATCHES).where((F.col("source") == source.name) & (F.col("batch_id") < batch_id))
-    newest = before.agg(F.max("max_event_ts")).first()
-    return newest[0] - source.allowed_lateness if newest and newest[0] is not None else None
+    per_partition = before.select(F.explode("partition_max_ts").alias("partition", "ts")).groupBy("partition")
+    reached = per_partition.agg(F.max("ts").alias("ts")).agg(F.min("ts")).first()
+    return reached[0] - source.allowed_lateness if reached and reached[0] is not None else None
 
 
 def _append_once(df: DataFrame, table: str, app: str, batch_id: int, partition_by: list[str] | None) -> None:
@@ -188,48 +192,43 @@ def process_batch(
 
     source = plan.source
     step = progress.step(f"{source.name}: batch {batch_id}")
-    parsed, refused = parse(records, source, plan.all_keys, batch_id)
-    parsed = parsed.persist()
+    records = records.persist()  # read from Kafka once
     try:
+        parsed, refused = parse(records, source, plan.all_keys, batch_id)
         watermark = _watermark(spark, source, batch_id)
         ts = F.col(source.timestamp_column)
         late = parsed.where(ts < F.lit(watermark)) if watermark else parsed.limit(0)
-        events = parsed.where(ts >= F.lit(watermark)) if watermark else parsed
+        events = (parsed.where(ts >= F.lit(watermark)) if watermark else parsed).persist()
+        late_reason = f"late: before the watermark {watermark} ({format_duration(source.allowed_lateness)} allowed)"
         dead = refused.unionByName(
-            late.select(
-                TOPIC,
-                PARTITION,
-                OFFSET,
-                F.to_json(F.struct(*source.fields)).alias(RAW),
-                F.lit(
-                    f"late: before the watermark {watermark} ({format_duration(source.allowed_lateness)} allowed)"
-                ).alias(REASON),
-            )
-        )
-        dead = dead.select(
+            late.select(TOPIC, PARTITION, OFFSET, F.to_json(F.struct(*source.fields)).alias(RAW),
+                        F.lit(late_reason).alias(REASON))  # fmt: skip
+        ).select(
             F.lit(source.name).alias("source"), "*", F.lit(batch_id).cast("bigint").alias(BATCH),
             F.current_timestamp().alias("received_at"),
         )  # fmt: skip
-        _append_once(dead.coalesce(1), DEAD_LETTERS, f"featurelake.stream.{source.name}.dead", batch_id, None)
-        _append_once(events, source.table, f"featurelake.stream.{source.name}", batch_id, [OFFLINE_DATE])
-        batch = spark.table(source.table).where(F.col(BATCH) == batch_id).persist()
-        try:
-            stats = batch.agg(F.count(F.lit(1)), F.min(source.timestamp_column), F.max(source.timestamp_column)).first()
-            for view in plan.views:
-                _update_view(spark, settings, plan, view, batch)
-        finally:
-            batch.unpersist()
-        online = [v for v in plan.views if v.online and table_exists(spark, v.offline_table or "")]
-        if online:
-            materialize_views(spark, repo, online, StoreConfig.from_settings(settings), as_of=dt.datetime.now(dt.UTC))
-        counts = (dead.where(~F.col(REASON).startswith("late")).count(), late.count())
+        app = f"featurelake.stream.{source.name}"
+        n_refused, n_late = refused.count(), late.count()
+        if n_refused or n_late:
+            _append_once(dead.coalesce(1), DEAD_LETTERS, f"{app}.dead", batch_id, None)
+        stats = events.agg(F.count(F.lit(1)), F.min(ts), F.max(ts)).first()
         assert stats is not None
-        row = (source.name, batch_id, stats[0], counts[0], counts[1], stats[2], stats[1], dt.datetime.now(dt.UTC))
-        if stats[0] or counts[0] or counts[1]:
-            append_rows(spark, BATCHES, [row], BATCH_SCHEMA)
+        if stats[0]:
+            # A batch replayed after a crash holds the same records: the append is skipped, the rest recomputed.
+            _append_once(events, source.table, app, batch_id, [OFFLINE_DATE])
+            for view in plan.views:
+                _update_view(spark, settings, plan, view, events)
+            online = [v for v in plan.views if v.online]
+            materialize_views(spark, repo, online, StoreConfig.from_settings(settings), as_of=dt.datetime.now(dt.UTC))
+        if stats[0] or n_refused or n_late:
+            reached = {r[0]: r[1] for r in parsed.groupBy(PARTITION).agg(F.max(ts)).collect()}
+            row = (source.name, batch_id, stats[0], n_refused, n_late, stats[2], stats[1], dt.datetime.now(dt.UTC),
+                   reached)  # fmt: skip
+            _append_once(spark.createDataFrame([row], BATCH_SCHEMA), BATCHES, f"{app}.batches", batch_id, None)
         step.done(stats[0])
+        events.unpersist()
     finally:
-        parsed.unpersist()
+        records.unpersist()
 
 
 def start_stream(
