@@ -73,6 +73,8 @@ def isolated_env(state_dir: Path, **extra: str) -> dict[str, str]:
             **postgres_env(TEST_POSTGRES_PORT, TEST_POSTGRES_DIR / "data"),
             "FEATURELAKE__ONLINE_STORE__SQLITE_PATH": str(state_dir / "online" / "online.db"),
             "FEATURELAKE__SERVICES__S3__DATA_DIR": str(state_dir / "s3"),
+            "FEATURELAKE__SERVICES__REDIS__DATA_DIR": str(state_dir / "redis"),
+            "FEATURELAKE__SERVICES__KAFKA__DATA_DIR": str(state_dir / "kafka-data"),
             "PYSPARK_PYTHON": sys.executable,
         }
     )

@@ -199,6 +199,15 @@ class OnlineSettings(_Section):
     max_entities: int = Field(1000, ge=1)  # entity rows per get-online-features request
 
 
+class StreamingSettings(_Section):
+    """Streaming window views (``featurelake stream run``): the Kafka brokers (None: the local one,
+    ``services.kafka``), the micro-batch trigger, and a cap on the events one micro-batch takes (None: all)."""
+
+    bootstrap_servers: str | None = None
+    trigger_s: float = Field(1.0, gt=0)
+    max_events_per_batch: int | None = Field(None, ge=1)
+
+
 class IngestSettings(_Section):
     source_dir: str | None = None
     timezone: str = "America/New_York"
@@ -399,6 +408,7 @@ class Settings(_Section):
     storage: StorageSettings = StorageSettings()
     online_store: OnlineStoreSettings = OnlineStoreSettings()
     online: OnlineSettings = OnlineSettings()
+    streaming: StreamingSettings = StreamingSettings()
     ingest: IngestSettings = IngestSettings()
     validation: ValidationSettings = ValidationSettings()
     compute: ComputeSettings = ComputeSettings()

@@ -23,6 +23,7 @@ from featurelake.cli import (
     pipeline,
     registry,
     services,
+    stream,
     training,
     validate,
 )
@@ -77,6 +78,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "tables": data.tables,
     "spark-submit": data.spark_submit,
     "run-demo": pipeline.run_demo,
+    "demo-stream": stream.demo_stream,
 }
 for name, command in COMMANDS.items():
     app.command(name)(command)
@@ -92,6 +94,11 @@ online_store = typer.Typer(help="Read and check the online store.", no_args_is_h
 online_store.command("get")(online.get)
 online_store.command("check")(online.check)
 app.add_typer(online_store, name="online")
+
+streams = typer.Typer(help="Streaming feature views from Kafka: run them, see their lag.", no_args_is_help=True)
+streams.command("run")(stream.run)
+streams.command("status")(stream.status)
+app.add_typer(streams, name="stream")
 
 local_services = typer.Typer(
     help="Local services (PostgreSQL, Airflow; `stop` and `status` also cover the `serve` endpoints): started on "

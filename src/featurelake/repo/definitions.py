@@ -230,6 +230,54 @@ class PathSource(Source):
     format: Literal["delta", "parquet", "csv"] = "delta"
 
 
+class StreamSource(Source):
+    """Events on a Kafka topic, JSON objects with the declared ``fields``, that ``featurelake stream run`` lands in
+    the Delta table ``table`` (partitioned by the UTC date of ``timestamp_column``, ``event_date``) before it
+    computes the views over them. That table is the source the batch engine reads for the same views (backfills,
+    recomputation, training sets), so the stream and the batch answer from the same events.
+
+    An event more than ``allowed_lateness`` behind the event time the earlier micro-batches reached (in every Kafka
+    partition they read) goes to the dead-letter table (``monitoring.stream_dead_letters``) with the reason, as
+    does one that is not a JSON object, lacks its timestamp or a key, or holds a value of the wrong type.
+    """
+
+    kind: Literal["stream"] = "stream"
+    topic: str
+    table: str
+    fields: dict[str, ValueType]
+    allowed_lateness: Duration = dt.timedelta(minutes=5)
+    date_partition_column: str | None = OFFLINE_DATE
+
+    @field_validator("topic")
+    @classmethod
+    def _topic(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,249}", v):
+            raise ValueError(f"topic {v!r} is not a Kafka topic name (letters, digits, '.', '_', '-')")
+        return v
+
+    @field_validator("table")
+    @classmethod
+    def _table(cls, v: str) -> str:
+        if not TABLE_NAME.match(v) or "." not in v:
+            raise ValueError(f"table {v!r} is not a safe `database.table` name")
+        return v
+
+    @field_validator("fields")
+    @classmethod
+    def _fields(cls, v: dict[str, ValueType]) -> dict[str, ValueType]:
+        for name in v:
+            _check_identifier(name, "field")
+        return v
+
+    @model_validator(mode="after")
+    def _timestamp_is_a_field(self) -> StreamSource:
+        if self.fields.get(self.timestamp_column) != ValueType.TIMESTAMP:
+            raise ValueError(f"timestamp_column {self.timestamp_column!r} must be a field of type timestamp")
+        if self.date_partition_column != OFFLINE_DATE:
+            raise ValueError(f"a stream source's table is partitioned by {OFFLINE_DATE!r}")
+        return self
+
+
 class Feature(_Collecting):
     """A typed feature column."""
 
@@ -351,7 +399,7 @@ class FeatureView(_Definition):
 
     version: int = Field(1, ge=1)
     entities: tuple[str, ...]
-    source: DeltaTableSource | DbtModelSource | PathSource
+    source: DeltaTableSource | DbtModelSource | PathSource | StreamSource
     features: tuple[Feature, ...] = ()
     computation: Computation | None = None
     ttl: OptionalDuration = None

@@ -1,0 +1,313 @@
+"""Streaming window views end to end with a real Kafka broker: events produced to a topic, ``start_stream`` run over
+them (available-now triggers: every event there, then stop; a second run continues from the checkpoint), and the
+results compared with values computed independently: the feature rows with a brute-force pandas computation of the
+windows from the events sent, the tiles and rows with the batch engine over the stream's events table, the online
+values with the feature table's latest row at the materialization time; refused and late events in the dead-letter
+table with their reasons."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import textwrap
+import uuid
+
+import pandas as pd
+import pytest
+
+from tests.conftest import isolated_env
+from tests.support.servers import free_port
+
+pytestmark = pytest.mark.integration
+
+UTC = dt.UTC
+ORIGINS = ["EWR", "JFK", "LGA"]
+WINDOWS = {"30m": dt.timedelta(minutes=30), "1h": dt.timedelta(hours=1)}
+LATENESS = dt.timedelta(minutes=20)
+
+
+@pytest.fixture(scope="module")
+def kafka(tmp_path_factory):
+    """The module's own Kafka broker on free ports; stopped by its pid at the end."""
+    from featurelake.config import load_settings
+    from featurelake.services.kafka import kafka_server
+
+    state = tmp_path_factory.mktemp("kafka-state")
+    settings = load_settings(
+        environ=isolated_env(
+            state,
+            FEATURELAKE__SERVICES__KAFKA__PORT=str(free_port()),
+            FEATURELAKE__SERVICES__KAFKA__CONTROLLER_PORT=str(free_port()),
+            FEATURELAKE__SERVICES__KAFKA__DATA_DIR=str(state / "kafka-data"),
+        )
+    )
+    server = kafka_server(settings)
+    server.start(settings)
+    yield server.bootstrap_servers
+    server.stop(settings)
+
+
+def write_repo(root, tag: str):
+    """A feature repository with a stream source on the topic ``departures_<tag>`` and a window view over it."""
+    from featurelake.repo import load_repo
+
+    (root / "features").mkdir()
+    (root / "features" / "defs.py").write_text(
+        textwrap.dedent(
+            f"""
+            from featurelake.repo.definitions import Aggregation, Entity, FeatureView, StreamSource, WindowComputation
+
+            origin = Entity(name="origin_airport", join_keys=["origin"])
+            departures = StreamSource(
+                name="departure_events_{tag}", topic="departures_{tag}", table="raw.departure_events_{tag}",
+                timestamp_column="dep_ts", allowed_lateness="{int(LATENESS.total_seconds() // 60)}m",
+                fields={{"flight_id": "bigint", "origin": "string", "dep_delay": "double", "dep_ts": "timestamp"}},
+            )
+            recent_departures = FeatureView(
+                name="recent_departures_{tag}", entities=[origin], source=departures, ttl="1h",
+                computation=WindowComputation(tile="5m", aggregations=[
+                    Aggregation(column="dep_delay", function="mean", windows=["30m", "1h"]),
+                    Aggregation(column="flight_id", function="count", windows=["30m"], name="departures"),
+                ]),
+            )
+            """
+        )
+    )
+    repo = load_repo(root / "features")
+    return repo, repo.view(f"recent_departures_{tag}")
+
+
+@pytest.fixture(scope="module")
+def stream_setup(kafka, settings, tmp_path_factory):
+    """The repository of ``write_repo``; settings whose streaming reads the module's broker and whose online store
+    is a SQLite file of the module's."""
+    from featurelake.config import OnlineStoreSettings, StreamingSettings
+
+    root = tmp_path_factory.mktemp("stream-repo")
+    repo, view = write_repo(root, uuid.uuid4().hex[:8])
+    stream_settings = settings.model_copy(
+        update={
+            "streaming": StreamingSettings(bootstrap_servers=kafka, max_events_per_batch=250),
+            "online_store": OnlineStoreSettings(type="sqlite", sqlite_path=str(root / "online.db")),
+        }
+    )
+    return stream_settings, repo, view
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # alive until the topic exists
+    (future,) = admin.create_topics([NewTopic(topic, partitions, 1)]).values()
+    future.result(30)
+
+
+def produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    for value in values:
+        producer.produce(topic, value)
+    assert producer.flush(30) == 0
+
+
+def event(i: int, origin: str, delay: float | None, ts: dt.datetime) -> dict:
+    return {"flight_id": i, "origin": origin, "dep_delay": delay, "dep_ts": ts.isoformat()}
+
+
+def run_available(spark, settings, repo) -> None:
+    from featurelake.streaming.engine import start_stream, stream_plans
+
+    (plan,) = stream_plans(repo, None)
+    query = start_stream(spark, settings, repo, plan, available_now=True)
+    query.awaitTermination(300)
+    assert query.exception() is None, query.exception()
+
+
+def brute_force(events: pd.DataFrame, boundaries: pd.DataFrame) -> pd.DataFrame:
+    """The windows at each (origin, boundary) straight from the definition: events with b - w <= ts < b."""
+    out = []
+    for origin, b in boundaries.itertuples(index=False):
+        mine = events[events.origin == origin]
+        row = {"origin": origin, "event_timestamp": b}
+        for name, width in WINDOWS.items():
+            inside = mine[(mine.dep_ts >= b - width) & (mine.dep_ts < b)]
+            delays = inside.dep_delay.dropna()
+            row[f"dep_delay_mean_{name}"] = delays.mean() if len(delays) else None
+            if name == "30m":
+                row["departures_30m"] = int(inside.flight_id.notna().sum())
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def test_stream_rows_equal_the_brute_force_and_the_batch_engine_and_refuse_bad_and_late_events(
+    spark, stream_setup, kafka
+):
+    from pyspark.sql import functions as F
+
+    from featurelake.compute.aggregations import WindowPlan, rollup, tile_partials
+    from featurelake.compute.windows import tiles_table
+    from featurelake.online.backends import open_store
+    from featurelake.online.store import StoreConfig
+    from featurelake.streaming.engine import DEAD_LETTERS
+
+    settings, repo, view = stream_setup
+    source = view.source
+    create_topic(kafka, source.topic, 1)  # one partition: the watermark is the newest event time before a batch
+    rng = random.Random(21)
+    now = dt.datetime.now(UTC).replace(microsecond=0)
+    # Three hours of departures in time order, each up to 5 minutes out of order (within the allowed lateness).
+    start = now - dt.timedelta(hours=3)
+    first = [
+        event(
+            i,
+            rng.choice(ORIGINS),
+            rng.choice([None, *range(-10, 90)]),
+            start + dt.timedelta(seconds=i * 15 - rng.randrange(300)),
+        )
+        for i in range(600)
+    ]
+    late_enough = (start + dt.timedelta(hours=2)).isoformat()
+    bad = [b"not json", json.dumps({"flight_id": "x1", "origin": "EWR", "dep_ts": late_enough}).encode(),
+           json.dumps({"flight_id": 7, "dep_ts": late_enough}).encode()]  # fmt: skip
+    produce(kafka, source.topic, [json.dumps(e).encode() for e in first] + bad)
+    run_available(spark, settings, repo)
+
+    newest = max(dt.datetime.fromisoformat(e["dep_ts"]) for e in first)
+    second = [
+        event(
+            1000 + i,
+            rng.choice(ORIGINS),
+            float(rng.randrange(0, 60)),
+            now - dt.timedelta(seconds=rng.randrange(0, 600)),
+        )
+        for i in range(150)
+    ]
+    too_late = event(5000, "JFK", 12.0, newest - LATENESS - dt.timedelta(minutes=1))
+    in_time = event(5001, "JFK", 14.0, newest - LATENESS + dt.timedelta(minutes=1))
+    produce(kafka, source.topic, [json.dumps(e).encode() for e in [*second, too_late, in_time]])
+    run_available(spark, settings, repo)  # continues from the checkpoint
+
+    # Every accepted event landed once; the refused and the late one are dead letters with their reasons.
+    accepted = [*first, *second, in_time]
+    landed = spark.table(source.table).select("flight_id").toPandas()
+    assert sorted(landed.flight_id) == sorted(e["flight_id"] for e in accepted)
+    dead = spark.table(DEAD_LETTERS).where(F.col("source") == source.name).toPandas()
+    reasons = sorted(dead.reason)
+    assert len(reasons) == 4, reasons
+    assert reasons[0] == "field flight_id: x1 is not a bigint"
+    assert reasons[1].startswith("late: before the watermark")
+    assert reasons[2:] == ["no origin", "not a JSON object"]
+    assert json.loads(dead[dead.reason.str.startswith("late")].value.iloc[0])["flight_id"] == 5000
+
+    # The feature rows equal the windows computed from the events sent, by brute force...
+    keys = ["origin"]
+    table = spark.table(view.offline_table).toPandas()
+    events = pd.DataFrame(accepted)
+    events["dep_ts"] = pd.to_datetime(events.dep_ts, utc=True)
+    expected = brute_force(events, table[["origin", "event_timestamp"]].assign(
+        event_timestamp=pd.to_datetime(table.event_timestamp, utc=True)))  # fmt: skip
+    got = table.assign(event_timestamp=pd.to_datetime(table.event_timestamp, utc=True))
+    merged = got.merge(expected, on=["origin", "event_timestamp"], suffixes=("", "_ref"))
+    assert len(merged) == len(got) == len(expected) > 0
+    for feature in ["dep_delay_mean_30m", "dep_delay_mean_1h", "departures_30m"]:
+        a, b = merged[feature].astype(float), merged[f"{feature}_ref"].astype(float)
+        assert ((a - b).abs() < 1e-9).where(a.notna() & b.notna(), a.isna() == b.isna()).all(), feature
+    # ...every boundary where a window changes is there (a tile end of each origin's events, and each expiry)...
+    tile = dt.timedelta(minutes=5)
+    grid = set()
+    for e in events.itertuples():
+        end = e.dep_ts.floor("5min") + tile
+        grid |= {(e.origin, end), *((e.origin, end + w) for w in WINDOWS.values())}
+    assert set(zip(got.origin, got.event_timestamp, strict=True)) == grid
+    # ...and the tiles and rows equal the batch engine's over the stream's events table.
+    plan = WindowPlan.from_view(view, keys)
+    batch_tiles = tile_partials(spark.table(source.table), plan=plan)
+    stream_tiles = spark.table(tiles_table(view))
+    assert batch_tiles.exceptAll(stream_tiles).count() == 0 and stream_tiles.exceptAll(batch_tiles).count() == 0
+    batch_rows = rollup(batch_tiles, plan=plan)
+    stream_rows = spark.table(view.offline_table).select(*batch_rows.columns)
+    assert batch_rows.exceptAll(stream_rows).count() == 0 and stream_rows.exceptAll(batch_rows).count() == 0
+
+    # Online: each origin's latest row at the last materialization's time.
+    with open_store(StoreConfig.from_settings(settings)) as store:
+        as_of = pd.Timestamp(store.get_watermark(view.online_namespace).as_of)
+        entries = store.read_entries(
+            [(view.online_namespace, [json.dumps([o], separators=(",", ":")) for o in ORIGINS])]
+        )[0]
+    for origin, entry in zip(ORIGINS, entries, strict=True):
+        mine = got[(got.origin == origin) & (got.event_timestamp <= as_of)]
+        latest = mine.loc[mine.event_timestamp.idxmax()]
+        assert entry is not None and entry.ts == int(latest.event_timestamp.timestamp() * 1_000_000)
+        values = json.loads(entry.payload)
+        assert values["departures_30m"] == latest.departures_30m
+
+
+def test_stream_run_killed_and_restarted_counts_every_event_once(kafka, postgres, tmp_path):
+    """`featurelake stream run` as its own process, killed with SIGKILL (with its JVM) while it works through the
+    topic (three partitions, read unevenly: the watermark waits for the slowest), then run again until idle: every
+    event is in the events table once, each batch recorded once, and the feature rows equal the brute force over
+    the events sent."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from tests.conftest import REPO_ROOT, metastore_database, run_cli
+
+    state = tmp_path / "state"
+    state.mkdir()
+    postgres.ensure_database(metastore_database(state))
+    tag = uuid.uuid4().hex[:8]
+    repo_dir = tmp_path / "repo"
+    repo_dir.mkdir()
+    _, view = write_repo(repo_dir, tag)
+    rng = random.Random(7)
+    start = dt.datetime.now(UTC).replace(microsecond=0) - dt.timedelta(hours=2)
+    sent = [event(i, rng.choice(ORIGINS), float(rng.randrange(-5, 60)), start + dt.timedelta(seconds=2 * i))
+            for i in range(3000)]  # fmt: skip
+    create_topic(kafka, view.source.topic, 3)
+    produce(kafka, view.source.topic, [json.dumps(e).encode() for e in sent[:2500]])
+    env = {"FEATURELAKE__STREAMING__BOOTSTRAP_SERVERS": kafka, "FEATURELAKE__STREAMING__MAX_EVENTS_PER_BATCH": "500"}
+    args = ["stream", "run", "--repo", str(repo_dir / "features")]
+    commits = Path(state / "warehouse" / "_streams" / f"departure_events_{tag}" / "commits")
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "featurelake"), *args],
+        env=isolated_env(state, **env),
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while len(list(commits.glob("[0-9]*"))) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+        assert proc.poll() is None and len(list(commits.glob("[0-9]*"))) >= 2
+        time.sleep(rng.uniform(1, 4))  # somewhere in a later batch
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    produce(kafka, view.source.topic, [json.dumps(e).encode() for e in sent[2500:]])
+    run_cli(state, *args, "--until-idle", **env)
+
+    def sql(query: str) -> list[dict]:
+        out = run_cli(state, "sql", "--json", "--limit", "1000000", query, **env).stdout
+        return [json.loads(x) for x in out.splitlines() if x.startswith("{")]
+
+    landed = sql(f"SELECT flight_id FROM raw.departure_events_{tag}")
+    assert sorted(r["flight_id"] for r in landed) == list(range(3000))
+    batches = sql(f"SELECT batch_id, events FROM monitoring.stream_batches WHERE source = 'departure_events_{tag}'")
+    ids = [r["batch_id"] for r in batches]
+    assert len(ids) == len(set(ids)) >= 6 and sum(r["events"] for r in batches) == 3000
+    rows = pd.DataFrame(sql(f"SELECT * FROM {view.offline_table}"))
+    rows["event_timestamp"] = pd.to_datetime(rows.event_timestamp, utc=True)
+    events = pd.DataFrame(sent).assign(dep_ts=lambda d: pd.to_datetime(d.dep_ts, utc=True))
+    expected = brute_force(events, rows[["origin", "event_timestamp"]])
+    merged = rows.merge(expected, on=["origin", "event_timestamp"], suffixes=("", "_ref"))
+    assert len(merged) == len(rows) == len(expected)
+    assert (merged.departures_30m == merged.departures_30m_ref).all()
+    assert ((merged.dep_delay_mean_1h - merged.dep_delay_mean_1h_ref).abs().fillna(0) < 1e-9).all()
