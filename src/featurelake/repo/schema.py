@@ -18,6 +18,7 @@ from featurelake.repo.definitions import (
     DeltaTableSource,
     FeatureView,
     PathSource,
+    StreamSource,
     TransformComputation,
     ValueType,
     WindowComputation,
@@ -140,7 +141,7 @@ def check_schemas(spark: SparkSession, repo: Repo) -> SchemaReport:
     not_built: dict[str, list[str]] = {}
     for view in repo.views.values():
         where, src = repo.origin(view), view.source
-        if isinstance(src, DeltaTableSource | DbtModelSource):
+        if isinstance(src, DeltaTableSource | DbtModelSource | StreamSource):
             relation = src.table
             if relation not in schemas:
                 exists = spark.catalog.tableExists(relation)

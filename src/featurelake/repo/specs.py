@@ -19,6 +19,7 @@ from featurelake.repo.definitions import (
     PathSource,
     RequestFeatureView,
     Source,
+    StreamSource,
     TransformComputation,
     WindowComputation,
     function_fingerprint,
@@ -39,6 +40,13 @@ def source_spec(src: Source) -> dict[str, Any]:
         spec.update(model=src.model, schema=src.schema_, table=src.table)
     elif isinstance(src, PathSource):
         spec.update(path=src.path, format=src.format)
+    elif isinstance(src, StreamSource):
+        spec.update(
+            topic=src.topic,
+            table=src.table,
+            fields={name: str(dtype) for name, dtype in src.fields.items()},
+            allowed_lateness=format_duration(src.allowed_lateness),
+        )
     spec.update(
         timestamp_column=src.timestamp_column,
         created_timestamp_column=src.created_timestamp_column,
