@@ -74,7 +74,7 @@ def test_wrong_value_from_the_environment_names_the_variable(conf_root):
 
 
 def test_unknown_environment_is_refused(conf_root):
-    with pytest.raises(ConfigError, match=r"unknown FEATURELAKE_ENV='staging'.*known: ci, local, prod.example"):
+    with pytest.raises(ConfigError, match=r"unknown FEATURELAKE_ENV='staging'.*known: ci, cluster, local, prod.example"):
         load_settings(environ=env_for(conf_root, FEATURELAKE_ENV="staging"))
 
 
