@@ -74,7 +74,8 @@ def test_wrong_value_from_the_environment_names_the_variable(conf_root):
 
 
 def test_unknown_environment_is_refused(conf_root):
-    with pytest.raises(ConfigError, match=r"unknown FEATURELAKE_ENV='staging'.*known: ci, cluster, local, prod.example"):
+    known = r"known: ci, cluster, local, prod.example"
+    with pytest.raises(ConfigError, match=rf"unknown FEATURELAKE_ENV='staging'.*{known}"):
         load_settings(environ=env_for(conf_root, FEATURELAKE_ENV="staging"))
 
 
