@@ -257,8 +257,11 @@ def start_stream(
         .option("checkpointLocation", checkpoint_path(settings, plan.source))
         .foreachBatch(lambda df, batch_id: process_batch(spark, settings, repo, plan, df, batch_id))
     )
-    trigger = {"availableNow": True} if available_now else {"processingTime": f"{streaming.trigger_s} seconds"}
+    if available_now:
+        writer = writer.trigger(availableNow=True)
+    else:
+        writer = writer.trigger(processingTime=f"{streaming.trigger_s} seconds")
     try:
-        return writer.trigger(**trigger).start()
+        return writer.start()
     except Exception as exc:
         raise ServiceDown(f"stream {plan.source.name}: could not start: {str(exc).splitlines()[0][:300]}") from None
