@@ -23,7 +23,6 @@ from pathlib import Path
 import pytest
 
 from tests.bench.test_bench_online import machine
-from tests.integration.test_s3 import s3, s3a  # noqa: F401  (the S3 server and the bucket, as fixtures)
 from tests.integration.test_s3_commits import concurrent_appends, racing_creates
 
 pytestmark = pytest.mark.bench

@@ -21,7 +21,6 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO_ROOT, isolated_env
-from tests.integration.test_s3 import s3, s3a  # noqa: F401  (the S3 server and the bucket, as fixtures)
 from tests.support.s3_driver import SCHEMA, day_rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
