@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import atexit
 import datetime as dt
+import fcntl
 import shutil
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from functools import cache
 from pathlib import Path
@@ -165,6 +167,20 @@ def _scratch() -> str:
     return folder
 
 
+@contextmanager
+def _context_turn(project_root: str) -> Iterator[None]:
+    """Use GE's file context in turn: with this process's other threads, and with the other processes that share
+    the folder (parallel Airflow tasks), since GE rewrites great_expectations.yml and the Data Docs in place."""
+    with _LOCK:
+        Path(project_root).mkdir(parents=True, exist_ok=True)
+        with (Path(project_root) / ".gx.lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def gx_root(settings: Settings) -> str:
     """The project root of GE's context: the artifacts root, or a scratch folder when that is on the object store."""
     root = artifacts_root(settings)
@@ -225,8 +241,9 @@ def run_suite(
     from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 
     cfg = settings.validation
-    with _LOCK:
-        context = gx_context(gx_root(settings))
+    project_root = gx_root(settings)
+    with _context_turn(project_root):
+        context = gx_context(project_root)
         suite = context.suites.add_or_update(build_suite(target, settings))
         source: Any
         try:
