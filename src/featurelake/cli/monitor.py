@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from featurelake.cli.output import console
+from featurelake.cli.output import console, seconds
 from featurelake.errors import InputError
 from featurelake.runs import parse_date
 
 if TYPE_CHECKING:
     from featurelake.monitoring.status import ViewStatus
+    from featurelake.streaming.lag import ViewLag
 
 AsOf = Annotated[
     str | None, typer.Option("--as-of", help="check time, ISO (naive = UTC); default now (the demo data is from 2013)")
@@ -58,6 +59,22 @@ def print_statuses(statuses: list[ViewStatus]) -> None:
     console.print(table)
 
 
+def print_stream_lags(lags: list[ViewLag], as_of: dt.datetime) -> None:
+    """The streaming views' lag (event time to online write, of the last batch) and idle time (since it)."""
+    if not lags:
+        return
+    table = Table("streaming view", "source", "batches", "last batch's newest event", "online at", "lag (s)",
+                  "idle (s)")  # fmt: skip
+    for v in lags:
+        r = v.lag
+        if r is None:
+            table.add_row(v.view, v.source, "0", "-", "-", "-", "-")
+            continue
+        table.add_row(v.view, v.source, f"{r.batches:,}", str(r.last_event or "-"), str(r.last_online or "-"),
+                      seconds(r.lag), seconds(r.idle(as_of)))  # fmt: skip
+    console.print(table)
+
+
 def check(
     as_of: AsOf = None,
     sample: Annotated[
@@ -86,12 +103,14 @@ def check(
 def status(as_of: AsOf = None, repo: RepoOption = None) -> None:
     """Every view: fresh, late, failing or static; exit 1 when a strict view is late or failing."""
     from featurelake.monitoring.status import view_statuses
+    from featurelake.streaming.lag import view_lags
 
     when = _as_of(as_of)
     settings, definitions, spark = _context(repo)
     statuses = view_statuses(spark, settings, definitions, when)
     console.print(f"status as of {when.isoformat()} (UTC)", highlight=False)
     print_statuses(statuses)
+    print_stream_lags(view_lags(spark, definitions, when), when)
     alerting = [s.view for s in statuses if s.alerting]
     if alerting:
         console.print(f"[bold red]strict views late or failing:[/] {', '.join(alerting)}", highlight=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +16,13 @@ from featurelake import progress
 
 # Output read from a file, a pipe or a task log (Airflow's) is not cut at 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 200)
+
 err_console = Console(stderr=True, soft_wrap=True)
+
+
+def seconds(span: dt.timedelta | None) -> str:
+    """A duration in seconds with one decimal, ``-`` when unknown."""
+    return "-" if span is None else f"{span.total_seconds():.1f}"
 
 
 class _Mark(ProgressColumn):

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from featurelake.cli.online import RepoOption, _context
-from featurelake.cli.output import console
+from featurelake.cli.output import console, seconds
 
 
 def _require_broker(bootstrap: str) -> None:
@@ -68,40 +68,22 @@ def run(
 def status(repo: RepoOption = None) -> None:
     """Each stream source: micro-batches, events, refused and late ones, the newest event time, and the lag of
     the last batch (its newest event to its values online)."""
-    from pyspark.sql import functions as F
-
     from featurelake.spark import get_spark
-    from featurelake.streaming.engine import BATCHES, stream_plans
-    from featurelake.tables import table_exists
+    from featurelake.streaming.engine import stream_plans
+    from featurelake.streaming.lag import source_lags
 
     settings, definitions = _context(repo)
     plans = stream_plans(definitions, None)
-    spark = get_spark(settings)
+    lags = source_lags(get_spark(settings))
     out = Table("source", "views", "batches", "events", "refused", "late", "newest event", "online at", "lag (s)")
-    rows = {}
-    if table_exists(spark, BATCHES):
-        last = (
-            spark.table(BATCHES)
-            .groupBy("source")
-            .agg(
-                F.count(F.lit(1)).alias("batches"),
-                F.sum("events").alias("events"),
-                F.sum("refused").alias("refused"),
-                F.sum("late").alias("late"),
-                F.max("max_event_ts").alias("newest"),
-                F.max_by(F.struct("online_at", "max_event_ts"), "batch_id").alias("last"),
-            )
-        )
-        rows = {r.source: r for r in last.collect()}
     for plan in plans:
         views = ", ".join(v.name for v in plan.views)
-        r = rows.get(plan.source.name)
+        r = lags.get(plan.source.name)
         if r is None:
             out.add_row(plan.source.name, views, "0", "-", "-", "-", "-", "-", "-")
             continue
-        lag = (r["last"].online_at - r["last"].max_event_ts).total_seconds() if r["last"].max_event_ts else None
         out.add_row(plan.source.name, views, f"{r.batches:,}", f"{r.events:,}", f"{r.refused:,}", f"{r.late:,}",
-                    str(r.newest), str(r["last"].online_at), "-" if lag is None else f"{lag:.1f}")  # fmt: skip
+                    str(r.newest), str(r.last_online), seconds(r.lag))  # fmt: skip
     console.print(out)
 
 

@@ -236,13 +236,17 @@ class StreamSource(Source):
     computes the views over them. That table is the source the batch engine reads for the same views (backfills,
     recomputation, training sets), so the stream and the batch answer from the same events.
 
+    Rows may also be pushed (``featurelake.push``, the feature server's ``POST /push``: Feast's push source): into
+    ``table`` and, for the views whose features are the source's own fields, into the online store. Without a
+    ``topic`` the source is a push source only.
+
     An event more than ``allowed_lateness`` behind the event time the earlier micro-batches reached (in every Kafka
     partition they read) goes to the dead-letter table (``monitoring.stream_dead_letters``) with the reason, as
     does one that is not a JSON object, lacks its timestamp or a key, or holds a value of the wrong type.
     """
 
     kind: Literal["stream"] = "stream"
-    topic: str
+    topic: str | None = None
     table: str
     fields: dict[str, ValueType]
     allowed_lateness: Duration = dt.timedelta(minutes=5)
@@ -250,8 +254,8 @@ class StreamSource(Source):
 
     @field_validator("topic")
     @classmethod
-    def _topic(cls, v: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9._-]{1,249}", v):
+    def _topic(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[A-Za-z0-9._-]{1,249}", v):
             raise ValueError(f"topic {v!r} is not a Kafka topic name (letters, digits, '.', '_', '-')")
         return v
 

@@ -9,12 +9,20 @@ per column, the entity key columns first. Statuses: PRESENT, NOT_FOUND, OUTSIDE_
 value past its ttl; it is not served). Timestamps and dates are ISO strings, a NaN double is null (JSON has no NaN):
 msgspec's JSON encoder writes them so (UTC as ``Z``), several times faster than the standard library's.
 
+``POST /push`` (Feast's): ``{"push_source_name": "...", "df": {"field": [v1, ...]}, "to": "online"}`` (``to``:
+``online``, ``offline`` or ``online_and_offline``) lands rows of a stream source (``featurelake.streaming.push``):
+``{"source", "rows", "offline_inserted", "online": {view: written}}``. Rows that do not match the source's fields
+are a 422 naming the field and the row, an unknown source a 404. An offline push writes Delta through Spark: the
+server starts its Spark session on the first one (tens of seconds), in a worker thread, one offline push at a time.
+
 Bad input is a 4xx with one line (``{"detail": ...}``); a failing store a 503 naming it; never a traceback.
 Reads run on the event loop: each is one store round trip, shorter than a hop to a worker thread.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import datetime as dt
 import json
 import time
@@ -24,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -57,6 +66,16 @@ class GetOnlineFeaturesRequest(BaseModel):
     features: list[str] | None = None
     feature_service: str | None = None
     full_feature_names: bool = False
+
+
+class PushRequest(BaseModel):
+    """Feast's push body (``allow_registry_cache`` and ``transform_on_write`` are ignored)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    push_source_name: str
+    df: dict[str, list[Any]]
+    to: str = "online"
 
 
 class RequestError(Exception):
@@ -96,6 +115,20 @@ def parse_request(body: bytes, max_entities: int) -> GetOnlineFeaturesRequest:
     if rows > max_entities:
         raise RequestError(400, f"{rows} entities requested, more than online.max_entities ({max_entities})")
     return req
+
+
+def parse_push(body: bytes) -> PushRequest:
+    """The push request; :class:`RequestError` (400: not JSON, 422: not a push body) with one line otherwise."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RequestError(400, f"request body is not JSON: {exc}") from None
+    try:
+        return PushRequest.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        raise RequestError(422, f"invalid push: {where}: {err['msg']}") from None
 
 
 def check_keys(req: GetOnlineFeaturesRequest, keys: dict[str, str]) -> None:
@@ -254,7 +287,8 @@ def create_app(settings: Settings | None = None, repo: Repo | None = None) -> Fa
     app = FastAPI(
         title="featurelake feature server", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
     )
-    app.add_middleware(_Observe, metrics=metrics, paths={"/get-online-features", "/health", "/metrics"})
+    app.add_middleware(_Observe, metrics=metrics, paths={"/get-online-features", "/push", "/health", "/metrics"})
+    offline_push = asyncio.Lock()  # one offline push at a time (and one Spark session start)
 
     @app.exception_handler(RequestError)
     async def refused(request: Request, exc: RequestError) -> JSONResponse:
@@ -292,6 +326,36 @@ def create_app(settings: Settings | None = None, repo: Repo | None = None) -> Fa
             raise unavailable(exc) from None
         body = shape_response(req, [(s.view, s.features) for s in plan.selections], found)
         return Response(encode_response(body), media_type="application/json")
+
+    @app.post("/push")
+    async def push(request: Request) -> JSONResponse:
+        from featurelake.streaming.push import PushMode, PushResult, check_rows, push_offline, push_online, push_source
+
+        req = parse_push(await request.body())
+        try:
+            source = push_source(repo, req.push_source_name)
+        except InputError as exc:
+            raise RequestError(404, str(exc)) from None
+        try:
+            mode = PushMode.parse(req.to)
+            rows = check_rows(repo, source, req.df)
+        except InputError as exc:
+            raise RequestError(422, str(exc)) from None
+
+        def land_offline() -> int:
+            from featurelake.spark import get_spark
+
+            return push_offline(get_spark(settings), source, rows)
+
+        inserted = None
+        if mode.offline:  # Spark's work in a thread; the store's on the loop, as the reads
+            async with offline_push:
+                inserted = await run_in_threadpool(land_offline)
+        try:
+            online = push_online(repo, source, rows, client.store) if mode.online else {}
+        except Exception as exc:  # anything the store's client raises
+            raise unavailable(exc) from None
+        return JSONResponse(dataclasses.asdict(PushResult(source.name, len(rows), inserted, online)))
 
     @app.get("/health")
     async def health() -> JSONResponse:

@@ -71,11 +71,15 @@ class StreamPlan:
 def stream_plans(repo: Repo, names: list[str] | None) -> list[StreamPlan]:
     """The stream sources of the named views (every streaming view when None), each with all its window views:
     one query per source keeps its views and its events table in step."""
-    streaming = [v for v in repo.views.values() if isinstance(v.source, StreamSource)]
+    streaming = [
+        v
+        for v in repo.views.values()
+        if isinstance(v.source, StreamSource) and v.source.topic and isinstance(v.computation, WindowComputation)
+    ]
     chosen = streaming if not names else [repo.view(n) for n in names]
     for view in chosen:
-        if not isinstance(view.source, StreamSource):
-            raise InputError(f"feature view {view.name!r} does not read a stream source")
+        if not isinstance(view.source, StreamSource) or not view.source.topic:
+            raise InputError(f"feature view {view.name!r} does not read a stream source with a Kafka topic")
         if not isinstance(view.computation, WindowComputation):
             raise InputError(f"feature view {view.name!r}: a stream source feeds window aggregations only")
     if not chosen:
