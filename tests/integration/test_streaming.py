@@ -310,3 +310,65 @@ def test_stream_run_killed_and_restarted_counts_every_event_once(kafka, postgres
     assert len(merged) == len(rows) == len(expected)
     assert (merged.departures_30m == merged.departures_30m_ref).all()
     assert ((merged.dep_delay_mean_1h - merged.dep_delay_mean_1h_ref).abs().fillna(0) < 1e-9).all()
+
+
+@pytest.fixture
+def cli(monkeypatch, state_dir, spark):
+    """Invoke the featurelake CLI in this process, on the test state (and the session's SparkSession)."""
+    from typer.testing import CliRunner
+
+    from featurelake.cli import app
+    from featurelake.config import get_settings
+
+    for name, value in isolated_env(state_dir).items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    yield lambda *args: CliRunner().invoke(app, list(args))
+    get_settings.cache_clear()
+
+
+def test_status_shows_each_streaming_views_lag_from_the_batch_records(spark, cli, tmp_path):
+    """Batch records written by hand: the lag is the last batch with events' newest event to its online time, the
+    idle time runs from the last batch (events or not), both at the as-of time."""
+    from featurelake.streaming.engine import BATCH_SCHEMA, BATCHES
+    from featurelake.streaming.lag import view_lags
+
+    tag = uuid.uuid4().hex[:8]
+    repo, view = write_repo(tmp_path, tag)
+    t = dt.datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    s = dt.timedelta(seconds=1)
+    records = [  # source, batch, events, refused, late, newest event, oldest event, online at, per partition
+        (f"departure_events_{tag}", 0, 10, 0, 1, t, t - 60 * s, t + 4 * s, {0: t}),
+        (f"departure_events_{tag}", 1, 5, 1, 0, t + 9 * s, t + 5 * s, t + 12.5 * s, {0: t + 9 * s}),
+        (f"departure_events_{tag}", 2, 0, 2, 0, None, None, t + 20 * s, {}),
+    ]
+    spark.createDataFrame(records, BATCH_SCHEMA).write.format("delta").mode("append").saveAsTable(BATCHES)
+    naive = t.replace(tzinfo=None)
+
+    def lag_at(seconds: float):
+        (lag,) = view_lags(spark, repo, naive + seconds * s)
+        return lag
+
+    at_60 = lag_at(60)
+    assert (at_60.view, at_60.source) == (view.name, f"departure_events_{tag}")
+    assert at_60.lag is not None
+    assert (at_60.lag.batches, at_60.lag.events, at_60.lag.refused, at_60.lag.late) == (3, 15, 3, 1)
+    assert (at_60.lag.lag, at_60.lag.idle(naive + 60 * s)) == (3.5 * s, 40 * s)
+    at_15 = lag_at(15).lag  # batch 2 not recorded yet
+    assert at_15 is not None and (at_15.batches, at_15.lag, at_15.idle(naive + 15 * s)) == (2, 3.5 * s, 2.5 * s)
+    at_10 = lag_at(10).lag
+    assert at_10 is not None and (at_10.batches, at_10.lag) == (1, 4 * s)
+    assert lag_at(3).lag is None
+
+    out = cli("status", "--as-of", (naive + 60 * s).isoformat(), "--repo", str(tmp_path / "features")).output
+    cells = table_row(out, view.name, f"departure_events_{tag}")
+    assert cells[0] == view.name and cells[2] == "3" and cells[-2:] == ["3.5", "40.0"], out
+    stream_out = cli("stream", "status", "--repo", str(tmp_path / "features")).output
+    cells = table_row(stream_out, f"departure_events_{tag}")
+    assert cells[2:6] == ["3", "15", "3", "1"] and cells[-1] == "3.5", stream_out
+
+
+def table_row(output: str, *words: str) -> list[str]:
+    """The cells of the first table row holding every one of ``words``."""
+    line = next(x for x in output.splitlines() if all(w in x for w in words))
+    return [c.strip() for c in line.strip().strip("│┃").split("│")]
