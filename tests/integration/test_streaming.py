@@ -372,3 +372,108 @@ def table_row(output: str, *words: str) -> list[str]:
     """The cells of the first table row holding every one of ``words``."""
     line = next(x for x in output.splitlines() if all(w in x for w in words))
     return [c.strip() for c in line.strip().strip("│┃").split("│")]
+
+
+@pytest.mark.slow  # two stream runs, a backfill through the gate and a training set: ~5 minutes on 2 loaded cores
+def test_a_new_view_backfilled_by_the_batch_engine_then_streamed_has_no_gap_and_no_double_count(
+    spark, stream_setup, kafka, tmp_path
+):
+    """Part 1 streamed into the events table; a new window view over the source (another tile) defined and
+    backfilled by the batch engine from that table; part 2 streamed (its first events in tiles part 1 filled): the
+    new view's rows equal the brute force over all events, on exactly the boundaries where a window changes, and a
+    training set through the point-in-time join equals the brute force at its entity rows."""
+    from featurelake.compute.pipeline import backfill
+    from featurelake.offline.training_set import build_training_set
+    from featurelake.repo import load_repo
+    from featurelake.runs import Interval
+
+    settings, _, _ = stream_setup
+    tag = uuid.uuid4().hex[:8]
+    repo1, _ = write_repo(tmp_path, tag)
+    source = repo1.sources[f"departure_events_{tag}"]
+    create_topic(kafka, source.topic, 1)
+    rng = random.Random(5)
+    now = dt.datetime.now(UTC).replace(microsecond=0)
+    start = now - dt.timedelta(hours=4)
+    part1 = [event(i, rng.choice(ORIGINS), rng.choice([None, *range(-10, 60)]), start + dt.timedelta(seconds=30 * i))
+             for i in range(300)]  # fmt: skip
+    produce(kafka, source.topic, [json.dumps(e).encode() for e in part1])
+    run_available(spark, settings, repo1)
+
+    # The new view: same aggregations, 10-minute tiles, its own tables; a feature service for its training set.
+    name = f"backfilled_{tag}"
+    defs = tmp_path / "features" / "defs.py"
+    defs.write_text(
+        defs.read_text()
+        + textwrap.dedent(
+            f"""
+            from featurelake.repo.definitions import FeatureService
+
+            backfilled = FeatureView(
+                name="{name}", entities=[origin], source=departures, ttl="1h", validation_policy="warn",
+                computation=WindowComputation(tile="10m", aggregations=[
+                    Aggregation(column="dep_delay", function="mean", windows=["30m", "1h"]),
+                    Aggregation(column="flight_id", function="count", windows=["30m"], name="departures"),
+                ]),
+            )
+            backfilled_service = FeatureService(name="{name}_service", features=[backfilled])
+            """
+        )
+    )
+    repo2 = load_repo(tmp_path / "features")
+    first_day = min(dt.datetime.fromisoformat(e["dep_ts"]) for e in part1).date()
+    backfill(spark, settings, name, Interval(first_day, now.date()), repo=repo2)
+    backfilled = spark.table(f"features.{name}_v1").count()
+    assert backfilled > 0
+
+    newest = max(dt.datetime.fromisoformat(e["dep_ts"]) for e in part1)
+    part2 = [event(1000 + i, rng.choice(ORIGINS), float(rng.randrange(-5, 60)),
+                   newest - dt.timedelta(minutes=10) + dt.timedelta(seconds=20 * i)) for i in range(200)]  # fmt: skip
+    produce(kafka, source.topic, [json.dumps(e).encode() for e in part2])
+    run_available(spark, settings, repo2)  # the source's query continues from its checkpoint, now with both views
+
+    events = pd.DataFrame([*part1, *part2]).assign(dep_ts=lambda d: pd.to_datetime(d.dep_ts, utc=True))
+    rows = spark.table(f"features.{name}_v1").toPandas()
+    rows["event_timestamp"] = pd.to_datetime(rows.event_timestamp, utc=True)
+    assert not rows.duplicated(["origin", "event_timestamp"]).any()
+    grid = set()
+    for e in events.itertuples():
+        end = e.dep_ts.floor("10min") + dt.timedelta(minutes=10)
+        grid |= {(e.origin, end), *((e.origin, end + w) for w in WINDOWS.values())}
+    assert set(zip(rows.origin, rows.event_timestamp, strict=True)) == grid  # no gap, nothing extra
+    expected = brute_force(events, rows[["origin", "event_timestamp"]])
+    merged = rows.merge(expected, on=["origin", "event_timestamp"], suffixes=("", "_ref"))
+    assert len(merged) == len(rows) == len(expected) > backfilled
+    assert_same(merged, ["dep_delay_mean_30m", "dep_delay_mean_1h", "departures_30m"])
+
+    # A training set at random times over both parts (each with an event in its last 30 minutes: a row in the ttl).
+    times = []
+    while len(times) < 40:
+        o, t = (
+            rng.choice(ORIGINS),
+            start + dt.timedelta(seconds=rng.randrange(1800, int((now - start).total_seconds()))),
+        )
+        recent = events[(events.origin == o) & (events.dep_ts >= pd.Timestamp(t) - pd.Timedelta("20min"))
+                        & (events.dep_ts < pd.Timestamp(t).floor("10min"))]  # fmt: skip
+        if len(recent):
+            times.append((o, t))
+    entities = pd.DataFrame(times, columns=["origin", "event_timestamp"])
+    spark.createDataFrame(entities).write.format("delta").saveAsTable(f"raw.entities_{tag}")
+    build_training_set(spark, repo2, name=f"continuity_{tag}", entities=f"raw.entities_{tag}",
+                       service=f"{name}_service")  # fmt: skip
+    got = spark.table(f"training.continuity_{tag}").toPandas()
+    got["event_timestamp"] = pd.to_datetime(got.event_timestamp, utc=True)
+    # PIT: the row at the last boundary at or before t holds the windows ending there (rows exist wherever they change)
+    floors = got[["origin"]].assign(event_timestamp=got.event_timestamp.dt.floor("10min"))
+    want = brute_force(events, floors)
+    assert len(got) == len(want) == 40
+    paired = pd.concat([got.reset_index(drop=True), want.add_suffix("_ref").reset_index(drop=True)], axis=1)
+    assert_same(paired, ["dep_delay_mean_30m", "dep_delay_mean_1h", "departures_30m"])
+
+
+def assert_same(merged: pd.DataFrame, features: list[str]) -> None:
+    """Each feature equals its ``_ref`` column (floats within 1e-9, nulls in the same places)."""
+    for feature in features:
+        a, b = merged[feature].astype(float), merged[f"{feature}_ref"].astype(float)
+        assert (a.isna() == b.isna()).all(), feature
+        assert ((a - b).abs() < 1e-9).where(a.notna(), True).all(), feature
