@@ -17,15 +17,15 @@ if TYPE_CHECKING:
 def push(
     source: str,
     rows: Mapping[str, Sequence[Any]] | Any,
-    to: str = "online_and_offline",
+    to: str = "online",
     *,
     settings: Settings | None = None,
     repo: Repo | None = None,
     spark: SparkSession | None = None,
 ) -> PushResult:
     """Push ``rows`` (columns of values ``{field: [...]}``, or a pandas DataFrame) to the stream source ``source``:
-    ``to`` = ``online``, ``offline`` or ``online_and_offline`` (see :mod:`featurelake.streaming.push`). The
-    configured feature repository and online store unless given; an offline push starts Spark unless given."""
+    ``to`` = ``online`` (Feast's default), ``offline`` or ``online_and_offline`` (:mod:`featurelake.streaming.push`).
+    The configured feature repository and online store unless given; an offline push starts Spark unless given."""
     from featurelake.config import get_settings
     from featurelake.online.backends import open_store
     from featurelake.online.store import StoreConfig

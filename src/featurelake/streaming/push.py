@@ -233,7 +233,7 @@ def push_offline(spark: SparkSession, source: StreamSource, rows: list[dict[str,
 def push(
     source_name: str,
     columns: Mapping[str, Sequence[Any]],
-    to: str = "online_and_offline",
+    to: str = "online",
     *,
     repo: Repo,
     store: OnlineStore | None = None,
