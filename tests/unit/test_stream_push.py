@@ -137,3 +137,13 @@ def test_online_records_hold_each_keys_newest_row_within_the_ttl(repo):
     sched = check(repo, {"origin": ["EWR"], "dep_ts": ["2026-12-02T11:50"], "sched_ts": ["1970-01-01T00:00:01"]})
     (record,) = online_records(repo, view, sched, NOW)
     assert json.loads(record.payload) == {"sched_ts": 1_000_000}
+
+
+def test_stream_run_leaves_push_only_sources_out(repo):
+    from featurelake.streaming.engine import stream_plans
+
+    assert repo.sources["departure_pushes"].topic is None
+    with pytest.raises(InputError, match="no feature view reads a stream source"):
+        stream_plans(repo, None)
+    with pytest.raises(InputError, match="'departures_30m' does not read a stream source with a Kafka topic"):
+        stream_plans(repo, ["departures_30m"])
