@@ -25,6 +25,7 @@ replays from the last committed batch, and steps 2-5 make that replay change not
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -51,7 +52,8 @@ DEAD_LETTERS = "monitoring.stream_dead_letters"
 BATCHES = "monitoring.stream_batches"
 BATCH_SCHEMA = (
     "source string, batch_id bigint, events bigint, refused bigint, late bigint, max_event_ts timestamp, "
-    "min_event_ts timestamp, online_at timestamp, partition_max_ts map<int, timestamp>"
+    "min_event_ts timestamp, online_at timestamp, partition_max_ts map<int, timestamp>, as_of timestamp, "
+    "step_seconds map<string, double>"
 )
 
 
@@ -115,8 +117,10 @@ def _watermark(spark: SparkSession, source: StreamSource, batch_id: int) -> dt.d
 
 
 def _append_once(df: DataFrame, table: str, app: str, batch_id: int, partition_by: list[str] | None) -> None:
-    """Append ``df`` to ``table`` unless batch ``batch_id`` of ``app`` already did (Delta's idempotent writes)."""
+    """Append ``df`` to ``table`` unless batch ``batch_id`` of ``app`` already did (Delta's idempotent writes); new
+    columns are added to the table (a batch record of an older release has fewer)."""
     writer = df.write.format("delta").mode("append").option("txnAppId", app).option("txnVersion", batch_id)
+    writer = writer.option("mergeSchema", "true")
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     writer.saveAsTable(table)
@@ -140,8 +144,21 @@ def _merge(spark: SparkSession, df: DataFrame, table: str, on: list[str], partit
     )
 
 
+class _Clock:
+    """Wall seconds per step of a micro-batch (kept in its record: where a batch's time goes)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, step: str) -> None:
+        now = time.perf_counter()
+        self.seconds[step] = round(self.seconds.get(step, 0.0) + now - self._last, 3)
+        self._last = now
+
+
 def _update_view(
-    spark: SparkSession, settings: Settings, plan: StreamPlan, view: FeatureView, batch: DataFrame
+    spark: SparkSession, settings: Settings, plan: StreamPlan, view: FeatureView, batch: DataFrame, clock: _Clock
 ) -> None:
     """Recompute the tiles ``batch`` touched from the events table, merge them, roll their keys up, merge the rows."""
     from pyspark.sql import functions as F
@@ -169,6 +186,7 @@ def _update_view(
         events = events.join(touched, [*keys, "_tile_s"], "left_semi").drop("_tile_s")
         t_name = tiles_table(view)
         _merge(spark, tile_partials(events, plan=window), t_name, [*keys, TILE_START], TILE_DATE, {})
+        clock.lap(f"{view.name}: tiles")
         read_lo = dt.datetime.fromtimestamp(lo - reach - tile_s, dt.UTC).date() - day
         read_hi = dt.datetime.fromtimestamp(hi, dt.UTC).date()
         tiles = (
@@ -180,6 +198,7 @@ def _update_view(
         rows = rollup(tiles, plan=window, start=first, end=dt.datetime.fromtimestamp(hi + tile_s + reach + 1, dt.UTC))
         props = feature_table_properties(settings)
         _merge(spark, rows, view.offline_table or "", [*keys, OFFLINE_TIMESTAMP], OFFLINE_DATE, props)
+        clock.lap(f"{view.name}: rows")
     finally:
         touched.unpersist()
 
@@ -192,6 +211,7 @@ def process_batch(
 
     source = plan.source
     step = progress.step(f"{source.name}: batch {batch_id}")
+    clock = _Clock()
     records = records.persist()  # read from Kafka once
     try:
         parsed, refused = parse(records, source, plan.all_keys, batch_id)
@@ -213,17 +233,22 @@ def process_batch(
             _append_once(dead.coalesce(1), DEAD_LETTERS, f"{app}.dead", batch_id, None)
         stats = events.agg(F.count(F.lit(1)), F.min(ts), F.max(ts)).first()
         assert stats is not None
+        clock.lap("parse")
+        as_of = None
         if stats[0]:
             # A batch replayed after a crash holds the same records: the append is skipped, the rest recomputed.
             _append_once(events, source.table, app, batch_id, [OFFLINE_DATE])
+            clock.lap("events")
             for view in plan.views:
-                _update_view(spark, settings, plan, view, events)
+                _update_view(spark, settings, plan, view, events, clock)
             online = [v for v in plan.views if v.online]
-            materialize_views(spark, repo, online, StoreConfig.from_settings(settings), as_of=dt.datetime.now(dt.UTC))
+            as_of = dt.datetime.now(dt.UTC)
+            materialize_views(spark, repo, online, StoreConfig.from_settings(settings), as_of=as_of)
+            clock.lap("online")
         if stats[0] or n_refused or n_late:
             reached = {r[0]: r[1] for r in parsed.groupBy(PARTITION).agg(F.max(ts)).collect()}
             row = (source.name, batch_id, stats[0], n_refused, n_late, stats[2], stats[1], dt.datetime.now(dt.UTC),
-                   reached)  # fmt: skip
+                   reached, as_of, clock.seconds)  # fmt: skip
             _append_once(spark.createDataFrame([row], BATCH_SCHEMA), BATCHES, f"{app}.batches", batch_id, None)
         step.done(stats[0])
         events.unpersist()
