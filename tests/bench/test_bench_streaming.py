@@ -1,12 +1,13 @@
 """Benchmark: event-to-online latency of a streaming window view, and the highest rate the engine sustains.
 
 One `featurelake stream run` process (its own JVM, `local[2]` as in CI, a 1 s trigger, the SQLite online store)
-reads a 2-partition topic of the module's Kafka broker. A producer thread here sends events at a fixed rate, phase
-after phase (PHASES: rate, seconds), each event stamped with its send time as its event time (``dep_ts``); after a
-phase it waits until the stream's checkpoint has committed every offset sent (the backlog drained).
+reads a 2-partition topic of the module's Kafka broker. A producer here sends events at a fixed rate, phase after
+phase (the rates BENCH_STREAMING_RATES, default 1,000 to 10,000 a second, BENCH_STREAMING_SECONDS each), each event
+stamped with its send time as its event time (``dep_ts``); after a phase it waits until the stream's checkpoint has
+committed every offset sent (the backlog drained).
 
 Latency of an event = the time its value is readable online minus its send time. Readable: the batch record's
-``online_at`` is taken after ``materialize_views`` returned, i.e. after the Spark job whose tasks committed the
+``online_at`` is taken after the online write returned, i.e. after the Spark job whose tasks committed the
 store writes finished, so the value is readable by then (an upper bound). Which batch makes an event's value
 readable follows the point-in-time rule the store serves: the feature row holding an event is stamped at the end of
 its tile (events before a boundary count), and a row goes online in the first batch at or after the event's own
@@ -44,7 +45,8 @@ pytestmark = pytest.mark.bench
 
 RESULTS = REPO_ROOT / "bench" / "results"
 COMMAND = ".venv/bin/python -m pytest -m bench -s tests/bench/test_bench_streaming.py"
-PHASES = [(int(r), 30) for r in os.environ.get("BENCH_STREAMING_RATES", "1000,2000,5000,10000").split(",")]
+PHASE_S = int(os.environ.get("BENCH_STREAMING_SECONDS", "30"))
+PHASES = [(int(r), PHASE_S) for r in os.environ.get("BENCH_STREAMING_RATES", "1000,2000,5000,10000").split(",")]
 WARMUP = (100, 10)
 DRAIN_S = 240
 MAX_SLOPE = 0.05
@@ -107,10 +109,10 @@ def committed(checkpoint: Path, topic: str) -> int:
     return sum(json.loads(offsets).get(topic, {}).values())
 
 
-def wait_drained(checkpoint: Path, topic: str, sent: int, proc: subprocess.Popen) -> float | None:
-    """Seconds until every event sent was committed by the stream; None after DRAIN_S."""
+def wait_drained(checkpoint: Path, topic: str, sent: int, proc: subprocess.Popen, limit: float) -> float | None:
+    """Seconds until every event sent was committed by the stream; None after ``limit`` seconds."""
     t0 = time.monotonic()
-    while time.monotonic() - t0 < DRAIN_S:
+    while time.monotonic() - t0 < limit:
         assert proc.poll() is None, "the stream process ended"
         if committed(checkpoint, topic) >= sent:
             return time.monotonic() - t0
@@ -195,10 +197,10 @@ def test_bench_streaming(kafka, postgres, spark, tmp_path):  # noqa: F811
     spans: list[tuple[int, int, int, int, float | None]] = []  # rate, seconds, first id, end id, drained after
     try:
         next_id = send(kafka, topic, *WARMUP, 0)
-        assert wait_drained(checkpoint, topic, next_id, proc) is not None, "warm-up not processed"
+        assert wait_drained(checkpoint, topic, next_id, proc, 900) is not None, "warm-up not processed"
         for rate, seconds in PHASES:
             first, next_id = next_id, send(kafka, topic, rate, seconds, next_id)
-            drained = wait_drained(checkpoint, topic, next_id, proc)
+            drained = wait_drained(checkpoint, topic, next_id, proc, DRAIN_S)
             spans.append((rate, seconds, first, next_id, drained))
             if drained is None:  # the backlog did not clear: higher rates only pile on
                 break
@@ -221,6 +223,8 @@ def test_bench_streaming(kafka, postgres, spark, tmp_path):  # noqa: F811
         events[col] = pd.to_datetime(events[col], utc=True)
     for col in ("as_of", "online_at"):
         batches[col] = pd.to_datetime(batches[col], utc=True)
+    # A batch the stop interrupted (after a phase that did not drain) may have appended its events unrecorded.
+    events = events[events._batch_id.isin(set(batches.batch_id))]
     assert events.flight_id.is_unique and len(events) == batches.events.sum()
     phases = []
     for rate, seconds, first, end, drained in spans:
