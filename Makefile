@@ -11,7 +11,7 @@ JARS := $(STATE)/jars
 DEB_PACKAGES := openjdk-17-jdk-headless maven redis-server postgresql
 MVN_EXCLUDED_GROUPS := org.scala-lang,com.fasterxml.jackson.core,io.netty,org.apache.httpcomponents,commons-codec,org.apache.logging.log4j,org.apache.parquet,org.slf4j,org.xerial.snappy,com.github.luben,org.roaringbitmap,io.airlift,commons-pool,commons-logging,org.locationtech.jts,com.google.code.findbugs
 
-.PHONY: help setup up down sql connect serve run test test-fast lint bench feast-venv lock clean airflow history dbt-manifest
+.PHONY: help setup up down sql connect serve run test test-fast lint bench bench-streaming feast-venv lock clean airflow history dbt-manifest
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -113,6 +113,9 @@ lint: setup ## ruff and mypy
 
 bench: setup feast-venv ## benchmarks; results land in bench/results/
 	$(BIN)/python -m pytest -m bench -s $(PYTEST_ARGS)
+
+bench-streaming: setup ## the streaming latency benchmark alone (event to online p50/p99 per rate): bench/results/streaming.md
+	$(BIN)/python -m pytest -m bench -s tests/bench/test_bench_streaming.py $(PYTEST_ARGS)
 
 # The serving benchmark's opponent: Feast 0.67 in a virtualenv of its own (never in the lock) and wrk, the load
 # generator (Debian package). Only `make bench` needs them.
