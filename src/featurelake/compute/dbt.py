@@ -19,6 +19,7 @@ date partitions (an incremental model), or the whole table (a ``table`` model, o
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
 PROJECT_DIR = "dbt_project"
 SESSION_TARGETS = ("local", "ci")
+DBT_PORT_VAR = "FEATURELAKE_DBT_PORT"  # profiles.yml's thrift and prod targets
 
 
 class DbtError(FeaturelakeError):
@@ -108,9 +110,13 @@ def dbt_args(
 
 
 def run_dbt(spark: SparkSession, settings: Settings, args: list[str], *, check: bool = True) -> DbtResult:
-    """Invoke dbt programmatically (``dbtRunner``) on ``spark``'s catalog; raise DbtError on failures if ``check``."""
+    """Invoke dbt programmatically (``dbtRunner``) on ``spark``'s catalog; raise DbtError on failures if ``check``.
+
+    A thrift target's port is ``$FEATURELAKE_DBT_PORT``, else ``services.thrift.port`` (the SQL endpoint this state
+    folder's services run: the cluster environment's, on a port of its own per clone or test run)."""
     from dbt.cli.main import dbtRunner
 
+    os.environ.setdefault(DBT_PORT_VAR, str(settings.services.thrift.port))
     ansi = spark.conf.get("spark.sql.ansi.enabled")
     try:
         res = dbtRunner().invoke([*args, "--log-path", str(project_dir(settings) / "logs"), "--no-use-colors"])
