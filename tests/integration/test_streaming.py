@@ -337,11 +337,12 @@ def test_status_shows_each_streaming_views_lag_from_the_batch_records(spark, cli
     repo, view = write_repo(tmp_path, tag)
     t = dt.datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
     s = dt.timedelta(seconds=1)
-    records = [  # source, batch, events, refused, late, newest event, oldest event, online at, per partition
-        (f"departure_events_{tag}", 0, 10, 0, 1, t, t - 60 * s, t + 4 * s, {0: t}),
-        (f"departure_events_{tag}", 1, 5, 1, 0, t + 9 * s, t + 5 * s, t + 12.5 * s, {0: t + 9 * s}),
-        (f"departure_events_{tag}", 2, 0, 2, 0, None, None, t + 20 * s, {}),
+    records = [  # source, batch, events, refused, late, newest event, oldest event, online at, per partition, as of
+        (f"departure_events_{tag}", 0, 10, 0, 1, t, t - 60 * s, t + 4 * s, {0: t}, t + 3 * s),
+        (f"departure_events_{tag}", 1, 5, 1, 0, t + 9 * s, t + 5 * s, t + 12.5 * s, {0: t + 9 * s}, t + 11 * s),
+        (f"departure_events_{tag}", 2, 0, 2, 0, None, None, t + 20 * s, {}, t + 19 * s),
     ]
+    records = [(*r, {"parse": 0.5}) for r in records]  # seconds per step: not part of the lag
     spark.createDataFrame(records, BATCH_SCHEMA).write.format("delta").mode("append").saveAsTable(BATCHES)
     naive = t.replace(tzinfo=None)
 
