@@ -142,6 +142,21 @@ def spark(settings):
     session.stop()
 
 
+@pytest.fixture
+def cli(monkeypatch, state_dir, spark):
+    """Invoke the featurelake CLI in this process, on the test state (and the session's SparkSession)."""
+    from typer.testing import CliRunner
+
+    from featurelake.cli import app
+    from featurelake.config import get_settings
+
+    for name, value in isolated_env(state_dir).items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    yield lambda *args: CliRunner().invoke(app, list(args))
+    get_settings.cache_clear()
+
+
 @pytest.fixture(scope="module")
 def redis_server():
     """A redis-server of the test module's own, on a free port; stopped by its pid at the end."""

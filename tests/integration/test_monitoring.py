@@ -11,8 +11,6 @@ from html.parser import HTMLParser
 
 import pytest
 
-from tests.conftest import isolated_env
-
 pytestmark = pytest.mark.integration
 
 # Materialization writes the online store from Python workers: they must run this interpreter (the venv with
@@ -73,21 +71,6 @@ def repo(spark, repo_dir):
 
     write_events(spark, {})
     return load_repo(repo_dir)
-
-
-@pytest.fixture
-def cli(monkeypatch, state_dir, spark):
-    """Invoke the featurelake CLI in this process, on the test state (and the session's SparkSession)."""
-    from typer.testing import CliRunner
-
-    from featurelake.cli import app
-    from featurelake.config import get_settings
-
-    for name, value in isolated_env(state_dir).items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    yield lambda *args: CliRunner().invoke(app, list(args))
-    get_settings.cache_clear()
 
 
 def test_status_fresh_then_late_with_exit_code(cli, repo, repo_dir):

@@ -312,21 +312,6 @@ def test_stream_run_killed_and_restarted_counts_every_event_once(kafka, postgres
     assert ((merged.dep_delay_mean_1h - merged.dep_delay_mean_1h_ref).abs().fillna(0) < 1e-9).all()
 
 
-@pytest.fixture
-def cli(monkeypatch, state_dir, spark):
-    """Invoke the featurelake CLI in this process, on the test state (and the session's SparkSession)."""
-    from typer.testing import CliRunner
-
-    from featurelake.cli import app
-    from featurelake.config import get_settings
-
-    for name, value in isolated_env(state_dir).items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    yield lambda *args: CliRunner().invoke(app, list(args))
-    get_settings.cache_clear()
-
-
 def test_status_shows_each_streaming_views_lag_from_the_batch_records(spark, cli, tmp_path):
     """Batch records written by hand: the lag is the last batch with events' newest event to its online time, the
     idle time runs from the last batch (events or not), both at the as-of time."""
