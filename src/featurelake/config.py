@@ -472,9 +472,12 @@ def _env_overrides(environ: dict[str, str]) -> list[tuple[str, dict[str, Any]]]:
     for name, raw in sorted(environ.items()):
         if not name.startswith(OVERRIDE_PREFIX):
             continue
-        parts = [p.lower() for p in name[len(OVERRIDE_PREFIX) :].split("__") if p]
-        if parts[:2] == ["spark", "conf"] and len(parts) > 2:  # spark conf keys keep their dots
-            parts = ["spark", "conf", ".".join(parts[2:])]
+        written = [p for p in name[len(OVERRIDE_PREFIX) :].split("__") if p]
+        parts = [p.lower() for p in written]
+        if parts[:2] == ["spark", "conf"] and len(parts) > 2:
+            # Spark's keys keep their dots, and their case where it is written mixed (Spark's keys are case-sensitive:
+            # FEATURELAKE__SPARK__CONF__spark__driver__defaultJavaOptions); an all-capitals part is lower-cased.
+            parts = ["spark", "conf", ".".join(p.lower() if p.isupper() else p for p in written[2:])]
         value: Any = yaml.safe_load(raw) if raw.strip() else None
         for part in reversed(parts):
             value = {part: value}

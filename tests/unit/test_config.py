@@ -38,11 +38,12 @@ def test_env_file_overrides_base_and_environment_overrides_both(conf_root):
             FEATURELAKE_ENV="ci",
             FEATURELAKE__SPARK__SHUFFLE_PARTITIONS="3",
             FEATURELAKE__SPARK__CONF__SPARK__EXECUTOR__MEMORY="2g",
+            FEATURELAKE__SPARK__CONF__SPARK__driver__defaultJavaOptions="-Xss4m",
         )
     )
     assert s.spark.master == "local[2]"  # from ci.yaml
     assert s.spark.shuffle_partitions == 3  # from the environment, parsed as an int
-    assert s.spark.conf == {"spark.executor.memory": "2g"}
+    assert s.spark.conf == {"spark.executor.memory": "2g", "spark.driver.defaultJavaOptions": "-Xss4m"}
 
 
 def test_prod_example_validates(conf_root):
