@@ -74,14 +74,19 @@ class StreamPlan:
         return list(dict.fromkeys(k for keys in self.keys.values() for k in keys))
 
 
+def streamed(view: FeatureView) -> bool:
+    """Whether ``featurelake stream run`` computes ``view``: a window view over a stream source with a Kafka topic."""
+    return (
+        isinstance(view.source, StreamSource)
+        and bool(view.source.topic)
+        and isinstance(view.computation, WindowComputation)
+    )
+
+
 def stream_plans(repo: Repo, names: list[str] | None) -> list[StreamPlan]:
     """The stream sources of the named views (every streaming view when None), each with all its window views:
     one query per source keeps its views and its events table in step."""
-    streaming = [
-        v
-        for v in repo.views.values()
-        if isinstance(v.source, StreamSource) and v.source.topic and isinstance(v.computation, WindowComputation)
-    ]
+    streaming = [v for v in repo.views.values() if streamed(v)]
     chosen = streaming if not names else [repo.view(n) for n in names]
     for view in chosen:
         if not isinstance(view.source, StreamSource) or not view.source.topic:

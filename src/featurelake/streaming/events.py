@@ -32,6 +32,13 @@ def _typed(text: Column, dtype: ValueType) -> Column:
     return text.try_cast(str(dtype))
 
 
+def event_date(ts: Column) -> Column:
+    """The UTC day of an event time: the events table's partition (``event_date``)."""
+    from pyspark.sql import functions as F
+
+    return F.date_from_unix_date(F.floor(F.unix_seconds(ts) / 86400).cast("int"))
+
+
 def parse(records: DataFrame, source: StreamSource, keys: list[str], batch_id: int) -> tuple[DataFrame, DataFrame]:
     """(events, refused) of one micro-batch of Kafka records (``value``, ``topic``, ``partition``, ``offset``).
 
@@ -64,7 +71,7 @@ def parse(records: DataFrame, source: StreamSource, keys: list[str], batch_id: i
     ts = F.col(source.timestamp_column)
     events = checked.where(F.col(REASON).isNull()).select(
         *source.fields,
-        F.date_from_unix_date(F.floor(F.unix_seconds(ts) / 86400).cast("int")).alias(OFFLINE_DATE),
+        event_date(ts).alias(OFFLINE_DATE),
         TOPIC,
         PARTITION,
         OFFSET,

@@ -12,8 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from featurelake.repo.definitions import StreamSource, WindowComputation
-from featurelake.streaming.engine import BATCHES
+from featurelake.streaming.engine import BATCHES, streamed
 from featurelake.tables import table_exists
 
 if TYPE_CHECKING:
@@ -92,17 +91,8 @@ def source_lags(spark: SparkSession, as_of: dt.datetime | None = None) -> dict[s
     }
 
 
-def streaming_views(repo: Repo) -> list[tuple[str, StreamSource]]:
-    """(view, source) of every view ``featurelake stream run`` computes (window views over a Kafka topic)."""
-    return [
-        (v.name, v.source)
-        for v in sorted(repo.views.values(), key=lambda v: v.name)
-        if isinstance(v.source, StreamSource) and v.source.topic and isinstance(v.computation, WindowComputation)
-    ]
-
-
 def view_lags(spark: SparkSession, repo: Repo, as_of: dt.datetime | None = None) -> list[ViewLag]:
-    """Each streaming view's lag (its source's), sorted by view; empty when the repository has none."""
-    views = streaming_views(repo)
+    """Each view ``featurelake stream run`` computes, with its source's lag; sorted by view, empty when none."""
+    views = sorted((v for v in repo.views.values() if streamed(v)), key=lambda v: v.name)
     lags = source_lags(spark, as_of) if views else {}
-    return [ViewLag(name, source.name, lags.get(source.name)) for name, source in views]
+    return [ViewLag(v.name, v.source.name, lags.get(v.source.name)) for v in views]

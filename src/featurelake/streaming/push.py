@@ -28,10 +28,11 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from featurelake.errors import InputError
-from featurelake.online.encoding import EPOCH, encode_key
+from featurelake.online.encoding import encode_key
+from featurelake.online.materialize import to_micros, utc
 from featurelake.online.store import OnlineStore, Record
 from featurelake.repo.definitions import OFFLINE_DATE, FeatureView, StreamSource, ValueType
-from featurelake.streaming.events import BATCH, OFFSET, PARTITION, TOPIC
+from featurelake.streaming.events import BATCH, OFFSET, PARTITION, TOPIC, event_date
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -92,9 +93,7 @@ def _parse_time(value: Any, dtype: ValueType) -> Any:
     if not isinstance(value, str):
         return value
     parsed = dt.datetime.fromisoformat(value)
-    if dtype is ValueType.DATE:
-        return parsed.date()
-    return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
+    return parsed.date() if dtype is ValueType.DATE else utc(parsed)
 
 
 def _typed(value: Any, dtype: ValueType) -> Any:
@@ -104,7 +103,7 @@ def _typed(value: Any, dtype: ValueType) -> Any:
     if dtype in (ValueType.TIMESTAMP, ValueType.DATE):
         value = _parse_time(value, dtype)
         if dtype is ValueType.TIMESTAMP and isinstance(value, dt.datetime):
-            return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+            return utc(value)
         if dtype is ValueType.DATE and isinstance(value, dt.date) and not isinstance(value, dt.datetime):
             return value
         raise ValueError
@@ -157,7 +156,7 @@ def check_rows(repo: Repo, source: StreamSource, columns: Mapping[str, Sequence[
 def _encoded(value: Any, dtype: ValueType) -> Any:
     """A feature value as the online store holds it (as materialization's ``to_json`` writes it)."""
     if dtype is ValueType.TIMESTAMP:
-        return (value - EPOCH) // dt.timedelta(microseconds=1)
+        return to_micros(value)
     if dtype is ValueType.DATE:
         return (value - dt.date(1970, 1, 1)).days
     return value
@@ -176,11 +175,11 @@ def online_records(repo: Repo, view: FeatureView, rows: list[dict[str, Any]], no
         key = encode_key([row[k] for k in keys])
         if key not in newest or row[ts_col] >= newest[key][ts_col]:
             newest[key] = row
-    created = (now - EPOCH) // dt.timedelta(microseconds=1)
+    created = to_micros(now)
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     records = []
     for key, row in newest.items():
-        ts_us = (row[ts_col] - EPOCH) // dt.timedelta(microseconds=1)
+        ts_us = to_micros(row[ts_col])
         values = {f.name: _encoded(row[f.name], f.dtype) for f in view.features if row.get(f.name) is not None}
         exp_ms = (ts_us // 1000 + int(view.ttl.total_seconds() * 1000)) if view.ttl is not None else None
         records.append(Record(key, ts_us, created, dumps(values), exp_ms, None))
@@ -212,7 +211,7 @@ def push_offline(spark: SparkSession, source: StreamSource, rows: list[dict[str,
         .dropDuplicates()
         .select(
             *source.fields,
-            F.date_from_unix_date(F.floor(F.unix_seconds(ts) / 86400).cast("int")).alias(OFFLINE_DATE),
+            event_date(ts).alias(OFFLINE_DATE),
             F.lit(None).cast("string").alias(TOPIC),
             F.lit(None).cast("int").alias(PARTITION),
             F.lit(None).cast("bigint").alias(OFFSET),
