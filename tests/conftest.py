@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -96,6 +97,16 @@ def run_cli(state_dir: Path, *args: str, check: bool = True, **extra_env: str) -
     if check and proc.returncode != 0:
         raise AssertionError(f"featurelake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config):
+    """A run stopped by SIGTERM (``timeout``, CI's limit) ends like Ctrl-C: fixtures' finalizers stop the services
+    the tests started (PostgreSQL, endpoints, brokers) instead of leaving them running."""
+    signal.signal(signal.SIGTERM, _interrupted)
 
 
 @pytest.fixture(scope="session", autouse=True)
