@@ -3,27 +3,34 @@ store, one micro-batch at a time, exactly once.
 
 Each micro-batch ``n`` of a stream source (``foreachBatch``), online store first, Delta tables after:
 
-1. parses the records (``events.parse``; one Spark job counts the events, the late ones and each Kafka
-   partition's newest event time); events older than the watermark (the event time the batches before ``n``
+1. parses the records (``events.parse``) and collects the events to the driver (one Spark job; a few thousand rows
+   at a thousand events a second); events older than the watermark (the event time the batches before ``n``
    reached in every Kafka partition, minus ``allowed_lateness``; kept in memory from batch to batch) are late;
-2. for each view of the source, recomputes the tiles the batch touched (their keys and tile starts) with the batch
-   engine's ``tile_partials`` from every event of theirs (the events table's but batch ``n``'s, plus the batch),
-   and rolls those keys up (``rollup``: every boundary their new tiles reach, expiries included) over the tiles
-   table's other tiles and the new ones: tiles and rows in memory;
-3. writes the online store from those rows (``materialize_computed``: the touched keys' new values, and the
-   rows of the feature table whose time came since the last batch; conditional writes, a value never goes back
-   in time): the batch's values are online now (``online_at``);
-4. appends the events to the source's Delta table (``txnAppId``/``txnVersion`` = the source and ``n``: a batch
-   replayed after a crash is not appended twice), merges the tiles into ``features.<view>_v<n>__tiles`` and the
-   rows into ``features.<view>_v<n>``. Tiles and rows are functions of the events, so a replay rewrites the same
-   values, and the batch engine over the events table gives the same rows;
+2. adds the events to each view's tiles in memory (``streaming.tiles.ViewTiles``: the raw values per key and tile
+   from the watermark minus the longest window on; loaded once per run from the events table, evicted as the
+   watermark moves) and writes the online store from them on the driver (conditional writes: a value never goes
+   back in time): the keys whose events landed in tiles closed by the batch's as-of time, and every key with a
+   boundary since the store's last as-of time (a window moved on). The batch's values are online now
+   (``online_at``);
+3. appends the events to the source's Delta table (``txnAppId``/``txnVersion`` = the source and ``n``: a batch
+   replayed after a crash is not appended twice);
+4. every ``streaming.tables_every_s`` (and every batch of ``--until-idle``, and when the query stops), recomputes
+   the tiles the events of the batches since the last such merge touched with the batch engine's
+   ``tile_partials`` from the events table, rolls their keys up (``rollup``), and merges them into
+   ``features.<view>_v<n>__tiles`` and ``features.<view>_v<n>``: tiles and rows are functions of the events table,
+   so the batch engine over it gives the same rows. A batch that merged has a ``tables`` step in its record: a
+   restart merges what the batches after the last such one appended;
 5. appends the refused and late records to ``monitoring.stream_dead_letters`` and records the batch in
    ``monitoring.stream_batches`` (events, refused, late, newest event time, when its values were online, the
    as-of time, seconds per step): the watermark after a restart, and the lag ``featurelake stream status`` shows.
 
-The first batch of a view (no watermark in the store for its table yet) materializes in full after step 4.
+The Spark path replaces step 2 when memory cannot give the values: the first batch of a run without a watermark
+yet, a view with no watermark in the store on its table (a new view or store), a key whose last boundary is before
+the tiles in memory. Then the batch appends its events, merges the tables (step 4) and materializes the online views
+from them (``materialize_views``; in full the first time), and memory is loaded from the events table after.
 Kafka offsets are in the query's checkpoint (under the warehouse: ``_streams/<source>``); a restart after kill -9
-replays from the last committed batch, and steps 2-5 make that replay change nothing twice.
+replays from the last committed batch: memory is rebuilt from the events table of the batches before it, the
+online writes are conditional, the appends idempotent, the merges recompute the same values.
 """
 
 from __future__ import annotations
