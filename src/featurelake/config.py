@@ -208,7 +208,7 @@ class StreamingSettings(_Section):
     bootstrap_servers: str | None = None
     trigger_s: float = Field(1.0, gt=0)
     max_events_per_batch: int | None = Field(None, ge=1)
-    tables_every_s: float = Field(60.0, ge=0)
+    tables_every_s: float = Field(300.0, ge=0)
 
 
 class IngestSettings(_Section):

@@ -340,7 +340,7 @@ def _load_tiles(
             events = spark.table(plan.source.table).where(
                 (F.col(OFFLINE_DATE) >= F.lit(day))
                 & (F.col(plan.source.timestamp_column) >= lower)
-                & (F.col(BATCH) < before_batch)
+                & ((F.col(BATCH) < before_batch) | F.col(BATCH).isNull())  # null: pushed (featurelake.push)
             )
             for k in keys:
                 events = events.where(F.col(k).isNotNull())
