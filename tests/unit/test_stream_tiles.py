@@ -16,7 +16,7 @@ from featurelake.repo.definitions import Aggregation
 from featurelake.streaming.tiles import ViewTiles, online_records
 
 TILE = 60
-WINDOWS = (dt.timedelta(minutes=5), dt.timedelta(minutes=30))
+WINDOWS = (dt.timedelta(minutes=5), dt.timedelta(minutes=30))  # brute() filters on the longest first
 AGGS = (
     Aggregation(column="delay", function="mean", windows=WINDOWS),
     Aggregation(column="delay", function="sum", windows=WINDOWS[:1]),
@@ -44,9 +44,10 @@ def random_events(rng: random.Random, n: int) -> list[dict]:
 def brute(events: list[dict], origin: str, b: int) -> dict:
     """Every feature of ``origin`` at boundary ``b`` from the events themselves."""
     out = {}
+    mine = [e for e in events if e["origin"] == origin and b - 1800 <= e["ts"] < b]  # the longest window
     for agg in AGGS:
         for w in agg.windows:
-            inside = [e for e in events if e["origin"] == origin and b - w.total_seconds() <= e["ts"] < b]
+            inside = [e for e in mine if b - w.total_seconds() <= e["ts"]]
             values = [e[agg.column] for e in inside if e[agg.column] is not None]
             fn = agg.function
             if fn == "count":
