@@ -201,11 +201,14 @@ class OnlineSettings(_Section):
 
 class StreamingSettings(_Section):
     """Streaming window views (``featurelake stream run``): the Kafka brokers (None: the local one,
-    ``services.kafka``), the micro-batch trigger, and a cap on the events one micro-batch takes (None: all)."""
+    ``services.kafka``), the micro-batch trigger, a cap on the events one micro-batch takes (None: all), and how
+    often a batch merges the tiles and rows of the batches since the last merge into the views' Delta tables
+    (seconds; 0: every batch; the online store is written every batch)."""
 
     bootstrap_servers: str | None = None
     trigger_s: float = Field(1.0, gt=0)
     max_events_per_batch: int | None = Field(None, ge=1)
+    tables_every_s: float = Field(300.0, ge=0)
 
 
 class IngestSettings(_Section):

@@ -16,10 +16,13 @@ tile to close; "engine latency" leaves that wait out (readable minus max(send ti
 
 A phase's lag is bounded when the latency does not grow over the phase (slope of latency over send time under
 MAX_SLOPE, over at least MIN_BATCHES batches) and the backlog drained within DRAIN_S. Results:
-bench/results/streaming.json and streaming.md; the first results' numbers are kept there as the baseline (the engine
-before the latency work).
+bench/results/streaming.json and streaming.md, with a baseline: the engine of another checkout run first in the
+same run (BENCH_STREAMING_BASELINE_SRC: its ``src`` directory, e.g. a worktree of the commit before the latency
+work), else the baseline the results already hold.
 
     .venv/bin/python -m pytest -m bench -s tests/bench/test_bench_streaming.py
+    git worktree add .state/baseline <commit> && \
+      BENCH_STREAMING_BASELINE_SRC=$PWD/.state/baseline/src .venv/bin/python -m pytest -m bench -s tests/bench/...
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ MIN_BATCHES = 5  # fewer batches in a phase tell nothing about a trend
 ORIGINS = ["ATL", "BOS", "CLT", "DCA", "DEN", "DFW", "DTW", "EWR", "FLL", "IAD",
            "IAH", "JFK", "LAS", "LAX", "LGA", "MCO", "MIA", "ORD", "SEA", "SFO"]  # fmt: skip
 TILE = dt.timedelta(seconds=1)
+BASELINE_SRC = os.environ.get("BENCH_STREAMING_BASELINE_SRC")
 
 
 def write_repo(root: Path, tag: str) -> None:
@@ -175,25 +179,29 @@ def phase_result(rate: int, seconds: int, events, batches, drained: float | None
     }
 
 
-def test_bench_streaming(kafka, postgres, spark, tmp_path):  # noqa: F811
+def run_engine(kafka: str, spark, postgres, root: Path, pythonpath: str | None) -> tuple[list[dict], str, tuple]:  # noqa: F811
+    """One `featurelake stream run` through the warm-up and the phases (its package from ``pythonpath`` when set):
+    the phases' results, when it started, the load average then."""
     import pandas as pd
 
-    state = tmp_path / "state"
+    state = root / "state"
     postgres.ensure_database(metastore_database(state))
     tag = uuid.uuid4().hex[:8]
-    write_repo(tmp_path, tag)
+    write_repo(root, tag)
     topic, source = f"bench_{tag}", f"bench_events_{tag}"
     create_topic(kafka, topic, 2)
     load = os.getloadavg()
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     env = {"FEATURELAKE__STREAMING__BOOTSTRAP_SERVERS": kafka, "FEATURELAKE__STREAMING__TRIGGER_S": "1"}
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
     checkpoint = state / "warehouse" / "_streams" / source
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "featurelake"), "stream", "run", "--repo", str(tmp_path / "repo")],
+        [str(Path(sys.executable).parent / "featurelake"), "stream", "run", "--repo", str(root / "repo")],
         env=isolated_env(state, **env),
         cwd=REPO_ROOT,
         stdout=subprocess.DEVNULL,
-        stderr=open(tmp_path / "stream.log", "w"),  # noqa: SIM115  (closed with the process)
+        stderr=open(root / "stream.log", "w"),  # noqa: SIM115  (closed with the process)
         start_new_session=True,
     )
     spans: list[tuple[int, int, int, int, float | None]] = []  # rate, seconds, first id, end id, drained after
@@ -209,18 +217,20 @@ def test_bench_streaming(kafka, postgres, spark, tmp_path):  # noqa: F811
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:
-            proc.wait(120)
+            proc.wait(180)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        postgres.drop_database(metastore_database(state))
 
     def table(name: str):
         database, _, table_name = name.partition(".")
         return spark.read.format("delta").load(str(state / "warehouse" / f"{database}.db" / table_name))
 
-    events = table(f"raw.bench_events_{tag}").select("flight_id", "dep_ts", "_batch_id").toPandas()
-    batches = table("monitoring.stream_batches").where(f"source = '{source}'").toPandas()
+    try:
+        events = table(f"raw.bench_events_{tag}").select("flight_id", "dep_ts", "_batch_id").toPandas()
+        batches = table("monitoring.stream_batches").where(f"source = '{source}'").toPandas()
+    finally:
+        postgres.drop_database(metastore_database(state))
     for col in ("dep_ts",):
         events[col] = pd.to_datetime(events[col], utc=True)
     for col in ("as_of", "online_at"):
@@ -234,15 +244,27 @@ def test_bench_streaming(kafka, postgres, spark, tmp_path):  # noqa: F811
         if drained is not None:
             assert len(mine) == end - first, f"{rate}/s: {len(mine)} of {end - first} events landed"
         phases.append(phase_result(rate, seconds, mine, batches, drained))
-    write_results(phases, started, load)
+    return phases, started, load
 
 
-def write_results(phases: list[dict], started: str, load: tuple[float, ...]) -> None:
+def test_bench_streaming(kafka, postgres, spark, tmp_path):  # noqa: F811
+    """The current engine; with BENCH_STREAMING_BASELINE_SRC (another checkout's ``src``, e.g. of the commit before
+    the latency work) that engine first, in the same run: the baseline kept in the results."""
+    baseline = None
+    if BASELINE_SRC:
+        phases, started, load = run_engine(kafka, spark, postgres, tmp_path / "baseline", BASELINE_SRC)
+        baseline = {"command": COMMAND, "started": started, "machine": {**machine(), "load_avg_at_start": load},
+                    "engine": BASELINE_SRC, "phases": phases}  # fmt: skip
+    phases, started, load = run_engine(kafka, spark, postgres, tmp_path / "now", None)
+    write_results(phases, started, load, baseline)
+
+
+def write_results(phases: list[dict], started: str, load: tuple[float, ...], baseline: dict | None = None) -> None:
     path = RESULTS / "streaming.json"
     previous = json.loads(path.read_text()) if path.exists() else {}
     run = {"command": COMMAND, "started": started, "machine": {**machine(), "load_avg_at_start": load},
            "phases": phases}  # fmt: skip
-    result = {**run, "baseline": previous.get("baseline", run)}
+    result = {**run, "baseline": baseline or previous.get("baseline", run)}
     RESULTS.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
 

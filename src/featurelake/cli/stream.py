@@ -35,7 +35,13 @@ def run(
     query per stream source, until stopped (Ctrl-C or SIGTERM); a restart continues from the checkpoint."""
     from featurelake.cli.output import show_steps
     from featurelake.spark import get_spark
-    from featurelake.streaming.engine import bootstrap_servers, checkpoint_path, start_stream, stream_plans
+    from featurelake.streaming.engine import (
+        bootstrap_servers,
+        checkpoint_path,
+        finish_stream,
+        start_stream,
+        stream_plans,
+    )
 
     settings, definitions = _context(repo)
     plans = stream_plans(definitions, view)
@@ -58,6 +64,9 @@ def run(
         finally:
             for query in queries:
                 query.stop()
+            for plan, query in zip(plans, queries, strict=True):  # what the last batches did not merge yet
+                if query.exception() is None:
+                    finish_stream(spark, settings, plan)
     failed = [q.name for q in queries if q.exception() is not None]
     if failed:
         from featurelake.errors import FeaturelakeError

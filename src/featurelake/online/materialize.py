@@ -26,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
@@ -352,87 +352,6 @@ def materialize_views(
         )
         for run in runs
     ]
-
-
-def materialize_computed(
-    spark: SparkSession,
-    repo: Repo,
-    view: FeatureView,
-    rows: DataFrame,
-    since: dt.datetime,
-    until: dt.datetime,
-    config: StoreConfig,
-    *,
-    as_of: dt.datetime,
-) -> Watermark | None:
-    """Incremental materialization of ``view`` from feature rows just computed, before they reach the offline
-    table (a stream's micro-batch writes the store first, its Delta tables after): ``rows`` replace the table's rows
-    of their keys from ``since`` until ``until``. Candidates: those rows, plus the table's changes since the
-    watermark's version and rows that became valid or aged out since its as-of time, but the replaced ones. The same
-    reduction and conditional writes as ``materialize_views``; the watermark keeps the table version read (the
-    caller may move it past its own commit with ``advance_watermark``). None, writing nothing, when the store has no
-    watermark on this table yet or the table moved back: a full run (``materialize_views``) is due."""
-    from functools import reduce
-
-    from pyspark.sql import functions as F
-
-    table, namespace, as_of = view.offline_table or "", view.online_namespace, utc(as_of)
-    with open_store(config) as store:
-        store.prepare(namespace)
-        wm = store.get_watermark(namespace)
-    if wm is None or wm.table != table or not spark.catalog.tableExists(table):
-        return None
-    version = current_version(spark, table)
-    if version < wm.version:
-        return None
-    keys = repo.join_keys(view)
-    cols = list(dict.fromkeys([*keys, view.timestamp_field, *filter(None, [view.created_timestamp_field])]))
-    cols = [f"`{c}`" for c in [*cols, *(f.name for f in view.features)]]
-    old = _incremental_rows(spark, view, table, wm, version, as_of, cols)
-    parts = [rows.select(*cols)]
-    if old is not None:
-        ts = F.col(f"`{view.timestamp_field}`")
-        replaced = rows.select(*keys).distinct().withColumn("_replaced", F.lit(True))
-        kept = old.join(replaced, keys, "left").where(
-            F.col("_replaced").isNull() | (ts < F.lit(since)) | (ts >= F.lit(until))
-        )
-        parts.append(kept.select(*cols))
-    horizon = max(as_of, wm.as_of)
-    wall_ms = int(time.time() * 1000)
-    records = latest_values(
-        reduce(lambda a, b: a.unionByName(b), parts),
-        keys=keys,
-        timestamp=view.timestamp_field,
-        created=view.created_timestamp_field,
-        features=list(view.features),
-        as_of=as_of,
-        ttl=view.ttl,
-        clock_offset_ms=wall_ms - to_micros(as_of) // 1000,
-        horizon=horizon,
-    ).select(
-        F.lit(namespace).alias("view"),
-        F.array(*[F.col(f"`{k}`") for k in keys]).alias("key"),
-        "ts",
-        "cts",
-        "payload",
-        "exp_ms",
-        "cutoff_us",
-    )
-    _write(records, config, [namespace], None)
-    done = Watermark(table, version, horizon, wall_ms, "incremental", {f.name: str(f.dtype) for f in view.features})
-    with open_store(config) as store:
-        store.purge_expired(namespace, wall_ms)
-        store.set_watermark(namespace, done)
-    return done
-
-
-def advance_watermark(config: StoreConfig, view: FeatureView, read: Watermark, version: int) -> None:
-    """Move the watermark ``materialize_computed`` left (``read``) to ``version``, when the caller's own commit of the
-    rows it wrote is the only one since: its change rows are online already (or become valid later, which the as-of
-    window catches), so the next run need not read them back."""
-    with open_store(config) as store:
-        if store.get_watermark(view.online_namespace) == read:
-            store.set_watermark(view.online_namespace, replace(read, version=version))
 
 
 def online_views(repo: Repo, names: list[str] | None) -> list[FeatureView]:

@@ -3,34 +3,41 @@ store, one micro-batch at a time, exactly once.
 
 Each micro-batch ``n`` of a stream source (``foreachBatch``), online store first, Delta tables after:
 
-1. parses the records (``events.parse``; one Spark job counts the events, the late ones and each Kafka
-   partition's newest event time); events older than the watermark (the event time the batches before ``n``
+1. parses the records (``events.parse``) and collects the events to the driver (one Spark job; a few thousand rows
+   at a thousand events a second); events older than the watermark (the event time the batches before ``n``
    reached in every Kafka partition, minus ``allowed_lateness``; kept in memory from batch to batch) are late;
-2. for each view of the source, recomputes the tiles the batch touched (their keys and tile starts) with the batch
-   engine's ``tile_partials`` from every event of theirs (the events table's but batch ``n``'s, plus the batch),
-   and rolls those keys up (``rollup``: every boundary their new tiles reach, expiries included) over the tiles
-   table's other tiles and the new ones: tiles and rows in memory;
-3. writes the online store from those rows (``materialize_computed``: the touched keys' new values, and the
-   rows of the feature table whose time came since the last batch; conditional writes, a value never goes back
-   in time): the batch's values are online now (``online_at``);
-4. appends the events to the source's Delta table (``txnAppId``/``txnVersion`` = the source and ``n``: a batch
-   replayed after a crash is not appended twice), merges the tiles into ``features.<view>_v<n>__tiles`` and the
-   rows into ``features.<view>_v<n>``. Tiles and rows are functions of the events, so a replay rewrites the same
-   values, and the batch engine over the events table gives the same rows;
+2. adds the events to each view's tiles in memory (``streaming.tiles.ViewTiles``: the raw values per key and tile
+   from the watermark minus the longest window on; loaded once per run from the events table, evicted as the
+   watermark moves) and writes the online store from them on the driver (conditional writes: a value never goes
+   back in time): the keys whose events landed in tiles closed by the batch's as-of time, and every key with a
+   boundary since the store's last as-of time (a window moved on). The batch's values are online now
+   (``online_at``);
+3. appends the events to the source's Delta table (``txnAppId``/``txnVersion`` = the source and ``n``: a batch
+   replayed after a crash is not appended twice);
+4. every ``streaming.tables_every_s`` (and every batch of ``--until-idle``, and when the query stops), recomputes
+   the tiles the events of the batches since the last such merge touched with the batch engine's
+   ``tile_partials`` from the events table, rolls their keys up (``rollup``), and merges them into
+   ``features.<view>_v<n>__tiles`` and ``features.<view>_v<n>``: tiles and rows are functions of the events table,
+   so the batch engine over it gives the same rows. A batch that merged has a ``tables`` step in its record: a
+   restart merges what the batches after the last such one appended;
 5. appends the refused and late records to ``monitoring.stream_dead_letters`` and records the batch in
    ``monitoring.stream_batches`` (events, refused, late, newest event time, when its values were online, the
    as-of time, seconds per step): the watermark after a restart, and the lag ``featurelake stream status`` shows.
 
-The first batch of a view (no watermark in the store for its table yet) materializes in full after step 4.
+The Spark path replaces step 2 when memory cannot give the values: the first batch of a run without a watermark
+yet, a view with no watermark in the store on its table (a new view or store), a key whose last boundary is before
+the tiles in memory. Then the batch appends its events, merges the tables (step 4) and materializes the online views
+from them (``materialize_views``; in full the first time), and memory is loaded from the events table after.
 Kafka offsets are in the query's checkpoint (under the warehouse: ``_streams/<source>``); a restart after kill -9
-replays from the last committed batch, and steps 2-5 make that replay change nothing twice.
+replays from the last committed batch: memory is rebuilt from the events table of the batches before it, the
+online writes are conditional, the appends idempotent, the merges recompute the same values.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from featurelake import progress
@@ -39,10 +46,12 @@ from featurelake.compute.publish import feature_table_properties
 from featurelake.compute.windows import tiles_table
 from featurelake.config import format_duration
 from featurelake.errors import InputError, ServiceDown
-from featurelake.online.materialize import advance_watermark, materialize_computed, materialize_views
-from featurelake.online.store import StoreConfig
+from featurelake.online.backends import open_store
+from featurelake.online.materialize import materialize_views, to_micros, utc
+from featurelake.online.store import StoreConfig, Watermark
 from featurelake.repo.definitions import OFFLINE_DATE, OFFLINE_TIMESTAMP, FeatureView, StreamSource, WindowComputation
 from featurelake.streaming.events import BATCH, OFFSET, PARTITION, RAW, REASON, TOPIC, parse
+from featurelake.streaming.tiles import ViewTiles, online_records
 from featurelake.tables import current_version, table_exists
 
 if TYPE_CHECKING:
@@ -207,13 +216,11 @@ class _Computed:
         self.rows.unpersist()
 
 
-def _compute_view(
-    spark: SparkSession, plan: StreamPlan, view: FeatureView, batch: DataFrame, batch_id: int
-) -> _Computed | None:
-    """The tiles ``batch`` touched (their keys and tile starts), recomputed from every event of theirs: the
-    events table's but this batch's, and the batch's own (so the batch need not be appended first, and a replay
-    counts nothing twice); then the rows of their keys (``rollup``: every boundary their new tiles reach, expiries
-    included) over the other tiles of the tiles table and the new ones. None when no event has a timestamp."""
+def _compute_view(spark: SparkSession, plan: StreamPlan, view: FeatureView, pending: DataFrame) -> _Computed | None:
+    """The tiles the ``pending`` events (already in the events table) touched, recomputed from every event of
+    theirs in the events table; then the rows of their keys (``rollup``: every boundary their new tiles reach,
+    expiries included) over the other tiles of the tiles table and the new ones. None when no event has a
+    timestamp."""
     from pyspark.sql import functions as F
 
     keys = plan.keys[view.name]
@@ -221,24 +228,20 @@ def _compute_view(
     tile_s, reach = window.tile_seconds, int(window.max_window.total_seconds())
     secs = F.unix_seconds(F.col(plan.source.timestamp_column))
     tile_of = (secs - F.pmod(secs, F.lit(tile_s))).alias("_tile_s")
-    touched = batch.select(*keys, tile_of).where(F.col("_tile_s").isNotNull()).distinct().persist()
+    touched = pending.select(*keys, tile_of).where(F.col("_tile_s").isNotNull()).distinct().persist()
     try:
         bounds = touched.agg(F.min("_tile_s"), F.max("_tile_s")).first()
         if bounds is None or bounds[0] is None:
             return None
         lo, hi = int(bounds[0]), int(bounds[1])
         day = dt.timedelta(days=1)
-        events = batch
         lo_date = dt.datetime.fromtimestamp(lo, dt.UTC).date()
         hi_date = dt.datetime.fromtimestamp(hi, dt.UTC).date()
-        if table_exists(spark, plan.source.table):
-            before = spark.table(plan.source.table).where(  # partitions, then files by the timestamp's statistics
-                F.col(OFFLINE_DATE).between(F.lit(lo_date), F.lit(hi_date))
-                & (F.col(plan.source.timestamp_column) >= F.timestamp_seconds(F.lit(lo)))
-                & (F.col(plan.source.timestamp_column) < F.timestamp_seconds(F.lit(hi + tile_s)))
-                & (F.col(BATCH) != batch_id)
-            )
-            events = batch.unionByName(before.select(*batch.columns))
+        events = spark.table(plan.source.table).where(  # partitions, then files by the timestamp's statistics
+            F.col(OFFLINE_DATE).between(F.lit(lo_date), F.lit(hi_date))
+            & (F.col(plan.source.timestamp_column) >= F.timestamp_seconds(F.lit(lo)))
+            & (F.col(plan.source.timestamp_column) < F.timestamp_seconds(F.lit(hi + tile_s)))
+        )
         events = events.withColumn("_tile_s", tile_of).join(touched, [*keys, "_tile_s"], "left_semi").drop("_tile_s")
         tiles = tile_partials(events, plan=window).persist()
         t_name = tiles_table(view)
@@ -257,7 +260,7 @@ def _compute_view(
         since = dt.datetime.fromtimestamp(lo + tile_s, dt.UTC)
         until = dt.datetime.fromtimestamp(hi + tile_s + reach + 1, dt.UTC)
         rows = rollup(rollup_tiles, plan=window, start=since, end=until).persist()
-        rows.count()  # computed now, from the tiles table before this batch's merge
+        rows.count()  # computed now, from the tiles table before this flush's merge
         return _Computed(view, keys, tiles, rows, since, until, (lo, hi))
     finally:
         touched.unpersist()
@@ -282,68 +285,227 @@ def _write_view(spark: SparkSession, settings: Settings, computed: _Computed) ->
 # the next batch's watermark without reading the batch records back.
 _reached: dict[str, tuple[int, dict[int, dt.datetime]]] = {}
 
+_US = "_ts_us"  # an event's time in epoch microseconds, next to its fields in the rows collected
+
+
+@dataclass
+class StreamState:
+    """What one run of a source's query carries from batch to batch on the driver: each view's open tiles (None:
+    not loaded yet) and the last batch whose events the tiles and feature tables hold (None: not read yet)."""
+
+    tiles: dict[str, ViewTiles] | None = None
+    flushed_through: int | None = None
+    flushed_at: float = 0.0  # time.monotonic() of the last flush
+
+
+def _flushed_through(spark: SparkSession, source: StreamSource, batch_id: int) -> int:
+    """The last batch before ``batch_id`` that merged the tiles and rows tables (its record has a ``tables`` step;
+    a flush merges every batch up to it); -1 when none did."""
+    from pyspark.sql import functions as F
+
+    if not table_exists(spark, BATCHES):
+        return -1
+    done = (
+        spark.table(BATCHES)
+        .where((F.col("source") == source.name) & (F.col("batch_id") < batch_id))
+        .where(F.map_contains_key("step_seconds", F.lit("tables")))
+        .agg(F.max("batch_id"))
+        .first()
+    )
+    return -1 if done is None or done[0] is None else int(done[0])
+
+
+def _lower_bound(watermark: dt.datetime, window: WindowPlan) -> int:
+    """The first tile a view's memory must hold once events before ``watermark`` are refused: every window of a
+    boundary an accepted event reaches."""
+    return int(watermark.timestamp()) - int(window.max_window.total_seconds()) - window.tile_seconds
+
+
+def _load_tiles(
+    spark: SparkSession, plan: StreamPlan, watermark: dt.datetime, before_batch: int
+) -> dict[str, ViewTiles]:
+    """Each view's tiles from the lower bound on, from the events table's events of the batches before
+    ``before_batch`` (one Spark job per view, values collected per tile)."""
+    from pyspark.sql import functions as F
+
+    out = {}
+    for view in plan.views:
+        keys = plan.keys[view.name]
+        window = WindowPlan.from_view(view, keys)
+        tiles = ViewTiles(window, _lower_bound(watermark, window))
+        if table_exists(spark, plan.source.table):
+            secs = F.unix_seconds(F.col(plan.source.timestamp_column))
+            lower = F.timestamp_seconds(F.lit(tiles.lower))
+            day = dt.datetime.fromtimestamp(tiles.lower, dt.UTC).date() - dt.timedelta(days=1)
+            events = spark.table(plan.source.table).where(
+                (F.col(OFFLINE_DATE) >= F.lit(day))
+                & (F.col(plan.source.timestamp_column) >= lower)
+                & ((F.col(BATCH) < before_batch) | F.col(BATCH).isNull())  # null: pushed (featurelake.push)
+            )
+            for k in keys:
+                events = events.where(F.col(k).isNotNull())
+            grouped = events.groupBy(*keys, (secs - F.pmod(secs, F.lit(tiles.tile))).alias("_tile_s")).agg(
+                *[F.collect_list(c).alias(c) for c in window.columns]
+            )
+            for row in grouped.collect():
+                tiles.add_tile(tuple(row[k] for k in keys), int(row["_tile_s"]), {c: row[c] for c in window.columns})
+        out[view.name] = tiles
+    return out
+
+
+def _online_from_memory(
+    plan: StreamPlan, state: StreamState, config: StoreConfig, touched: dict[str, set[tuple]], as_of: dt.datetime
+) -> bool:
+    """Write each online view's changed values at ``as_of`` from its tiles in memory: the keys whose events this
+    batch added in tiles closed by ``as_of``, and every key whose last boundary came since the store's as-of time
+    (a window moved on). False, writing nothing, when a view has no watermark in the store on its table yet or a
+    value cannot be rolled up from memory exactly: the Spark path is due."""
+    assert state.tiles is not None
+    at_us = to_micros(as_of)
+    wall_ms = int(time.time() * 1000)
+    views = [v for v in plan.views if v.online]
+    writes = []
+    with open_store(config) as store:
+        for view in views:
+            store.prepare(view.online_namespace)
+            wm = store.get_watermark(view.online_namespace)
+            if wm is None or wm.table != view.offline_table:
+                return False
+            tiles = state.tiles[view.name]
+            prev_s = int(wm.as_of.timestamp())
+            moved = [k for k in tiles.entity_keys() if (tiles.latest_boundary(k, at_us // 1_000_000) or 0) > prev_s]
+            horizon = max(utc(as_of), wm.as_of)
+            records, unknown = online_records(
+                tiles,
+                dict.fromkeys([*touched[view.name], *moved]),
+                features=[f.name for f in view.features],
+                at_us=at_us,
+                ttl=view.ttl,
+                horizon_us=to_micros(horizon),
+                clock_offset_ms=wall_ms - at_us // 1000,
+            )
+            if unknown:
+                return False
+            done = Watermark(wm.table, wm.version, horizon, wall_ms, "stream", wm.features)
+            writes.append((view.online_namespace, records, done))
+        for namespace, records, done in writes:
+            store.write(namespace, records)
+            store.purge_expired(namespace, wall_ms)
+            store.set_watermark(namespace, done)
+    return True
+
+
+def flush_tables(spark: SparkSession, settings: Settings, plan: StreamPlan, after: int) -> None:
+    """Merge the tiles and rows of the events of the batches after ``after`` (already in the events table) into
+    each view's tiles table and feature table; move the store's watermark past the rows' merge when it was the only
+    commit since the version the watermark holds (the rows merged are online already, or become valid later, which
+    the as-of window of the next materialization catches)."""
+    from pyspark.sql import functions as F
+
+    if not table_exists(spark, plan.source.table):
+        return
+    pending = spark.table(plan.source.table).where(F.col(BATCH) > after)
+    config = StoreConfig.from_settings(settings)
+    computed = [c for v in plan.views if (c := _compute_view(spark, plan, v, pending)) is not None]
+    try:
+        for c in computed:
+            version = _write_view(spark, settings, c)
+            if not c.view.online or version is None:
+                continue
+            with open_store(config) as store:
+                wm = store.get_watermark(c.view.online_namespace)
+                if wm is not None and wm.table == c.view.offline_table and wm.version == version - 1:
+                    store.set_watermark(c.view.online_namespace, replace(wm, version=version))
+    finally:
+        for c in computed:
+            c.unpersist()
+
+
+def finish_stream(spark: SparkSession, settings: Settings, plan: StreamPlan) -> None:
+    """After the source's query stopped: merge what its last batches left to the tiles and feature tables."""
+    flush_tables(spark, settings, plan, _flushed_through(spark, plan.source, 2**62))
+
 
 def process_batch(
-    spark: SparkSession, settings: Settings, repo: Repo, plan: StreamPlan, records: DataFrame, batch_id: int
+    spark: SparkSession,
+    settings: Settings,
+    repo: Repo,
+    plan: StreamPlan,
+    records: DataFrame,
+    batch_id: int,
+    state: StreamState,
+    *,
+    flush_every_batch: bool = False,
 ) -> None:
-    """One micro-batch of ``plan``'s source, steps 1-5 of the module's description."""
+    """One micro-batch of ``plan``'s source, the steps of the module's description."""
     from pyspark.sql import functions as F
 
     source = plan.source
     step = progress.step(f"{source.name}: batch {batch_id}")
     clock = _Clock()
     records = records.persist()  # read from Kafka once
-    computed: list[_Computed] = []
     try:
         parsed, refused = parse(records, source, plan.all_keys, batch_id)
-        parsed = parsed.persist()
         query = checkpoint_path(settings, source)
         prior = _reached_before(spark, query, source, batch_id)
         # The event time every partition read so far reached (a partition read behind the others does not make
         # its events late), minus the allowed lateness.
         watermark = min(prior.values()) - source.allowed_lateness if prior else None
-        ts = F.col(source.timestamp_column)
-        is_late = ts < F.lit(watermark) if watermark else F.lit(False)
-        per_partition = parsed.groupBy(PARTITION).agg(
-            F.count_if(~is_late).alias("events"), F.count_if(is_late).alias("late"), F.max(ts).alias("reached"),
-            F.min(F.when(~is_late, ts)).alias("min_ts"), F.max(F.when(~is_late, ts)).alias("max_ts"),
-        ).collect()  # fmt: skip
-        n_events, n_late = sum(r.events for r in per_partition), sum(r.late for r in per_partition)
-        min_ts = min((r.min_ts for r in per_partition if r.min_ts is not None), default=None)
-        max_ts = max((r.max_ts for r in per_partition if r.max_ts is not None), default=None)
-        reached = {r[PARTITION]: r.reached for r in per_partition}
+        ts_name = source.timestamp_column
+        columns = list(dict.fromkeys([*plan.all_keys, ts_name, *(c for v in plan.views for c in _columns(v))]))
+        rows = parsed.select(*columns, PARTITION, F.unix_micros(F.col(ts_name)).alias(_US)).collect()
         n_refused = refused.count()
-        events = parsed.where(~is_late) if n_late else parsed
+        accepted = [r for r in rows if watermark is None or r[ts_name] >= watermark]
+        n_events, n_late = len(accepted), len(rows) - len(accepted)
+        min_ts = min((r[ts_name] for r in accepted), default=None)
+        max_ts = max((r[ts_name] for r in accepted), default=None)
+        reached: dict[int, dt.datetime] = {}
+        for r in rows:
+            p = r[PARTITION]
+            reached[p] = max(r[ts_name], reached.get(p, r[ts_name]))
+        ts = F.col(ts_name)
+        is_late = ts < F.lit(watermark) if watermark else F.lit(False)
         clock.lap("parse")
         as_of = online_at = None
         app = f"featurelake.stream.{source.name}"
         config = StoreConfig.from_settings(settings)
         if n_events:
-            # Online first, from the rows computed in memory; then the Delta tables. A batch replayed after a crash
-            # holds the same records: the events append is skipped, tiles and rows recomputed to the same values.
-            computed = [c for v in plan.views if (c := _compute_view(spark, plan, v, events, batch_id)) is not None]
-            clock.lap("compute")
+            if state.tiles is None and watermark is not None:
+                state.tiles = _load_tiles(spark, plan, watermark, batch_id)
+                clock.lap("load")
+            touched: dict[str, set[tuple]] = {}
+            if state.tiles is not None:
+                for view in plan.views:
+                    tiles, keys = state.tiles[view.name], plan.keys[view.name]
+                    mine = touched[view.name] = set()
+                    for r in accepted:
+                        key = tuple(r[k] for k in keys)
+                        seconds = r[_US] // 1_000_000
+                        tiles.add(key, seconds, r.asDict())
+                        mine.add((key, seconds - seconds % tiles.tile + tiles.tile))
             as_of = dt.datetime.now(dt.UTC)
-            written = {
-                c.view.name: materialize_computed(spark, repo, c.view, c.rows, c.since, c.until, config, as_of=as_of)
-                for c in computed
-                if c.view.online
-            }
-            online_at = dt.datetime.now(dt.UTC)
-            clock.lap("online")
-            _append_once(events, source.table, app, batch_id, [OFFLINE_DATE])
-            clock.lap("events")
-            for c in computed:
-                version = _write_view(spark, settings, c)
-                read = written.get(c.view.name)
-                if read is not None and version is not None:
-                    advance_watermark(config, c.view, read, version)
-            clock.lap("tables")
-            full = [c.view for c in computed if c.view.online and written.get(c.view.name) is None]
-            if full:  # no watermark on the table yet (the first batch, a new store): a full materialization
-                materialize_views(spark, repo, full, config, as_of=as_of)
+            now_s = int(as_of.timestamp())
+            closed = {name: {k for k, end in keys_ends if end <= now_s} for name, keys_ends in touched.items()}
+            fast = state.tiles is not None and _online_from_memory(plan, state, config, closed, as_of)
+            if fast:
                 online_at = dt.datetime.now(dt.UTC)
-                clock.lap("online (full)")
+                clock.lap("online")
+            # The events append is a Delta idempotent write: a batch replayed after a crash is not appended twice.
+            _append_once(parsed.where(~is_late) if n_late else parsed, source.table, app, batch_id, [OFFLINE_DATE])
+            clock.lap("events")
+            if state.flushed_through is None:
+                state.flushed_through = _flushed_through(spark, source, batch_id)
+            due = time.monotonic() - state.flushed_at >= settings.streaming.tables_every_s
+            if not fast or flush_every_batch or due:
+                flush_tables(spark, settings, plan, state.flushed_through)
+                state.flushed_through, state.flushed_at = batch_id, time.monotonic()
+                clock.lap("tables")
+            if not fast:  # the Spark path: values online from the feature tables just merged
+                online = [v for v in plan.views if v.online]
+                if online:
+                    materialize_views(spark, repo, online, config, as_of=as_of)
+                online_at = dt.datetime.now(dt.UTC)
+                clock.lap("online (tables)")
         if n_refused or n_late:
             late_reason = f"late: before the watermark {watermark} ({format_duration(source.allowed_lateness)} allowed)"
             late = parsed.where(is_late).select(
@@ -364,12 +526,22 @@ def process_batch(
             if t is not None:
                 now_reached[partition] = max(t, now_reached.get(partition, t))
         _reached[query] = (batch_id, now_reached)
+        if now_reached:
+            new_watermark = min(now_reached.values()) - source.allowed_lateness
+            if state.tiles is None and n_events:  # after the Spark path: memory from the events table on
+                state.tiles = _load_tiles(spark, plan, new_watermark, batch_id + 1)
+            elif state.tiles is not None:
+                for view in plan.views:
+                    tiles = state.tiles[view.name]
+                    tiles.evict(_lower_bound(new_watermark, tiles.plan))
         step.done(n_events)
-        parsed.unpersist()
     finally:
-        for c in computed:
-            c.unpersist()
         records.unpersist()
+
+
+def _columns(view: FeatureView) -> list[str]:
+    assert isinstance(view.computation, WindowComputation)
+    return [a.column for a in view.computation.aggregations]
 
 
 def start_stream(
@@ -383,6 +555,7 @@ def start_stream(
     """Start the query of ``plan``'s source: Kafka (``streaming.bootstrap_servers``) from the earliest offset the
     checkpoint does not hold, a micro-batch every ``streaming.trigger`` (or every event available, then stop)."""
     streaming = settings.streaming
+    state = StreamState()
     reader = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", bootstrap_servers(settings))
@@ -396,7 +569,11 @@ def start_stream(
         reader.load()
         .writeStream.queryName(f"featurelake_{plan.source.name}")
         .option("checkpointLocation", checkpoint_path(settings, plan.source))
-        .foreachBatch(lambda df, batch_id: process_batch(spark, settings, repo, plan, df, batch_id))
+        .foreachBatch(
+            lambda df, batch_id: process_batch(
+                spark, settings, repo, plan, df, batch_id, state, flush_every_batch=available_now
+            )
+        )
     )
     if available_now:
         writer = writer.trigger(availableNow=True)
