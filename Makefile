@@ -121,14 +121,14 @@ bench-streaming: setup ## the streaming latency benchmark alone (event to online
 # generator (Debian package). Only `make bench` needs them.
 FEAST_VENV := $(STATE)/bench/feast-venv
 
-feast-venv: $(FEAST_VENV)/install.stamp ## Feast 0.67 (+ redis) in .state/bench/feast-venv and wrk, for the serving benchmark (idempotent)
+feast-venv: $(FEAST_VENV)/install.stamp ## Feast 0.67 (+ redis, DuckDB and Spark offline stores) in .state/bench/feast-venv and wrk, for the serving benchmark (idempotent)
 
 $(FEAST_VENV)/install.stamp:
 	@command -v wrk >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends wrk; }
 	@rm -rf $(FEAST_VENV) && $(PYTHON) -m venv $(FEAST_VENV)
 	$(FEAST_VENV)/bin/pip install -q --disable-pip-version-check uv
-	$(FEAST_VENV)/bin/uv pip install -q -p $(FEAST_VENV)/bin/python 'feast[redis]==0.67.0' 'pandas<3'
+	$(FEAST_VENV)/bin/uv pip install -q -p $(FEAST_VENV)/bin/python 'feast[redis,duckdb,spark]==0.67.0' 'pandas<3'
 	@touch $@
 
 clean: down ## remove the local state (warehouse, metastore, online store, the S3 server's buckets); keeps the venv and JARs

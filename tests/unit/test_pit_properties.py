@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from featurelake.offline.pit import ViewInput, point_in_time_join
+from featurelake.offline.pit import METHODS, ViewInput, point_in_time_join
 
 UTC = dt.UTC
 BASE = dt.datetime(2024, 3, 9, 0, 0, tzinfo=UTC)  # spans the 2024-03-10 DST change in America/Los_Angeles
@@ -109,7 +109,7 @@ def _dedupe(rows, n_keys):
     return out
 
 
-def run_and_compare(spark, ents, routes, carriers, ttl_a, ttl_b, bucket):
+def run_and_compare(spark, ents, routes, carriers, ttl_a, ttl_b, bucket, method="window"):
     from pyspark.sql import functions as F
 
     routes, carriers = _dedupe(routes, 2), _dedupe(carriers, 1)
@@ -129,7 +129,7 @@ def run_and_compare(spark, ents, routes, carriers, ttl_a, ttl_b, bucket):
             "carrier", _features_df(spark, carriers, ["origin"]), ["origin"], ["v"], "ts", "created", None, ttl_b
         ),
     ]
-    out = point_in_time_join(edf, views, full_feature_names=True, skew_bucket=bucket)
+    out = point_in_time_join(edf, views, full_feature_names=True, skew_bucket=bucket, method=method)
     got = Counter(
         tuple(r)
         for r in out.select(
@@ -157,7 +157,8 @@ def run_and_compare(spark, ents, routes, carriers, ttl_a, ttl_b, bucket):
     assert out.count() == len(ents)
 
 
-@pytest.mark.slow  # 14 examples, each a Spark job: in `make test`, not in the fast tier (`make test-fast`)
+@pytest.mark.slow  # 14 examples per method, each a Spark job: in `make test`, not in `make test-fast`
+@pytest.mark.parametrize("method", METHODS)
 @settings(
     max_examples=14,
     deadline=None,
@@ -165,12 +166,12 @@ def run_and_compare(spark, ents, routes, carriers, ttl_a, ttl_b, bucket):
     phases=[Phase.explicit, Phase.reuse, Phase.generate],  # shrinking re-runs Spark jobs for minutes
 )
 @given(ents=entity_rows, routes=route_rows, carriers=carrier_rows, ttl_a=TTLS, ttl_b=TTLS, bucket=BUCKETS, tz=ZONES)
-def test_join_matches_brute_force(spark, ents, routes, carriers, ttl_a, ttl_b, bucket, tz):
+def test_join_matches_brute_force(spark, method, ents, routes, carriers, ttl_a, ttl_b, bucket, tz):
     ents = ents + ents[: len(ents) // 3]  # exact duplicate entity rows must all come back
     before = spark.conf.get("spark.sql.session.timeZone")
     spark.conf.set("spark.sql.session.timeZone", tz)
     try:
-        run_and_compare(spark, ents, routes, carriers, ttl_a, ttl_b, bucket)
+        run_and_compare(spark, ents, routes, carriers, ttl_a, ttl_b, bucket, method)
     finally:
         spark.conf.set("spark.sql.session.timeZone", before)
 

@@ -32,6 +32,7 @@ MIN_LONG = -(2**63)
 DEFAULT_BUCKET = dt.timedelta(days=7)
 # internal columns of the union: (keys...), ts, kind (0 feature, 1 entity), created, entity row, feature struct, bucket
 COLUMNS = tuple(f"{P}{n}" for n in ("ts", "kind", "cr", "row", "feat", "bucket"))
+METHODS = ("window", "asof")
 TTLS_PER_BUCKET = 4  # with a ttl, a bucket spans at least this many ttls: <= 1/4 of the feature rows are doubled
 
 
@@ -284,6 +285,7 @@ def point_in_time_join(
     full_feature_names: bool = False,
     skew_bucket: dt.timedelta = DEFAULT_BUCKET,
     prune_features: bool = True,
+    method: str = "window",
 ) -> DataFrame:
     """Entity rows with each view's features as of their ``event_timestamp_column`` (see the module docstring).
 
@@ -291,14 +293,22 @@ def point_in_time_join(
     name clash with an entity column or another view's feature raises InputError. ``skew_bucket`` is the
     time span of the window partitions (smaller spreads a hot key over more tasks). ``prune_features`` reads
     the entity rows' time range once (one small aggregate) to skip feature rows and date partitions that
-    cannot match.
+    cannot match. ``method``: ``"window"`` (the algorithm above) or ``"asof"`` (:mod:`featurelake.offline.asof`:
+    hash groups of keys handed to pandas' ``merge_asof``; ``skew_bucket`` does not apply).
     """
     if skew_bucket.total_seconds() <= 0:
         raise InputError("skew_bucket must be a positive duration")
+    if method not in METHODS:
+        raise InputError(f"unknown point-in-time join method {method!r} (one of {', '.join(METHODS)})")
     _check(entity_df, views, event_timestamp_column)
     names = output_names(views, entity_df.columns, full_feature_names)
     span = spine_range(entity_df, event_timestamp_column) if prune_features else None
     out = entity_df
     for v, n in zip(views, names, strict=True):
-        out = _join_view(out, _plan(v, n, skew_bucket), event_timestamp_column, span)
+        if method == "asof":
+            from featurelake.offline import asof
+
+            out = asof.join_view(out, v, n, event_timestamp_column, span)
+        else:
+            out = _join_view(out, _plan(v, n, skew_bucket), event_timestamp_column, span)
     return out
