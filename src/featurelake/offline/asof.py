@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from featurelake.offline.pit import MIN_LONG, P, ViewInput, _micros, prune
+from featurelake.offline.pit import MIN_LONG, P, ViewInput, micros, prune
 
 if TYPE_CHECKING:
     import numpy as np
@@ -59,7 +59,7 @@ def join_view(
     keys, outs = list(v.join_keys), list(out_names.values())
     passed = list(spine.columns)  # the closure below must not hold the DataFrame (it is pickled for the workers)
     names = [*passed, *outs]
-    ttl_us = None if v.ttl is None else _micros(v.ttl)
+    ttl_us = None if v.ttl is None else micros(v.ttl)
 
     def merge(left: pa.Table, right: pa.Table) -> pa.Table:
         import pyarrow as pa

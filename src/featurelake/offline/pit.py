@@ -133,13 +133,13 @@ def _check(entity_df: DataFrame, views: Sequence[ViewInput], ts_col: str) -> Non
 
 
 def _plan(v: ViewInput, names: dict[str, str], bucket: dt.timedelta) -> _Plan:
-    size = _micros(bucket)
+    size = micros(bucket)
     if v.ttl is not None:
-        size = max(size, TTLS_PER_BUCKET * _micros(v.ttl))
+        size = max(size, TTLS_PER_BUCKET * micros(v.ttl))
     return _Plan(v, names, size)
 
 
-def _micros(d: dt.timedelta) -> int:
+def micros(d: dt.timedelta) -> int:
     return int(d / dt.timedelta(microseconds=1))
 
 
@@ -225,7 +225,7 @@ def _join_view(spine: DataFrame, plan: _Plan, ts_col: str, span: tuple[int, int]
 
     if v.ttl is not None:  # rows within the ttl before the next bucket are also put in that bucket
         nxt = F.col(bucket) + 1
-        doubled = F.col(ts) >= nxt * F.lit(plan.bucket_us) - F.lit(_micros(v.ttl))
+        doubled = F.col(ts) >= nxt * F.lit(plan.bucket_us) - F.lit(micros(v.ttl))
         features = features.withColumn(
             bucket, F.explode(F.when(doubled, F.array(bucket, nxt)).otherwise(F.array(bucket)))
         )
@@ -243,7 +243,7 @@ def _join_view(spine: DataFrame, plan: _Plan, ts_col: str, span: tuple[int, int]
     matched = rows.withColumn("m", F.last(F.col(feat), ignorenulls=True).over(w)).where(F.col(kind) == 1)
     ok = F.col("m").isNotNull()
     if v.ttl is not None:
-        ok = ok & (F.col("m").getField("t") >= F.col(ts) - F.lit(_micros(v.ttl)))
+        ok = ok & (F.col("m").getField("t") >= F.col(ts) - F.lit(micros(v.ttl)))
     return matched.select(
         *[F.col(row).getField(c).alias(c) for c in spine.columns],
         *[F.when(ok, F.col("m").getField(f"f{i}")).alias(out) for i, out in enumerate(plan.out_names.values())],
