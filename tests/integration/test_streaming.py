@@ -121,7 +121,12 @@ def run_available(spark, settings, repo) -> None:
 
     (plan,) = stream_plans(repo, None)
     query = start_stream(spark, settings, repo, plan, available_now=True)
-    query.awaitTermination(300)
+    # a progress deadline, not a timing check: on a loaded machine a batch takes minutes, and a query still running
+    # at the deadline would leave the tables half-written for the assertions that follow
+    finished = query.awaitTermination(1800)
+    if not finished:
+        query.stop()
+    assert finished, "the available-now query had not consumed the topic after 30 minutes"
     assert query.exception() is None, query.exception()
 
 
