@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from featurelake.offline.pit import MIN_LONG, P, ViewInput, micros, prune
+from featurelake.offline.pit import P, ViewInput, created_micros, matchable_rows, micros
 
 if TYPE_CHECKING:
     import numpy as np
@@ -34,18 +34,10 @@ def join_view(
     parts = int(spine.sparkSession.conf.get("spark.sql.shuffle.partitions") or 8)
     n_groups = parts * GROUPS_PER_PARTITION
 
-    fdf = prune(v, span)
-    for k in v.join_keys:
-        fdf = fdf.where(F.col(k).isNotNull())
-    created = (
-        F.coalesce(F.unix_micros(F.col(v.created_timestamp_field)), F.lit(MIN_LONG))
-        if v.created_timestamp_field
-        else F.lit(MIN_LONG)
-    )
-    features = fdf.where(F.col(v.timestamp_field).isNotNull()).select(
+    features = matchable_rows(v, span).select(
         *[F.col(k).cast(key_types[k]).alias(c) for k, c in zip(v.join_keys, kcols, strict=True)],
         F.unix_micros(F.col(v.timestamp_field)).alias(ts),
-        created.alias(cr),
+        created_micros(v).alias(cr),
         *[F.col(f).alias(out) for f, out in out_names.items()],
     )
     features = features.withColumn(group, F.pmod(F.xxhash64(*kcols), F.lit(n_groups)))

@@ -176,6 +176,25 @@ def prune(v: ViewInput, span: tuple[int, int] | None) -> DataFrame:
     return v.df.where(cond)
 
 
+def matchable_rows(v: ViewInput, span: tuple[int, int] | None) -> DataFrame:
+    """The view's rows that can match an entity row: pruned to the spine's reach, every join key and the time set."""
+    from pyspark.sql import functions as F
+
+    fdf = prune(v, span)
+    for k in v.join_keys:
+        fdf = fdf.where(F.col(k).isNotNull())
+    return fdf.where(F.col(v.timestamp_field).isNotNull())
+
+
+def created_micros(v: ViewInput) -> Column:
+    """A row's created time in epoch microseconds (the tie-break of equal times), MIN_LONG when unknown."""
+    from pyspark.sql import functions as F
+
+    if not v.created_timestamp_field:
+        return F.lit(MIN_LONG)
+    return F.coalesce(F.unix_micros(F.col(v.created_timestamp_field)), F.lit(MIN_LONG))
+
+
 def _bucket(col: str, size: int) -> Column:
     from pyspark.sql import functions as F
 
@@ -192,16 +211,9 @@ def _join_view(spine: DataFrame, plan: _Plan, ts_col: str, span: tuple[int, int]
     kcols = [f"{P}k{i}" for i in range(len(v.join_keys))]
     ts, kind, cr, row, feat, bucket = COLUMNS
 
-    fdf = prune(v, span)
-    for k in v.join_keys:
-        fdf = fdf.where(F.col(k).isNotNull())
-    fdf = fdf.where(F.col(v.timestamp_field).isNotNull())
+    fdf = matchable_rows(v, span)
     f_ts = F.unix_micros(F.col(v.timestamp_field))
-    f_cr = (
-        F.coalesce(F.unix_micros(F.col(v.created_timestamp_field)), F.lit(MIN_LONG))
-        if v.created_timestamp_field
-        else F.lit(MIN_LONG)
-    )
+    f_cr = created_micros(v)
     feat_struct = F.struct(f_ts.alias("t"), *[F.col(f).alias(f"f{i}") for i, f in enumerate(plan.out_names)])
     feat_type = fdf.select(feat_struct.alias("s")).schema["s"].dataType
     row_type = T.StructType(spine.schema.fields)
