@@ -124,12 +124,14 @@ def checkpoint_path(settings: Settings, source: StreamSource) -> str:
     return f"{settings.path(settings.storage.warehouse).rstrip('/')}/_streams/{source.name}"
 
 
-def _reached_before(spark: SparkSession, query: str, source: StreamSource, batch_id: int) -> dict[int, dt.datetime]:
-    """The newest event time per Kafka partition of the batches before ``batch_id``: this process's own record of
-    them when it ran batch ``batch_id - 1`` of ``query`` (a checkpoint), else read from the batch records."""
+def _reached_before(
+    spark: SparkSession, state: StreamState, source: StreamSource, batch_id: int
+) -> dict[int, dt.datetime]:
+    """The newest event time per Kafka partition of the batches before ``batch_id``: the run's own record of them
+    when it ran batch ``batch_id - 1`` (``state.reached``), else read from the batch records."""
     from pyspark.sql import functions as F
 
-    last = _reached.get(query)
+    last = state.reached
     if last is not None and last[0] == batch_id - 1:
         return last[1]
     if not table_exists(spark, BATCHES):
@@ -281,19 +283,18 @@ def _write_view(spark: SparkSession, settings: Settings, computed: _Computed) ->
     return after if before is not None and after == before + 1 else None
 
 
-# Per query (checkpoint), the last batch this process ran and the newest event time per Kafka partition up to it:
-# the next batch's watermark without reading the batch records back.
-_reached: dict[str, tuple[int, dict[int, dt.datetime]]] = {}
-
 _US = "_ts_us"  # an event's time in epoch microseconds, next to its fields in the rows collected
 
 
 @dataclass
 class StreamState:
     """What one run of a source's query carries from batch to batch on the driver: each view's open tiles (None:
-    not loaded yet) and the last batch whose events the tiles and feature tables hold (None: not read yet)."""
+    not loaded yet), the last batch whose events the tiles and feature tables hold (None: not read yet), and the
+    last batch it ran with the newest event time per Kafka partition up to it (the next batch's watermark without
+    reading the batch records back)."""
 
     tiles: dict[str, ViewTiles] | None = None
+    reached: tuple[int, dict[int, dt.datetime]] | None = None
     flushed_through: int | None = None
     flushed_at: float = 0.0  # time.monotonic() of the last flush
 
@@ -446,8 +447,7 @@ def process_batch(
     records = records.persist()  # read from Kafka once
     try:
         parsed, refused = parse(records, source, plan.all_keys, batch_id)
-        query = checkpoint_path(settings, source)
-        prior = _reached_before(spark, query, source, batch_id)
+        prior = _reached_before(spark, state, source, batch_id)
         # The event time every partition read so far reached (a partition read behind the others does not make
         # its events late), minus the allowed lateness.
         watermark = min(prior.values()) - source.allowed_lateness if prior else None
@@ -525,7 +525,7 @@ def process_batch(
         for partition, t in reached.items():
             if t is not None:
                 now_reached[partition] = max(t, now_reached.get(partition, t))
-        _reached[query] = (batch_id, now_reached)
+        state.reached = (batch_id, now_reached)
         if now_reached:
             new_watermark = min(now_reached.values()) - source.allowed_lateness
             if state.tiles is None and n_events:  # after the Spark path: memory from the events table on
