@@ -16,7 +16,7 @@ MVN_EXCLUDED_GROUPS := org.scala-lang,com.fasterxml.jackson.core,io.netty,org.ap
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 
-setup: $(STATE)/deb.stamp $(VENV)/install.stamp $(JARS)/jars.stamp $(JARS)/featurelake-logstore.jar $(STATE)/s3proxy/s3proxy.stamp $(STATE)/kafka/kafka.stamp ## bootstrap: Debian packages, virtualenv, Delta, S3A and Kafka-source JARs, the S3 log store, S3Proxy, Kafka (idempotent)
+setup: $(STATE)/deb.stamp $(VENV)/install.stamp $(JARS)/jars.stamp $(JARS)/featurelake-logstore.jar $(JARS)/spark-classes.jsa $(STATE)/s3proxy/s3proxy.stamp $(STATE)/kafka/kafka.stamp ## bootstrap: Debian packages, virtualenv, Delta, S3A and Kafka-source JARs, the S3 log store, the drivers' class archive, S3Proxy, Kafka (idempotent)
 
 $(STATE)/deb.stamp: Makefile
 	@mkdir -p $(STATE)
@@ -53,6 +53,11 @@ $(JARS)/featurelake-logstore.jar: $(LOGSTORE_SOURCES) $(JARS)/jars.stamp $(VENV)
 	  $(LOGSTORE_SOURCES)
 	jar --create --file $@ -C $(STATE)/logstore-classes .
 	@rm -rf $(STATE)/logstore-classes
+
+# The class-data archive the Spark drivers start from (featurelake.class_archive; spark.class_archive): the classes a
+# driver loads, parsed and verified once; rebuilt with the JARs, the virtualenv (pyspark) or the JDK.
+$(JARS)/spark-classes.jsa: $(JARS)/jars.stamp $(JARS)/featurelake-logstore.jar $(VENV)/install.stamp $(STATE)/deb.stamp
+	FEATURELAKE__SPARK__CLASS_ARCHIVE=$(abspath $@) $(BIN)/python -c 'from featurelake.class_archive import build; build()'
 
 # S3Proxy (Maven Central), the local S3-compatible object store (`featurelake services start --s3`).
 $(STATE)/s3proxy/s3proxy.stamp: conf/s3proxy.pom.xml $(STATE)/deb.stamp

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from featurelake import executor_env
+from featurelake import class_archive, executor_env
 from featurelake.config import Settings, get_settings
 from featurelake.errors import ConfigError, ServiceDown
 from featurelake.services.metastore import down_message, is_connection_failure, require_metastore
@@ -75,6 +75,7 @@ def spark_conf(settings: Settings) -> dict[str, str]:
     java_opts = [
         f"-Dlog4j.configurationFile=file:{settings.root / 'conf' / 'log4j2.properties'}",
         f"-Dderby.system.home={state}",  # derby.log of an embedded metastore, or of `featurelake metastore migrate`
+        *class_archive.java_options(settings),
     ]
     conf = {
         "spark.app.name": settings.spark.app_name,
@@ -148,11 +149,18 @@ def metastore_conf(settings: Settings) -> dict[str, str]:
     schema version check is off because nothing records that version in an auto-created schema.
     """
     metastore = settings.storage.metastore
+    # The driver's class path, not spark.jars: DataNucleus finds JDBC drivers through java.sql.DriverManager, which
+    # does not see the jars Spark adds at run time. The same for every kind: the drivers' class archive
+    # (featurelake.class_archive, built on a Derby catalog) fits a driver whose class path starts like its own.
+    class_path = {"spark.driver.extraClassPath": ":".join(_jdbc_driver_jars(settings))}
     if metastore.kind == "thrift":
-        return {"spark.hadoop.hive.metastore.uris": str(metastore.uri)}
+        return {**class_path, "spark.hadoop.hive.metastore.uris": str(metastore.uri)}
     if metastore.kind == "derby":
         derby = settings.path(metastore.derby_dir)
-        return {"spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={derby};create=true"}
+        return {
+            **class_path,
+            "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={derby};create=true",
+        }
     if metastore.kind == "postgres":
         local = settings.services.postgres
         url, driver, user = (
@@ -163,9 +171,7 @@ def metastore_conf(settings: Settings) -> dict[str, str]:
     else:
         url, driver, user = str(metastore.url), metastore.driver, metastore.user or ""
     conf = {
-        # The driver's class path, not spark.jars: DataNucleus finds JDBC drivers through java.sql.DriverManager,
-        # which does not see the jars Spark adds at run time.
-        "spark.driver.extraClassPath": ":".join(_jdbc_driver_jars(settings)),
+        **class_path,
         "spark.hadoop.javax.jdo.option.ConnectionURL": url,
         "spark.hadoop.javax.jdo.option.ConnectionDriverName": driver,
         "spark.hadoop.javax.jdo.option.ConnectionUserName": user,

@@ -107,3 +107,15 @@ def test_s3a_settings_become_hadoop_conf(settings):
     assert conf["spark.delta.logStore.s3a.impl"] == "io.delta.storage.S3SingleDriverLogStore"
     assert conf["spark.hadoop.fs.s3a.create.conditional.enabled"] == "false"
     assert not any("secret" in k or "access.key" in k for k in default)
+
+
+def test_drivers_map_the_class_archive_only_when_it_exists(settings, tmp_path):
+    def driver_options(archive) -> str:
+        spark = settings.spark.model_copy(update={"class_archive": archive})
+        return spark_conf(settings.model_copy(update={"spark": spark}))["spark.driver.extraJavaOptions"]
+
+    archive = tmp_path / "classes.jsa"
+    assert "SharedArchiveFile" not in driver_options(str(archive))  # not built
+    archive.write_bytes(b"x")
+    assert f"-XX:SharedArchiveFile={archive} -Xlog:cds=off" in driver_options(str(archive))
+    assert "SharedArchiveFile" not in driver_options(None)
