@@ -156,6 +156,10 @@ def phase_result(rate: int, seconds: int, events, batches, drained: float | None
     for record in mine.step_seconds.dropna():
         for step, secs in dict(record).items():
             steps.setdefault(step, []).append(secs)
+    # A batch's whole cycle: from one batch's values online to the next one's (the steps above overlap).
+    online_at = mine.sort_values("batch_id").online_at.dropna().astype("int64").to_numpy()
+    if len(online_at) > 1:
+        steps["cycle"] = list(np.diff(online_at) / 1e9)
 
     def q(a, p: float) -> float:
         return round(float(np.nanpercentile(a, p)), 2)
@@ -276,8 +280,10 @@ def write_results(phases: list[dict], started: str, load: tuple[float, ...], bas
             out.append(f"| {p['rate']:,} | {p['events']:,} | {p['p50_s']} s | {p['p99_s']} s | {p['max_s']} s | "
                        f"{p['engine_p50_s']} s | {p['engine_p99_s']} s | {p['slope']} | {drained} | "
                        f"{'yes' if p['bounded'] else 'no'} | {p['batches']} | {p['events_per_batch']:.0f} |")  # fmt: skip  # noqa: E501
-        out += ["", "Median seconds per step of a batch:", ""]
         steps = list(dict.fromkeys(s for p in r["phases"] for s in p["step_median_s"]))
+        if not steps:
+            return [*out, "", "No batch recorded."]
+        out += ["", "Median seconds per step of a batch (`cycle`: from one batch's values online to the next's):", ""]
         names = [s.rpartition(": ")[2] for s in steps]  # a view's steps without the view's name
         out += ["| events/s | " + " | ".join(names) + " |", "| " + " | ".join(["---"] * (len(steps) + 1)) + " |"]
         for p in r["phases"]:

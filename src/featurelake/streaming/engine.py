@@ -13,7 +13,8 @@ Each micro-batch ``n`` of a stream source (``foreachBatch``), online store first
    boundary since the store's last as-of time (a window moved on). The batch's values are online now
    (``online_at``);
 3. appends the events to the source's Delta table (``txnAppId``/``txnVersion`` = the source and ``n``: a batch
-   replayed after a crash is not appended twice);
+   replayed after a crash is not appended twice), beside step 5's appends (three Delta commits at once, mostly
+   waiting on the driver); the batch ends, and Spark commits its Kafka offsets, when all three are done;
 4. every ``streaming.tables_every_s`` (and every batch of ``--until-idle``, and when the query stops), recomputes
    the tiles the events of the batches since the last such merge touched with the batch engine's
    ``tile_partials`` from the events table, rolls their keys up (``rollup``), and merges them into
@@ -22,7 +23,8 @@ Each micro-batch ``n`` of a stream source (``foreachBatch``), online store first
    restart merges what the batches after the last such one appended;
 5. appends the refused and late records to ``monitoring.stream_dead_letters`` and records the batch in
    ``monitoring.stream_batches`` (events, refused, late, newest event time, when its values were online, the
-   as-of time, seconds per step): the watermark after a restart, and the lag ``featurelake stream status`` shows.
+   as-of time, seconds per step up to the record; ``events`` only when step 4 waited for it): the watermark after
+   a restart, and the lag ``featurelake stream status`` shows.
 
 The Spark path replaces step 2 when memory cannot give the values: the first batch of a run without a watermark
 yet, a view with no watermark in the store on its table (a new view or store), a key whose last boundary is before
@@ -37,6 +39,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -445,6 +448,7 @@ def process_batch(
     step = progress.step(f"{source.name}: batch {batch_id}")
     clock = _Clock()
     records = records.persist()  # read from Kafka once
+    appends, writes = ThreadPoolExecutor(2, thread_name_prefix=f"{source.name}-appends"), []
     try:
         parsed, refused = parse(records, source, plan.all_keys, batch_id)
         prior = _reached_before(spark, state, source, batch_id)
@@ -453,8 +457,14 @@ def process_batch(
         watermark = min(prior.values()) - source.allowed_lateness if prior else None
         ts_name = source.timestamp_column
         columns = list(dict.fromkeys([*plan.all_keys, ts_name, *(c for v in plan.views for c in _columns(v))]))
-        rows = parsed.select(*columns, PARTITION, F.unix_micros(F.col(ts_name)).alias(_US)).collect()
-        n_refused = refused.count()
+        # One Spark job reads the batch: its events' values and the refused records' reasons.
+        collected = (
+            parsed.select(*columns, PARTITION, F.unix_micros(F.col(ts_name)).alias(_US))
+            .unionByName(refused.select(PARTITION, REASON), allowMissingColumns=True)
+            .collect()
+        )
+        rows = [r for r in collected if r[REASON] is None]
+        n_refused = len(collected) - len(rows)
         accepted = [r for r in rows if watermark is None or r[ts_name] >= watermark]
         n_events, n_late = len(accepted), len(rows) - len(accepted)
         min_ts = min((r[ts_name] for r in accepted), default=None)
@@ -491,12 +501,17 @@ def process_batch(
                 online_at = dt.datetime.now(dt.UTC)
                 clock.lap("online")
             # The events append is a Delta idempotent write: a batch replayed after a crash is not appended twice.
-            _append_once(parsed.where(~is_late) if n_late else parsed, source.table, app, batch_id, [OFFLINE_DATE])
-            clock.lap("events")
+            # It runs beside the dead letters' and the batch record's appends (Delta commits to three tables, mostly
+            # waiting on the driver); the batch returns, and its Kafka offsets are committed, once all three are.
+            events = parsed.where(~is_late) if n_late else parsed
+            events_written = appends.submit(_append_once, events, source.table, app, batch_id, [OFFLINE_DATE])
+            writes.append(events_written)
             if state.flushed_through is None:
                 state.flushed_through = _flushed_through(spark, source, batch_id)
             due = time.monotonic() - state.flushed_at >= settings.streaming.tables_every_s
             if not fast or flush_every_batch or due:
+                events_written.result()  # the merge reads the batch's events from the table
+                clock.lap("events")
                 flush_tables(spark, settings, plan, state.flushed_through)
                 state.flushed_through, state.flushed_at = batch_id, time.monotonic()
                 clock.lap("tables")
@@ -516,11 +531,13 @@ def process_batch(
                 F.lit(source.name).alias("source"), "*", F.lit(batch_id).cast("bigint").alias(BATCH),
                 F.current_timestamp().alias("received_at"),
             )  # fmt: skip
-            _append_once(dead.coalesce(1), DEAD_LETTERS, f"{app}.dead", batch_id, None)
+            writes.append(appends.submit(_append_once, dead.coalesce(1), DEAD_LETTERS, f"{app}.dead", batch_id, None))
         if n_events or n_refused or n_late:
             row = (source.name, batch_id, n_events, n_refused, n_late, max_ts, min_ts, online_at, reached, as_of,
                    clock.seconds)  # fmt: skip
             _append_once(spark.createDataFrame([row], BATCH_SCHEMA), BATCHES, f"{app}.batches", batch_id, None)
+        for write in writes:
+            write.result()
         now_reached = dict(prior)
         for partition, t in reached.items():
             if t is not None:
@@ -536,6 +553,9 @@ def process_batch(
                     tiles.evict(_lower_bound(new_watermark, tiles.plan))
         step.done(n_events)
     finally:
+        for write in writes:
+            write.cancel()
+        appends.shutdown(wait=True)
         records.unpersist()
 
 
