@@ -18,7 +18,7 @@ A phase's lag is bounded when the latency does not grow over the phase (slope of
 MAX_SLOPE, over at least MIN_BATCHES batches) and the backlog drained within DRAIN_S. Results:
 bench/results/streaming.json and streaming.md, with a baseline: the engine of another checkout run first in the
 same run (BENCH_STREAMING_BASELINE_SRC: its ``src`` directory, e.g. a worktree of the commit before the latency
-work), else the baseline the results already hold.
+work; BENCH_STREAMING_BASELINE_LABEL names it in the results), else the baseline the results already hold.
 
     .venv/bin/python -m pytest -m bench -s tests/bench/test_bench_streaming.py
     git worktree add .state/baseline <commit> && \
@@ -59,6 +59,8 @@ ORIGINS = ["ATL", "BOS", "CLT", "DCA", "DEN", "DFW", "DTW", "EWR", "FLL", "IAD",
            "IAH", "JFK", "LAS", "LAX", "LGA", "MCO", "MIA", "ORD", "SEA", "SFO"]  # fmt: skip
 TILE = dt.timedelta(seconds=1)
 BASELINE_SRC = os.environ.get("BENCH_STREAMING_BASELINE_SRC")
+# What the baseline is, for the results' heading (e.g. "the engine of commit 1c83144").
+BASELINE_LABEL = os.environ.get("BENCH_STREAMING_BASELINE_LABEL", "the engine of BENCH_STREAMING_BASELINE_SRC")
 
 
 def write_repo(root: Path, tag: str) -> None:
@@ -258,7 +260,7 @@ def test_bench_streaming(kafka, postgres, spark, tmp_path):  # noqa: F811
     if BASELINE_SRC:
         phases, started, load = run_engine(kafka, spark, postgres, tmp_path / "baseline", BASELINE_SRC)
         baseline = {"command": COMMAND, "started": started, "machine": {**machine(), "load_avg_at_start": load},
-                    "engine": BASELINE_SRC, "phases": phases}  # fmt: skip
+                    "engine": BASELINE_SRC, "label": BASELINE_LABEL, "phases": phases}  # fmt: skip
     phases, started, load = run_engine(kafka, spark, postgres, tmp_path / "now", None)
     write_results(phases, started, load, baseline)
 
@@ -316,7 +318,8 @@ def write_results(phases: list[dict], started: str, load: tuple[float, ...], bas
     ]
     if result["baseline"] is not run:
         b = result["baseline"]
-        lines += ["", f"## Baseline (the engine before the latency work, started {b['started']}, load average "
+        label = b.get("label", "the engine before the latency work")
+        lines += ["", f"## Baseline ({label}, started {b['started']}, load average "
                   f"{b['machine']['load_avg_at_start']})", "", *table(b)]  # fmt: skip
     (RESULTS / "streaming.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

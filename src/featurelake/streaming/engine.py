@@ -40,7 +40,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from featurelake import progress
@@ -144,14 +144,23 @@ def _reached_before(
     return {r[0]: r[1] for r in per_partition.agg(F.max("ts")).collect() if r[1] is not None}
 
 
-def _append_once(df: DataFrame, table: str, app: str, batch_id: int, partition_by: list[str] | None) -> None:
+def _append_once(
+    state: StreamState, df: DataFrame, table: str, app: str, batch_id: int, partition_by: list[str] | None
+) -> None:
     """Append ``df`` to ``table`` unless batch ``batch_id`` of ``app`` already did (Delta's idempotent writes); new
-    columns are added to the table (a batch record of an older release has fewer)."""
+    columns are added to the table (a batch record of an older release has fewer). By the table's location once the
+    run knows it (``state.locations``): a small append by name costs twice as much, in the catalog's round trips."""
     writer = df.write.format("delta").mode("append").option("txnAppId", app).option("txnVersion", batch_id)
     writer = writer.option("mergeSchema", "true")
+    if location := state.locations.get(table):
+        writer.save(location)
+        return
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     writer.saveAsTable(table)
+    detail = df.sparkSession.sql(f"DESCRIBE DETAIL {table}").first()
+    assert detail is not None
+    state.locations[table] = detail["location"]
 
 
 def _merge(
@@ -300,6 +309,7 @@ class StreamState:
     reached: tuple[int, dict[int, dt.datetime]] | None = None
     flushed_through: int | None = None
     flushed_at: float = 0.0  # time.monotonic() of the last flush
+    locations: dict[str, str] = field(default_factory=dict)  # where the tables it appends to are
 
 
 def _flushed_through(spark: SparkSession, source: StreamSource, batch_id: int) -> int:
@@ -504,7 +514,7 @@ def process_batch(
             # It runs beside the dead letters' and the batch record's appends (Delta commits to three tables, mostly
             # waiting on the driver); the batch returns, and its Kafka offsets are committed, once all three are.
             events = parsed.where(~is_late) if n_late else parsed
-            events_written = appends.submit(_append_once, events, source.table, app, batch_id, [OFFLINE_DATE])
+            events_written = appends.submit(_append_once, state, events, source.table, app, batch_id, [OFFLINE_DATE])
             writes.append(events_written)
             if state.flushed_through is None:
                 state.flushed_through = _flushed_through(spark, source, batch_id)
@@ -531,11 +541,12 @@ def process_batch(
                 F.lit(source.name).alias("source"), "*", F.lit(batch_id).cast("bigint").alias(BATCH),
                 F.current_timestamp().alias("received_at"),
             )  # fmt: skip
-            writes.append(appends.submit(_append_once, dead.coalesce(1), DEAD_LETTERS, f"{app}.dead", batch_id, None))
+            dead_app = f"{app}.dead"
+            writes.append(appends.submit(_append_once, state, dead.coalesce(1), DEAD_LETTERS, dead_app, batch_id, None))
         if n_events or n_refused or n_late:
             row = (source.name, batch_id, n_events, n_refused, n_late, max_ts, min_ts, online_at, reached, as_of,
                    clock.seconds)  # fmt: skip
-            _append_once(spark.createDataFrame([row], BATCH_SCHEMA), BATCHES, f"{app}.batches", batch_id, None)
+            _append_once(state, spark.createDataFrame([row], BATCH_SCHEMA), BATCHES, f"{app}.batches", batch_id, None)
         for write in writes:
             write.result()
         now_reached = dict(prior)
