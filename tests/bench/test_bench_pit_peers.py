@@ -8,7 +8,7 @@ written ONCE to parquet; every engine reads those files and writes its full outp
 - ``feast_duckdb``: Feast 0.67, DuckDB offline store, FileSources; ``get_historical_features(...).to_arrow()``;
 - ``feast_spark``: Feast 0.67, Spark offline store (same Spark settings), SparkSources; ``to_spark_df()`` written;
 - ``sort_floor``: per view, the entity rows and the view's rows read, repartitioned by the key, sorted within
-  partitions by key and time, written; no window function (the rows an exact as-of join must move).
+  partitions by key and time, the entity rows written; no window function (the rows an exact as-of join must move).
 
 Each run is a fresh process (Feast from its own virtualenv, ``make feast-venv``); the time is measured inside it
 from reading the inputs to the written output (session start-up excluded); the peak RSS is of its whole process
@@ -17,7 +17,8 @@ cell for cell; Feast Spark's extra rows (it duplicates entity rows on exact ties
 passes ``RSS_CAP_GIB`` is stopped (the machine is shared) and reported as such. Results: bench/results/
 pit_peers.{json,md}. Environment: ``BENCH_PIT_PEERS_SIZES`` (default ``1000000,4000000``),
 ``BENCH_PIT_PEERS_BIG`` (one attempt per engine at this size, default 20000000; 0 skips),
-``BENCH_PIT_PEERS_SPARK_SIZES`` (sizes Feast Spark runs at, once: default ``1000000``; it takes ~190 s there).
+``BENCH_PIT_PEERS_SPARK_SIZES`` (sizes Feast Spark runs at, once: default ``1000000``; it takes ~190 s there),
+``BENCH_PIT_PEERS_REPS`` (alternating repetitions of the other engines, default 3).
 
     make feast-venv && .venv/bin/python -m pytest -m bench -s tests/bench/test_bench_pit_peers.py
 """
@@ -46,7 +47,7 @@ COMMAND = "make feast-venv && .venv/bin/python -m pytest -m bench -s tests/bench
 SIZES = [int(s) for s in os.environ.get("BENCH_PIT_PEERS_SIZES", "1000000,4000000").split(",") if s]
 BIG = int(os.environ.get("BENCH_PIT_PEERS_BIG", "20000000"))
 SPARK_SIZES = [int(s) for s in os.environ.get("BENCH_PIT_PEERS_SPARK_SIZES", "1000000").split(",") if s]
-REPS = 2
+REPS = int(os.environ.get("BENCH_PIT_PEERS_REPS", "3"))
 ENGINES = ("featurelake", "featurelake_asof", "feast_duckdb", "sort_floor")
 RSS_CAP_GIB = 16.0
 SPARK_CONF = {
@@ -518,7 +519,9 @@ def child_spark_engine(engine: str, data: Path, entities: str, out: str) -> None
 
 
 def sort_floor(spark, edf, views: dict, out: str) -> None:
-    """Per view: entity rows and feature rows, repartitioned by the key, sorted by (key, time), written."""
+    """Per view: entity rows and feature rows, repartitioned by the key, sorted by (key, time); the entity rows
+    written (what a join writes; the feature rows only move). The filter after the sort is not deterministic on
+    purpose (``rand() >= 0`` is always true): Spark would push a deterministic one below the shuffle."""
     from pyspark.sql import functions as F
 
     parts = int(spark.conf.get("spark.sql.shuffle.partitions"))
@@ -526,9 +529,9 @@ def sort_floor(spark, edf, views: dict, out: str) -> None:
         ents = edf.select(key, "event_timestamp", F.struct(*edf.columns).alias("row"))
         feats = views[name].select(key, "event_timestamp", "created_timestamp", *FEATURES)
         rows = ents.unionByName(feats, allowMissingColumns=True)
-        rows.repartition(parts, key).sortWithinPartitions(key, "event_timestamp").write.mode("overwrite").parquet(
-            f"{out}/{name}"
-        )
+        sorted_rows = rows.repartition(parts, key).sortWithinPartitions(key, "event_timestamp")
+        entity_rows = sorted_rows.where(F.col("row").isNotNull() & (F.rand() >= 0)).select("row.*")
+        entity_rows.write.mode("overwrite").parquet(f"{out}/{name}")
 
 
 if __name__ == "__main__":
