@@ -79,6 +79,7 @@ def drive() -> None:
     spark.sql("SELECT id, avg(x) OVER (PARTITION BY k ORDER BY ts) FROM default.classes").collect()
     spark.table("default.classes").toPandas()
     gateway = spark.sparkContext._gateway
+    assert gateway is not None
     spark.stop()
     # The JVM exits when its standard input closes (pyspark's gateway), and writes the archive as it exits.
     gateway.proc.stdin.close()
