@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from featurelake.config import Settings, get_settings
+from featurelake.errors import ConfigError
 
 QUIET = ["-Xlog:cds=off", "-Xlog:cds+dynamic=off"]
 
@@ -40,7 +41,7 @@ def build(settings: Settings | None = None) -> Path:
     settings = settings or get_settings()
     path = archive_path(settings)
     if path is None:
-        raise ValueError("spark.class_archive is not set")
+        raise ConfigError("spark.class_archive is not set: no class archive to build")
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     partial.unlink(missing_ok=True)

@@ -55,7 +55,7 @@ from featurelake.online.store import StoreConfig, Watermark
 from featurelake.repo.definitions import OFFLINE_DATE, OFFLINE_TIMESTAMP, FeatureView, StreamSource, WindowComputation
 from featurelake.streaming.events import BATCH, OFFSET, PARTITION, RAW, REASON, TOPIC, parse
 from featurelake.streaming.tiles import ViewTiles, online_records
-from featurelake.tables import current_version, table_exists
+from featurelake.tables import current_version, single_row, table_exists
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -158,9 +158,7 @@ def _append_once(
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     writer.saveAsTable(table)
-    detail = df.sparkSession.sql(f"DESCRIBE DETAIL {table}").first()
-    assert detail is not None
-    state.locations[table] = detail["location"]
+    state.locations[table] = single_row(df.sparkSession.sql(f"DESCRIBE DETAIL {table}"))["location"]
 
 
 def _merge(
