@@ -322,6 +322,34 @@ def test_stream_run_killed_and_restarted_counts_every_event_once(kafka, postgres
     assert ((merged.dep_delay_mean_1h - merged.dep_delay_mean_1h_ref).abs().fillna(0) < 1e-9).all()
 
 
+def test_a_runs_first_batch_is_appended_once_whether_or_not_a_killed_run_wrote_it(spark):
+    """Spark replays the last batch a killed run did not commit as the next run's first: it lands once whether the
+    killed run appended it or not; the batches after it are new."""
+    from pyspark.sql import functions as F
+
+    from featurelake.streaming.engine import StreamState, _append_once
+
+    spark.sql("CREATE DATABASE IF NOT EXISTS monitoring")
+    table = f"monitoring.replays_{uuid.uuid4().hex[:8]}"
+
+    def append(state: StreamState, n: int) -> None:
+        rows = spark.createDataFrame([(n, i) for i in range(3)], "_batch_id bigint, v int")
+        _append_once(state, rows, table, F.col("_batch_id") == n, n, None)
+
+    killed = StreamState(first_batch=0)
+    append(killed, 0)
+    append(killed, 1)  # appended, then killed before Spark committed batch 1
+    replayed = StreamState(first_batch=1)
+    append(replayed, 1)
+    append(replayed, 2)  # appended, killed before it committed: the next run replays it
+    append(StreamState(first_batch=3), 3)  # killed before appending batch 3: the next run appends it
+    counts = {r[0]: r[1] for r in spark.table(table).groupBy("_batch_id").count().collect()}
+    assert counts == {0: 3, 1: 3, 2: 3, 3: 3}
+    append(StreamState(first_batch=2), 2)
+    assert spark.table(table).count() == 12
+    spark.sql(f"DROP TABLE {table}")
+
+
 def test_status_shows_each_streaming_views_lag_from_the_batch_records(spark, cli, tmp_path):
     """Batch records written by hand: the lag is the last batch with events' newest event to its online time, the
     idle time runs from the last batch (events or not), both at the as-of time."""

@@ -12,9 +12,10 @@ Each micro-batch ``n`` of a stream source (``foreachBatch``), online store first
    back in time): the keys whose events landed in tiles closed by the batch's as-of time, and every key with a
    boundary since the store's last as-of time (a window moved on). The batch's values are online now
    (``online_at``);
-3. appends the events to the source's Delta table (``txnAppId``/``txnVersion`` = the source and ``n``: a batch
-   replayed after a crash is not appended twice), beside step 5's appends (three Delta commits at once, mostly
-   waiting on the driver); the batch ends, and Spark commits its Kafka offsets, when all three are done;
+3. appends the events to the source's Delta table (once: the batch id is in its rows, and a run's first batch,
+   the only one a crash can have half-written, is not appended again if it is there), beside step 5's appends
+   (three Delta commits at once, mostly waiting on the driver); the batch ends, and Spark commits its Kafka
+   offsets, when all three are done;
 4. every ``streaming.tables_every_s`` (and every batch of ``--until-idle``, and when the query stops), recomputes
    the tiles the events of the batches since the last such merge touched with the batch engine's
    ``tile_partials`` from the events table, rolls their keys up (``rollup``), and merges them into
@@ -58,7 +59,7 @@ from featurelake.streaming.tiles import ViewTiles, online_records
 from featurelake.tables import current_version, single_row, table_exists
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
     from pyspark.sql.streaming import StreamingQuery
 
     from featurelake.config import Settings
@@ -145,20 +146,25 @@ def _reached_before(
 
 
 def _append_once(
-    state: StreamState, df: DataFrame, table: str, app: str, batch_id: int, partition_by: list[str] | None
+    state: StreamState, df: DataFrame, table: str, done: Column, batch_id: int, partition_by: list[str] | None
 ) -> None:
-    """Append ``df`` to ``table`` unless batch ``batch_id`` of ``app`` already did (Delta's idempotent writes); new
-    columns are added to the table (a batch record of an older release has fewer). By the table's location once the
-    run knows it (``state.locations``): a small append by name costs twice as much, in the catalog's round trips."""
-    writer = df.write.format("delta").mode("append").option("txnAppId", app).option("txnVersion", batch_id)
-    writer = writer.option("mergeSchema", "true")
+    """Append ``df`` to ``table`` unless the table holds batch ``batch_id`` already (its rows match ``done``). Only
+    a run's first batch can be a replay (Spark re-runs the last batch its checkpoint did not commit; every batch
+    after it is new), so only that batch reads the table to check; Delta's own idempotent writes (``txnAppId``)
+    would rebuild the table's state on every append (0.8 s a commit here). New columns are added to the table (a
+    batch record of an older release has fewer). By the table's location once the run knows it
+    (``state.locations``): a small append by name costs twice as much, in the catalog's round trips."""
+    spark = df.sparkSession
+    if batch_id == state.first_batch and table_exists(spark, table) and not spark.table(table).where(done).isEmpty():
+        return
+    writer = df.write.format("delta").mode("append").option("mergeSchema", "true")
     if location := state.locations.get(table):
         writer.save(location)
         return
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     writer.saveAsTable(table)
-    state.locations[table] = single_row(df.sparkSession.sql(f"DESCRIBE DETAIL {table}"))["location"]
+    state.locations[table] = single_row(spark.sql(f"DESCRIBE DETAIL {table}"))["location"]
 
 
 def _merge(
@@ -308,6 +314,7 @@ class StreamState:
     flushed_through: int | None = None
     flushed_at: float = 0.0  # time.monotonic() of the last flush
     locations: dict[str, str] = field(default_factory=dict)  # where the tables it appends to are
+    first_batch: int | None = None  # the run's first batch: the only one a crash can have left half-written
 
 
 def _flushed_through(spark: SparkSession, source: StreamSource, batch_id: int) -> int:
@@ -454,6 +461,8 @@ def process_batch(
 
     source = plan.source
     step = progress.step(f"{source.name}: batch {batch_id}")
+    if state.first_batch is None:
+        state.first_batch = batch_id
     clock = _Clock()
     records = records.persist()  # read from Kafka once
     appends, writes = ThreadPoolExecutor(2, thread_name_prefix=f"{source.name}-appends"), []
@@ -485,7 +494,8 @@ def process_batch(
         is_late = ts < F.lit(watermark) if watermark else F.lit(False)
         clock.lap("parse")
         as_of = online_at = None
-        app = f"featurelake.stream.{source.name}"
+        this_batch = F.col(BATCH) == batch_id  # in the events table and the dead letters
+        of_source = F.col("source") == source.name
         config = StoreConfig.from_settings(settings)
         if n_events:
             if state.tiles is None and watermark is not None:
@@ -508,11 +518,12 @@ def process_batch(
             if fast:
                 online_at = dt.datetime.now(dt.UTC)
                 clock.lap("online")
-            # The events append is a Delta idempotent write: a batch replayed after a crash is not appended twice.
-            # It runs beside the dead letters' and the batch record's appends (Delta commits to three tables, mostly
-            # waiting on the driver); the batch returns, and its Kafka offsets are committed, once all three are.
+            # Appended once (a batch replayed after a crash is not appended twice), beside the dead letters' and the
+            # batch record's appends (Delta commits to three tables, mostly waiting on the driver); the batch
+            # returns, and its Kafka offsets are committed, once all three are.
             events = parsed.where(~is_late) if n_late else parsed
-            events_written = appends.submit(_append_once, state, events, source.table, app, batch_id, [OFFLINE_DATE])
+            by_date = [OFFLINE_DATE]
+            events_written = appends.submit(_append_once, state, events, source.table, this_batch, batch_id, by_date)
             writes.append(events_written)
             if state.flushed_through is None:
                 state.flushed_through = _flushed_through(spark, source, batch_id)
@@ -539,12 +550,13 @@ def process_batch(
                 F.lit(source.name).alias("source"), "*", F.lit(batch_id).cast("bigint").alias(BATCH),
                 F.current_timestamp().alias("received_at"),
             )  # fmt: skip
-            dead_app = f"{app}.dead"
-            writes.append(appends.submit(_append_once, state, dead.coalesce(1), DEAD_LETTERS, dead_app, batch_id, None))
+            dead, dead_done = dead.coalesce(1), of_source & this_batch
+            writes.append(appends.submit(_append_once, state, dead, DEAD_LETTERS, dead_done, batch_id, None))
         if n_events or n_refused or n_late:
             row = (source.name, batch_id, n_events, n_refused, n_late, max_ts, min_ts, online_at, reached, as_of,
                    clock.seconds)  # fmt: skip
-            _append_once(state, spark.createDataFrame([row], BATCH_SCHEMA), BATCHES, f"{app}.batches", batch_id, None)
+            record = spark.createDataFrame([row], BATCH_SCHEMA)
+            _append_once(state, record, BATCHES, of_source & (F.col("batch_id") == batch_id), batch_id, None)
         for write in writes:
             write.result()
         now_reached = dict(prior)
