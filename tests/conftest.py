@@ -22,8 +22,9 @@ DUMMY_AWS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_
 # The ACL user every node of the redis_cluster fixture knows, beside the default user.
 CLUSTER_USER, CLUSTER_PASSWORD = "fl", "s3cret"
 # The test session's JVM runs many small jobs for a few minutes: compiling with C1 only and collecting garbage on
-# one thread halves its CPU time (the C2 compiler and parallel GC threads cost more than they save there).
-TEST_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+# one thread halves its CPU time (the C2 compiler and parallel GC threads cost more than they save there). C1 alone
+# reserves a 48 MB code cache, which dbt's concurrent queries fill ("CodeCache is full"): the tiered default here.
+TEST_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ReservedCodeCacheSize=240m"
 # The test run's PostgreSQL: a free port and a folder outside pytest's private (mode 0700) temp root, which the
 # server's `postgres` system user could not enter when the tests run as root.
 TEST_POSTGRES_PORT = free_port()

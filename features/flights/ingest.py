@@ -370,6 +370,8 @@ def _land(spark: SparkSession, settings: Settings, interval: Interval, run_id: s
     folder = source_dir(settings)
     cache = settings.state_path / "cache" / "sources"
     typed = {s.table: type_columns(read_raw(spark, folder, cache, s), s) for s in SOURCES}
+    _check_coverage(typed["flights"], folder, start, end)
+    typed |= {s.table: _interval_rows(typed[s.table], start, end) for s in SOURCES if s.date_column}
     parsed = {
         "flights": parse_flights(typed["flights"], _dest_zones(spark, typed["airports"]), settings.ingest.timezone),
         "weather": parse_weather(typed["weather"]),
@@ -378,7 +380,6 @@ def _land(spark: SparkSession, settings: Settings, interval: Interval, run_id: s
     for df in parsed.values():
         df.persist()
     try:
-        _check_coverage(parsed["flights"], folder, start, end)
         good = {
             name: df.where(F.size("_reasons") == 0).drop("_reasons", "_source_row", "_source_file")
             for name, df in parsed.items()
@@ -409,12 +410,23 @@ def _land(spark: SparkSession, settings: Settings, interval: Interval, run_id: s
     return commits
 
 
-def _check_coverage(flights: DataFrame, folder: str, start: dt.date, end: dt.date) -> None:
+def _interval_rows(typed: DataFrame, start: dt.date, end: dt.date) -> DataFrame:
+    """The rows of a dated source that an interval's run writes (its dates) or rejects (no date), before the
+    rest of their parsing: a night parses its day, not the whole file."""
     from pyspark.sql import functions as F
 
-    first, last = single_row(flights.where(F.size("_reasons") == 0).agg(F.min("flight_date"), F.max("flight_date")))
+    date = _calendar_date()
+    return typed.where(date.isNull() | date.between(F.lit(start), F.lit(end)))
+
+
+def _check_coverage(flights: DataFrame, folder: str, start: dt.date, end: dt.date) -> None:
+    """Refuse an interval outside the calendar dates of the flights file (its year/month/day columns only)."""
+    from pyspark.sql import functions as F
+
+    date = _calendar_date()
+    first, last = single_row(flights.agg(F.min(date), F.max(date)))
     if first is None or start < first or end > last:
-        covered = f"{first}..{last}" if first else "no valid rows"
+        covered = f"{first}..{last}" if first else "no dated rows"
         raise InputError(f"date range {start}..{end} is outside the data in {folder}/{FLIGHTS.file} ({covered})")
 
 

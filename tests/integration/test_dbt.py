@@ -10,7 +10,17 @@ import json
 
 import pytest
 
-from featurelake.compute.dbt import dbt_args, dbt_target, project_dir, run_dbt, run_dbt_build
+from featurelake.compute.dbt import (
+    dbt_args,
+    dbt_target,
+    dbt_views,
+    may_build,
+    model_selector,
+    project_dir,
+    run_dbt,
+    run_dbt_build,
+)
+from featurelake.repo import feature_repo
 from featurelake.runs import Interval
 from featurelake.tables import latest_commit, table_properties
 
@@ -61,6 +71,16 @@ def test_targets_and_arguments(settings):
     overridden = dbt_args(settings, "build", overrides={WEATHER: AUDIT})
     assert json.loads(overridden[overridden.index("--vars") + 1]) == {"relation_overrides": {WEATHER: AUDIT}}
     assert overridden[overridden.index("--target-path") + 1] == str(project_dir(settings) / "target" / "overrides")
+
+
+def test_a_model_groups_build_stages_the_audit_tables_of_its_own_dbt_views_only(settings, manifest):
+    """The views a group's build may build are those whose model file dbt parsed under that group's folder."""
+    views = {v.name: v for v in dbt_views(feature_repo(settings))}
+    paths = {name: node["original_file_path"] for name, node in models(manifest).items()}
+    for group in ("staging", "features"):
+        expected = {n for n, v in views.items() if paths[v.source.model].startswith(f"models/{group}/")}
+        assert {n for n, v in views.items() if may_build(settings, v, model_selector(settings, group))} == expected
+    assert views and all(may_build(settings, v, select) for v in views.values() for select in (None, WEATHER))
 
 
 def test_a_failed_build_records_the_models_it_did_not_write_then_raises(spark, settings, monkeypatch):

@@ -155,6 +155,17 @@ def dbt_views(repo: Repo) -> list[FeatureView]:
     ]
 
 
+def may_build(settings: Settings, view: FeatureView, select: str | None) -> bool:
+    """Whether a build of ``select`` may build the model of dbt view ``view``: a model group's selector
+    (``path:models/<group>``, see :func:`model_selector`) builds the models in its folder only; any other selector
+    may build any model."""
+    assert isinstance(view.source, DbtModelSource)
+    group = select.removeprefix("path:models/") if select else None
+    if not group or group == select:
+        return True
+    return any((project_dir(settings) / "models" / group).rglob(f"{view.source.model}.sql"))
+
+
 @dataclass(frozen=True)
 class AuditedView:
     """A dbt feature view whose model a build writes into the view's audit table."""
@@ -201,7 +212,8 @@ def run_dbt_build(
     views were published: its table keeps its version and the pipeline stops before anything downstream.
     """
     repo = repo or feature_repo(settings)
-    audited = {a.audit: a for a in (stage_audit(spark, repo, view) for view in dbt_views(repo))}
+    views = [v for v in dbt_views(repo) if may_build(settings, v, select)]
+    audited = {a.audit: a for a in (stage_audit(spark, repo, view) for view in views)}
     overrides = {a.model: a.audit for a in audited.values()}
     args = dbt_args(settings, "build", interval=interval, select=select, overrides=overrides)
     models, built = [], []
