@@ -139,10 +139,13 @@ def run_dbt(spark: SparkSession, settings: Settings, args: list[str], *, check: 
     return result
 
 
+GROUP_SELECTOR = "path:models/"  # + a folder under dbt_project/models: the models in it
+
+
 def model_selector(settings: Settings, group: str) -> str:
     """A dbt selector for ``group``: ``path:models/<group>`` when it is a folder of models, else as given."""
     if (project_dir(settings) / "models" / group).is_dir():
-        return f"path:models/{group}"
+        return GROUP_SELECTOR + group
     return group
 
 
@@ -160,10 +163,10 @@ def may_build(settings: Settings, view: FeatureView, select: str | None) -> bool
     (``path:models/<group>``, see :func:`model_selector`) builds the models in its folder only; any other selector
     may build any model."""
     assert isinstance(view.source, DbtModelSource)
-    group = select.removeprefix("path:models/") if select else None
-    if not group or group == select:
+    if not select or not select.startswith(GROUP_SELECTOR):
         return True
-    return any((project_dir(settings) / "models" / group).rglob(f"{view.source.model}.sql"))
+    folder = project_dir(settings) / "models" / select.removeprefix(GROUP_SELECTOR)
+    return any(folder.rglob(f"{view.source.model}.sql"))
 
 
 @dataclass(frozen=True)
