@@ -85,6 +85,18 @@ def current_version(spark: SparkSession, name: str) -> int:
         return latest_commit(spark, name).version
 
 
+def write_checkpoint(spark: SparkSession, location: str) -> int:
+    """Write a Delta checkpoint of the table at ``location`` at its newest version, and clean up expired log files
+    (what Delta does in the commit of every ``delta.checkpointInterval``-th version, here when the caller chooses);
+    the version checkpointed. Delta's internal ``DeltaLog`` API, as in ``current_version``; not on Spark Connect."""
+    jvm: Any = spark.sparkContext._jvm
+    none = getattr(getattr(jvm.scala, "None$"), "MODULE$")
+    log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, location)
+    snapshot = log.update(False, none, none)
+    log.checkpoint(snapshot, none)
+    return int(snapshot.version())
+
+
 def table_properties(spark: SparkSession, name: str) -> dict[str, str]:
     """The table's properties (e.g. ``delta.enableChangeDataFeed``), from the catalog: no Spark job."""
     return {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {check_table_name(name)}").collect()}

@@ -350,6 +350,40 @@ def test_a_runs_first_batch_is_appended_once_whether_or_not_a_killed_run_wrote_i
     spark.sql(f"DROP TABLE {table}")
 
 
+def test_the_stream_checkpoints_the_tables_it_appends_to_off_the_batches_path(spark):
+    """A run's appends set the table's checkpoint interval far out (no checkpoint in the commit of the 10th version,
+    where Delta's default writes one) and checkpoint every CHECKPOINT_EVERY commits in a thread of their own; the
+    table reads the same from its checkpoint."""
+    import time
+    from pathlib import Path
+
+    from pyspark.sql import functions as F
+
+    from featurelake.streaming.engine import CHECKPOINT_EVERY, StreamState, _append_once
+
+    spark.sql("CREATE DATABASE IF NOT EXISTS monitoring")
+    table = f"monitoring.checkpoints_{uuid.uuid4().hex[:8]}"
+    state = StreamState(first_batch=0)
+    for n in range(CHECKPOINT_EVERY + 1):  # created by name (version 0), interval set (1), then 20 appends (2-21)
+        rows = spark.createDataFrame([(n, i) for i in range(2)], "_batch_id bigint, v int")
+        _append_once(state, rows, table, F.col("_batch_id") == n, n, None)
+    log_dir = Path(state.locations[table].removeprefix("file:")) / "_delta_log"
+    deadline = time.monotonic() + 300  # a progress deadline for the checkpoint's thread, not a timing check
+    while not list(log_dir.glob("*.checkpoint.parquet")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    versions = sorted(int(f.name.split(".")[0]) for f in log_dir.glob("*.checkpoint.parquet"))
+    assert versions == [CHECKPOINT_EVERY + 1]
+    detail = spark.sql(f"DESCRIBE DETAIL {table}").first()
+    assert detail["properties"]["delta.checkpointInterval"] == "1000"
+    for json_file in log_dir.glob("*.json"):  # the table's state from the checkpoint alone
+        if int(json_file.name.split(".")[0]) < CHECKPOINT_EVERY + 1:  # the commits before it
+            json_file.unlink()
+    spark.sparkContext._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
+    counts = spark.read.format("delta").load(state.locations[table]).groupBy("_batch_id").count().collect()
+    assert {r[0]: r[1] for r in counts} == {n: 2 for n in range(CHECKPOINT_EVERY + 1)}
+    spark.sql(f"DROP TABLE {table}")
+
+
 def test_status_shows_each_streaming_views_lag_from_the_batch_records(spark, cli, tmp_path):
     """Batch records written by hand: the lag is the last batch with events' newest event to its online time, the
     idle time runs from the last batch (events or not), both at the as-of time."""

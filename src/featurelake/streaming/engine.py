@@ -27,6 +27,10 @@ Each micro-batch ``n`` of a stream source (``foreachBatch``), online store first
    as-of time, seconds per step up to the record; ``events`` only when step 4 waited for it): the watermark after
    a restart, and the lag ``featurelake stream status`` shows.
 
+The Delta checkpoints of the three tables a batch appends to are the stream's (``Checkpoints``): written in a thread
+of their own every ``CHECKPOINT_EVERY`` commits and when the query stops, not in the commit of every 10th version,
+which stalled that batch by seconds.
+
 The Spark path replaces step 2 when memory cannot give the values: the first batch of a run without a watermark
 yet, a view with no watermark in the store on its table (a new view or store), a key whose last boundary is before
 the tiles in memory. Then the batch appends its events, merges the tables (step 4) and materializes the online views
@@ -39,6 +43,8 @@ online writes are conditional, the appends idempotent, the merges recompute the 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -56,7 +62,7 @@ from featurelake.online.store import StoreConfig, Watermark
 from featurelake.repo.definitions import OFFLINE_DATE, OFFLINE_TIMESTAMP, FeatureView, StreamSource, WindowComputation
 from featurelake.streaming.events import BATCH, OFFSET, PARTITION, RAW, REASON, TOPIC, parse
 from featurelake.streaming.tiles import ViewTiles, online_records
-from featurelake.tables import current_version, single_row, table_exists
+from featurelake.tables import current_version, single_row, table_exists, write_checkpoint
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -65,6 +71,8 @@ if TYPE_CHECKING:
     from featurelake.config import Settings
     from featurelake.repo import Repo
 
+log = logging.getLogger(__name__)
+
 DEAD_LETTERS = "monitoring.stream_dead_letters"
 BATCHES = "monitoring.stream_batches"
 BATCH_SCHEMA = (
@@ -72,6 +80,11 @@ BATCH_SCHEMA = (
     "min_event_ts timestamp, online_at timestamp, partition_max_ts map<int, timestamp>, as_of timestamp, "
     "step_seconds map<string, double>"
 )
+# The tables a batch appends to: Delta's own checkpoints (in a commit) only every 1000th version, the stream's
+# (``Checkpoints``) every CHECKPOINT_EVERY commits of a run.
+CHECKPOINT_INTERVAL = "delta.checkpointInterval"
+STREAM_CHECKPOINT_INTERVAL = "1000"
+CHECKPOINT_EVERY = 20
 
 
 @dataclass(frozen=True)
@@ -160,11 +173,51 @@ def _append_once(
     writer = df.write.format("delta").mode("append").option("mergeSchema", "true")
     if location := state.locations.get(table):
         writer.save(location)
+        state.checkpoints.committed(spark, location)
         return
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     writer.saveAsTable(table)
-    state.locations[table] = single_row(spark.sql(f"DESCRIBE DETAIL {table}"))["location"]
+    state.locations[table] = _take_checkpoints(spark, table)
+
+
+def _take_checkpoints(spark: SparkSession, table: str) -> str:
+    """Set ``table``'s checkpoint interval to the stream's, where it is not yet (a table the stream or a push
+    created before); its location."""
+    detail = single_row(spark.sql(f"DESCRIBE DETAIL {table}"))
+    if (detail["properties"] or {}).get(CHECKPOINT_INTERVAL) != STREAM_CHECKPOINT_INTERVAL:
+        spark.sql(f"ALTER TABLE {table} SET TBLPROPERTIES ('{CHECKPOINT_INTERVAL}' = '{STREAM_CHECKPOINT_INTERVAL}')")
+    return detail["location"]
+
+
+class Checkpoints:
+    """Delta checkpoints of the tables a run appends to, off the batches' path: every ``CHECKPOINT_EVERY`` commits
+    of a table, one at a time in a thread of their own (a table whose checkpoint is under way waits for the next
+    round). A failed checkpoint is logged and tried again ``CHECKPOINT_EVERY`` commits later."""
+
+    def __init__(self) -> None:
+        self._commits: dict[str, int] = {}
+        self._writing: set[str] = set()
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="stream-checkpoints")
+
+    def committed(self, spark: SparkSession, location: str) -> None:
+        with self._lock:
+            commits = self._commits[location] = self._commits.get(location, 0) + 1
+            if commits < CHECKPOINT_EVERY or location in self._writing:
+                return
+            self._commits[location] = 0
+            self._writing.add(location)
+        self._pool.submit(self._write, spark, location)
+
+    def _write(self, spark: SparkSession, location: str) -> None:
+        try:
+            write_checkpoint(spark, location)
+        except Exception as error:  # a checkpoint only speeds reads up: the stream goes on without it
+            log.warning("checkpoint of %s failed: %s", location, str(error).splitlines()[0][:300])
+        finally:
+            with self._lock:
+                self._writing.discard(location)
 
 
 def _merge(
@@ -314,6 +367,7 @@ class StreamState:
     flushed_through: int | None = None
     flushed_at: float = 0.0  # time.monotonic() of the last flush
     locations: dict[str, str] = field(default_factory=dict)  # where the tables it appends to are
+    checkpoints: Checkpoints = field(default_factory=Checkpoints)
     first_batch: int | None = None  # the run's first batch: the only one a crash can have left half-written
 
 
@@ -441,8 +495,12 @@ def flush_tables(spark: SparkSession, settings: Settings, plan: StreamPlan, afte
 
 
 def finish_stream(spark: SparkSession, settings: Settings, plan: StreamPlan) -> None:
-    """After the source's query stopped: merge what its last batches left to the tiles and feature tables."""
+    """After the source's query stopped: merge what its last batches left to the tiles and feature tables, and
+    checkpoint the tables the batches append to (their own checkpoints are the stream's)."""
     flush_tables(spark, settings, plan, _flushed_through(spark, plan.source, 2**62))
+    for table in (plan.source.table, BATCHES, DEAD_LETTERS):
+        if table_exists(spark, table):
+            write_checkpoint(spark, single_row(spark.sql(f"DESCRIBE DETAIL {table}"))["location"])
 
 
 def process_batch(
