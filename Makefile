@@ -112,8 +112,8 @@ test-fast: setup ## unit tests and DAG integrity checks but those marked slow (u
 	$(BIN)/python -m pytest tests/unit tests/dags -m "not slow" $(PYTEST_ARGS)
 
 lint: setup ## ruff and mypy
-	$(BIN)/ruff check src jobs dags tests features
-	$(BIN)/ruff format --check src jobs dags tests features
+	$(BIN)/ruff check src jobs dags tests features examples
+	$(BIN)/ruff format --check src jobs dags tests features examples
 	$(BIN)/mypy
 
 bench: setup feast-venv ## benchmarks; results land in bench/results/

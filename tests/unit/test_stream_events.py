@@ -74,3 +74,31 @@ def test_records_become_typed_events_or_refusals_with_their_reason(spark):
         7: "no origin",
         8: "no dep_ts",
     }
+
+
+def test_the_example_streaming_repository_reads_the_demo_streams_events_as_sent(spark):
+    """`featurelake demo-stream` and `examples/streaming` (what the README runs) agree: the example's views read the
+    demo's default topic, and the demo's events parse into their source's fields, none refused, values as sent."""
+    import inspect
+    import json
+
+    from featurelake.cli.stream import demo_stream
+    from featurelake.repo import load_repo
+    from featurelake.streaming.demo import departures
+    from featurelake.streaming.engine import stream_plans
+    from featurelake.streaming.events import parse
+    from tests.conftest import REPO_ROOT
+
+    (plan,) = stream_plans(load_repo(REPO_ROOT / "examples" / "streaming"), None)
+    assert sorted(v.name for v in plan.views) == ["recent_carrier_delays", "recent_departures"]
+    assert plan.source.topic == inspect.signature(demo_stream).parameters["topic"].default
+    sent = list(departures(limit=20))
+    records = spark.createDataFrame(
+        [(json.dumps(e).encode(), plan.source.topic, 0, i) for i, e in enumerate(sent)],
+        "value binary, topic string, partition int, offset long",
+    )
+    events, refused = parse(records, plan.source, plan.all_keys, batch_id=0)
+    assert refused.count() == 0
+    got = sorted(tuple(r[f] for f in plan.source.fields) for r in events.collect())
+    as_sent = [{**e, "dep_ts": dt.datetime.fromisoformat(e["dep_ts"]).replace(tzinfo=None)} for e in sent]
+    assert got == sorted(tuple(e[f] for f in plan.source.fields) for e in as_sent)

