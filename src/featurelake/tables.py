@@ -85,21 +85,31 @@ def current_version(spark: SparkSession, name: str) -> int:
         return latest_commit(spark, name).version
 
 
-def write_checkpoint(spark: SparkSession, location: str) -> int:
+def write_checkpoint(spark: SparkSession, location: str) -> None:
     """Write a Delta checkpoint of the table at ``location`` at its newest version, and clean up expired log files
-    (what Delta does in the commit of every ``delta.checkpointInterval``-th version, here when the caller chooses);
-    the version checkpointed. Delta's internal ``DeltaLog`` API, as in ``current_version``; not on Spark Connect."""
+    (what Delta does in the commit of every ``delta.checkpointInterval``-th version, here when the caller chooses).
+    Delta's internal ``DeltaLog`` API, as in ``current_version``; not on Spark Connect."""
     jvm: Any = spark.sparkContext._jvm
     none = getattr(getattr(jvm.scala, "None$"), "MODULE$")
     log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, location)
-    snapshot = log.update(False, none, none)
-    log.checkpoint(snapshot, none)
-    return int(snapshot.version())
+    log.checkpoint(log.update(False, none, none), none)
 
 
 def table_properties(spark: SparkSession, name: str) -> dict[str, str]:
     """The table's properties (e.g. ``delta.enableChangeDataFeed``), from the catalog: no Spark job."""
     return {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {check_table_name(name)}").collect()}
+
+
+def ensure_properties(spark: SparkSession, table: str, properties: dict[str, str]) -> None:
+    """Set table properties that differ from ``properties`` (a new commit only when something changes)."""
+    current = table_properties(spark, table)
+    changed = {k: v for k, v in properties.items() if current.get(k) != v}
+    if changed:
+        for k, v in changed.items():
+            if not k.replace(".", "").replace("_", "").isalnum() or "'" in v:
+                raise InputError(f"table property {k}={v!r} is not safe to set")
+        assignments = ", ".join(f"'{k}' = '{v}'" for k, v in changed.items())
+        spark.sql(f"ALTER TABLE {check_table_name(table)} SET TBLPROPERTIES ({assignments})")
 
 
 def write_interval(

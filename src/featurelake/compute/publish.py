@@ -15,8 +15,8 @@ from featurelake.tables import (
     Commit,
     check_identifier,
     check_table_name,
+    ensure_properties,
     overwrite_where,
-    table_properties,
     write_interval,
 )
 from featurelake.validation.gate import GateResult, gate
@@ -147,15 +147,3 @@ def publish_validated(
         spark, view, published, interval=interval, table=table, version=commit.version, settings=settings.monitoring
     )
     return commit, result
-
-
-def ensure_properties(spark: SparkSession, table: str, properties: dict[str, str]) -> None:
-    """Set table properties that differ from ``properties`` (a new commit only when something changes)."""
-    current = table_properties(spark, table)
-    changed = {k: v for k, v in properties.items() if current.get(k) != v}
-    if changed:
-        for k, v in changed.items():
-            if not k.replace(".", "").replace("_", "").isalnum() or "'" in v:
-                raise InputError(f"table property {k}={v!r} is not safe to set")
-        assignments = ", ".join(f"'{k}' = '{v}'" for k, v in changed.items())
-        spark.sql(f"ALTER TABLE {check_table_name(table)} SET TBLPROPERTIES ({assignments})")

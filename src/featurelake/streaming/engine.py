@@ -62,7 +62,7 @@ from featurelake.online.store import StoreConfig, Watermark
 from featurelake.repo.definitions import OFFLINE_DATE, OFFLINE_TIMESTAMP, FeatureView, StreamSource, WindowComputation
 from featurelake.streaming.events import BATCH, OFFSET, PARTITION, RAW, REASON, TOPIC, parse
 from featurelake.streaming.tiles import ViewTiles, online_records
-from featurelake.tables import current_version, single_row, table_exists, write_checkpoint
+from featurelake.tables import current_version, ensure_properties, single_row, table_exists, write_checkpoint
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -82,8 +82,7 @@ BATCH_SCHEMA = (
 )
 # The tables a batch appends to: Delta's own checkpoints (in a commit) only every 1000th version, the stream's
 # (``Checkpoints``) every CHECKPOINT_EVERY commits of a run.
-CHECKPOINT_INTERVAL = "delta.checkpointInterval"
-STREAM_CHECKPOINT_INTERVAL = "1000"
+APPENDED_TABLE_PROPERTIES = {"delta.checkpointInterval": "1000"}
 CHECKPOINT_EVERY = 20
 
 
@@ -178,16 +177,12 @@ def _append_once(
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     writer.saveAsTable(table)
-    state.locations[table] = _take_checkpoints(spark, table)
+    ensure_properties(spark, table, APPENDED_TABLE_PROPERTIES)  # also on a table a push or an older run created
+    state.locations[table] = _location(spark, table)
 
 
-def _take_checkpoints(spark: SparkSession, table: str) -> str:
-    """Set ``table``'s checkpoint interval to the stream's, where it is not yet (a table the stream or a push
-    created before); its location."""
-    detail = single_row(spark.sql(f"DESCRIBE DETAIL {table}"))
-    if (detail["properties"] or {}).get(CHECKPOINT_INTERVAL) != STREAM_CHECKPOINT_INTERVAL:
-        spark.sql(f"ALTER TABLE {table} SET TBLPROPERTIES ('{CHECKPOINT_INTERVAL}' = '{STREAM_CHECKPOINT_INTERVAL}')")
-    return detail["location"]
+def _location(spark: SparkSession, table: str) -> str:
+    return single_row(spark.sql(f"DESCRIBE DETAIL {table}"))["location"]
 
 
 class Checkpoints:
@@ -500,7 +495,7 @@ def finish_stream(spark: SparkSession, settings: Settings, plan: StreamPlan) -> 
     flush_tables(spark, settings, plan, _flushed_through(spark, plan.source, 2**62))
     for table in (plan.source.table, BATCHES, DEAD_LETTERS):
         if table_exists(spark, table):
-            write_checkpoint(spark, single_row(spark.sql(f"DESCRIBE DETAIL {table}"))["location"])
+            write_checkpoint(spark, _location(spark, table))
 
 
 def process_batch(
