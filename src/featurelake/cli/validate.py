@@ -61,13 +61,14 @@ def validate(
     from featurelake.runs import Interval
     from featurelake.spark import get_spark
     from featurelake.tables import table_exists
-    from featurelake.validation import resolve_target
+    from featurelake.validation import import_in_background, resolve_target
     from featurelake.validation import validate as run_validation
     from featurelake.validation.gate import data_docs_index
 
     interval = Interval.parse(start, end)
     settings = get_settings()
     repo = feature_repo(settings)
+    import_in_background()
     spark = get_spark(settings)
     names = list(view or [])
     if not names:  # everything that exists: raw tables first, then every feature view with a catalog table

@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import datetime as dt
 import fcntl
+import importlib
 import shutil
 import tempfile
 import threading
@@ -143,6 +144,16 @@ class ValidationFailed(FeaturelakeError):
     def __init__(self, result: GateResult):
         self.result = result
         super().__init__("validation failed: " + result.message())
+
+
+def import_in_background() -> None:
+    """Start importing Great Expectations (10-15 s of Python on a 2-core machine) on a thread of its own: a driver
+    that will validate calls this before its SparkSession starts, so the import overlaps the JVM's start; the
+    first use of GE waits for it (Python's import lock)."""
+    import pyspark.sql  # noqa: F401  (on this thread first: GE imports it too, and pyspark's modules import each other)
+
+    importer = threading.Thread(target=importlib.import_module, args=("great_expectations",), daemon=True)
+    importer.start()
 
 
 @cache
