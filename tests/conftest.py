@@ -84,8 +84,11 @@ def isolated_env(state_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(state_dir: Path, *args: str, check: bool = True, **extra_env: str) -> subprocess.CompletedProcess:
-    """Run ``featurelake *args`` in a new process on ``state_dir``; output is captured as text."""
+def run_cli(
+    state_dir: Path, *args: str, check: bool = True, timeout: float = 900, **extra_env: str
+) -> subprocess.CompletedProcess:
+    """Run ``featurelake *args`` in a new process on ``state_dir`` (environment overrides: ``extra_env``); output is
+    captured as text."""
     exe = Path(sys.executable).parent / "featurelake"
     proc = subprocess.run(
         [str(exe), *args],
@@ -93,7 +96,7 @@ def run_cli(state_dir: Path, *args: str, check: bool = True, **extra_env: str) -
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=timeout,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"featurelake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")

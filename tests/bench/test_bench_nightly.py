@@ -33,6 +33,15 @@ COMMAND = "make bench  # = .venv/bin/python -m pytest -m bench -s tests/bench/te
 TASK = re.compile(r"=== task (\w+) try \d+/\d+ \((\w+): (.+?) \.\. (.+?)\)")
 
 
+def task_seconds(output: str) -> dict[str, float]:
+    """Each successful task's seconds, from a ``run_dag_test`` output."""
+    return {
+        task: round((dt.datetime.fromisoformat(end) - dt.datetime.fromisoformat(start)).total_seconds(), 1)
+        for task, state, start, end in TASK.findall(output)
+        if state == "success"
+    }
+
+
 def nightly(tmp_path_factory, per_view: bool) -> dict:
     """One nightly run of DAY on a fresh state folder: wall seconds and each task's seconds."""
     from featurelake.config import load_settings
@@ -50,11 +59,7 @@ def nightly(tmp_path_factory, per_view: bool) -> dict:
         wall = time.monotonic() - started
     finally:
         server.stop(settings)
-    tasks = {
-        task: round((dt.datetime.fromisoformat(end) - dt.datetime.fromisoformat(start)).total_seconds(), 1)
-        for task, state, start, end in TASK.findall(output)
-        if state == "success"
-    }
+    tasks = task_seconds(output)
     computes = [s for t, s in tasks.items() if t.startswith("compute_")]
     return {
         "variant": "one task per view" if per_view else "one compute task",
