@@ -200,7 +200,7 @@ def test_a_client_reading_through_the_endpoint_during_a_parallel_nightly_sees_on
 
 def test_the_night_a_client_read_through_wrote_window_features_equal_to_the_brute_force(two_nights, spark, dag_state):
     """Every row of DAY1 of every window view as the first night left it (a client reading meanwhile) equals the
-    brute force over the staged flights (flights of DAY2 leave after 05:00 UTC that day: no window up to its midnight)."""
+    brute force over the staged flights (DAY2's flights leave after 05:00 UTC: none in a window to DAY2 00:00)."""
     import pandas as pd
 
     from featurelake.repo import load_repo
