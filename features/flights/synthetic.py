@@ -76,8 +76,8 @@ def generate(out: Path, first: dt.date, last: dt.date, flights_per_day: int, see
     """Write flights.csv and weather.csv of the days ``first``..``last`` and the copied dimensions to ``out``; the
     rows written per file. A day's rows depend on its date and ``seed`` only (not on the other days written)."""
     flights, weather = read_real("flights.csv"), read_real("weather.csv")
-    flights_of = {key: group.reset_index(drop=True) for key, group in flights.groupby(["month", "day"])}
-    weather_of = {key: group for key, group in weather.groupby(["month", "day"])}
+    flights_of = dict(tuple(flights.groupby(["month", "day"])))  # rows by (month, day), strings as in the files
+    weather_of = dict(tuple(weather.groupby(["month", "day"])))
     out.mkdir(parents=True, exist_ok=True)
     written = {"flights.csv": 0, "weather.csv": 0}
     day = first

@@ -75,7 +75,6 @@ class HistoryState:
 
 
 def test_bench_nightly_on_one_and_four_years_of_history(tmp_path_factory):
-    from featurelake.config import load_settings
     from features.flights.synthetic import generate
 
     root = tmp_path_factory.mktemp("history")
@@ -86,7 +85,6 @@ def test_bench_nightly_on_one_and_four_years_of_history(tmp_path_factory):
     for i in range(PAIRS):
         runs = {s.years: s.nightly() for s in (states if i % 2 == 0 else states[::-1])}
         pairs.append({"runs": runs, "ratio": runs[YEARS[-1]]["wall_s"] / runs[YEARS[0]]["wall_s"]})
-    settings = load_settings(environ=isolated_env(root))
     info = {
         "command": COMMAND,
         "day": str(DAY),
@@ -95,7 +93,7 @@ def test_bench_nightly_on_one_and_four_years_of_history(tmp_path_factory):
             "platform": platform.platform(),
             "python": sys.version.split()[0],
             "cpu_count": os.cpu_count(),
-            "spark_master": settings.spark.master,
+            "spark_master": states[0].settings.spark.master,
         },
         "history_build_s": {s.years: s.build_s for s in states},
         "warm_up": warm_up,

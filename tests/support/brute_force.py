@@ -23,8 +23,9 @@ def check_window_rows(view: FeatureView, keys: list[str], rows: pd.DataFrame, ev
         for agg in view.computation.aggregations:
             for window in agg.windows:
                 in_window = mine[(mine[known_at] >= boundary - window) & (mine[known_at] < boundary)]
-                values, got = in_window[agg.column].dropna(), row[agg.feature_name(window)]
-                where = (view.name, key, str(boundary), agg.feature_name(window))
+                feature = agg.feature_name(window)
+                values, got = in_window[agg.column].dropna(), row[feature]
+                where = (view.name, key, str(boundary), feature)
                 if agg.function == "count":
                     assert got == len(values), where
                 elif agg.function == "count_distinct":
