@@ -214,7 +214,7 @@ def test_the_night_a_client_read_through_wrote_window_features_equal_to_the_brut
             rows = table_as_of(spark, dag_state, view.offline_table, night1[view.offline_table]).toPandas()
             day1 = rows[rows.event_timestamp <= pd.Timestamp(DAY2)]  # stamped DAY2 00:00: DAY1 events
             checked[view.name] = check_window_rows(view, repo.join_keys(view), day1, staged)
-    assert len(checked) >= 4 and min(checked.values()) >= 20 and sum(checked.values()) > 500, checked
+    assert len(checked) >= 4 and min(checked.values()) >= 20, checked  # every window view, none vacuous
 
 
 def test_the_first_night_computed_a_task_per_view_side_by_side_the_second_one_task(two_nights):
