@@ -39,9 +39,24 @@ COMMAND = ".venv/bin/python -m pytest -m bench -s tests/bench/test_bench_cluster
 TIMEOUT_S = 4 * 3600
 
 
+def event_log_lines(path: Path) -> list[str]:
+    """The events of a Spark event log: one file, or a rolling log's folder of ``events_<n>_<app>[.zstd]`` parts
+    (Spark 4 compresses them with zstd by default)."""
+    import zstandard
+
+    parts = sorted(path.glob("events_*"), key=lambda p: int(p.name.split("_")[1])) if path.is_dir() else [path]
+    text = ""
+    for part in parts:
+        raw = part.read_bytes()
+        text += (
+            zstandard.ZstdDecompressor().stream_reader(raw).read().decode() if part.suffix == ".zstd" else raw.decode()
+        )
+    return [line for line in text.splitlines() if line.strip()]
+
+
 def event_log_breakdown(path: Path) -> dict[str, float | int]:
     """Where an application's time went, from its Spark event log (times in seconds)."""
-    events = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    events = [json.loads(line) for line in event_log_lines(path)]
     kind = [(e["Event"], e) for e in events]
     start = next(e["Timestamp"] for k, e in kind if k == "SparkListenerApplicationStart")
     end = next(e["Timestamp"] for k, e in kind if k == "SparkListenerApplicationEnd")
