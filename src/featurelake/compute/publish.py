@@ -3,12 +3,13 @@ statistics into the view's offline table (``publish_validated``), with the table
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from featurelake.config import Settings
 from featurelake.errors import InputError
-from featurelake.monitoring.stats import published_interval, record_write_stats
+from featurelake.monitoring.stats import interval_rows, record_write_stats
 from featurelake.repo.definitions import FeatureView, PathSource
 from featurelake.runs import Interval, Run
 from featurelake.tables import (
@@ -127,23 +128,38 @@ def publish_validated(
     """
     table = view.offline_table or ""
     props = feature_table_properties(settings)
+    statistics: list[Future] = []
 
     def publish(audited: DataFrame) -> Commit:
         if replace is None:
             partitions = [date_column] if date_column else None
-            return overwrite_where(audited, table, None, partition_by=partitions, properties=props)
-        assert date_column is not None  # a range of dates replaces the partitions of a date column
-        return write_interval(
-            audited, table, date_column=date_column, start=replace.start, end=replace.end, properties=props
+            commit = overwrite_where(audited, table, None, partition_by=partitions, properties=props)
+        else:
+            assert date_column is not None  # a range of dates replaces the partitions of a date column
+            commit = write_interval(
+                audited, table, date_column=date_column, start=replace.start, end=replace.end, properties=props
+            )
+        # the statistics of the published rows (read from the audited version) are computed and recorded while
+        # the gate records its outcome
+        published = interval_rows(audited, view, interval, date_column=date_column)
+        statistics.append(
+            pool.submit(
+                record_write_stats,
+                spark,
+                view,
+                published,
+                interval=interval,
+                table=table,
+                version=commit.version,
+                settings=settings.monitoring,
+            )
         )
+        return commit
 
     target = view_target(view, keys)
-    result = gate(spark, settings, target, candidate, interval, publish=publish, row_dates=row_dates or replace)
-    commit = result.commit
-    assert commit is not None and result.delta_version is not None  # a gate that did not raise has published
-    ensure_properties(spark, table, props)
-    published = published_interval(spark, view, result.table, result.delta_version, interval, date_column=date_column)
-    record_write_stats(
-        spark, view, published, interval=interval, table=table, version=commit.version, settings=settings.monitoring
-    )
-    return commit, result
+    with ThreadPoolExecutor(1, thread_name_prefix="featurelake-statistics") as pool:
+        result = gate(spark, settings, target, candidate, interval, publish=publish, row_dates=row_dates or replace)
+        assert result.commit is not None and statistics  # a gate that did not raise has published
+        ensure_properties(spark, table, props)
+        statistics[0].result()
+    return result.commit, result

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -31,7 +32,7 @@ from featurelake.config import Settings
 from featurelake.errors import InputError
 from featurelake.repo.definitions import OFFLINE_DATE, FeatureView, WindowComputation
 from featurelake.runs import Interval
-from featurelake.tables import single_row, write_interval
+from featurelake.tables import single_row, table_exists, write_interval
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -95,6 +96,8 @@ def rollup_end(spark: SparkSession, tiles: str, interval: IntervalTiles) -> dt.d
     """
     from pyspark.sql import functions as F
 
+    if not table_exists(spark, tiles):  # the view's first run: no stored tiles yet
+        return min(interval.out_hi, interval.tile_hi + dt.timedelta(days=1))
     later = spark.table(tiles).where(F.col(TILE_DATE) > F.lit(interval.tile_hi))
     newest = single_row(later.agg(F.max(TILE_DATE)))[0] or interval.tile_hi
     return min(interval.out_hi, newest + dt.timedelta(days=1))
@@ -132,10 +135,16 @@ def compute_view(
     tile_dates = Interval(affected.tile_lo, affected.tile_hi)
     t_name = tiles_table(view)
     tiles_step = progress.step(f"{view.name}: tiles {tile_dates}")
-    t_commit = write_interval(affected.tiles, t_name, date_column=TILE_DATE, start=tile_dates.start, end=tile_dates.end)
+    # The tiles after tile_hi bound the roll-up; the write replaces tiles up to tile_hi only, so the lookup reads
+    # the same rows before or after it: the two run at once (small Spark jobs each wait mostly on the driver).
+    with ThreadPoolExecutor(1, thread_name_prefix="featurelake-rollup-end") as pool:
+        later = pool.submit(rollup_end, spark, t_name, affected)
+        t_commit = write_interval(
+            affected.tiles, t_name, date_column=TILE_DATE, start=tile_dates.start, end=tile_dates.end
+        )
     tiles_step.done(t_commit.rows_written)
 
-    out_hi = rollup_end(spark, t_name, affected)
+    out_hi = later.result()
     event_dates = Interval(affected.tile_lo, out_hi)
     rows_step = progress.step(f"{view.name}: windows {event_dates}, gate, publish")
     # The roll-up refers to the tiles once per window (the boundary grid) and once more for the values: cached,

@@ -66,9 +66,15 @@ def published_interval(
     Selected on ``date_column`` (default: the view's date partition; partition pruning); a table without one
     (a static table such as aircraft profiles) is taken whole.
     """
+    df = spark.sql(f"SELECT * FROM {check_table_name(table)} VERSION AS OF {int(version)}")
+    return interval_rows(df, view, interval, date_column=date_column)
+
+
+def interval_rows(df: DataFrame, view: FeatureView, interval: Interval, *, date_column: str | None = None) -> DataFrame:
+    """The rows of ``df`` in the data interval, on ``date_column`` (default: the view's date partition); all of
+    them when the view has none."""
     from pyspark.sql import functions as F
 
-    df = spark.sql(f"SELECT * FROM {check_table_name(table)} VERSION AS OF {int(version)}")
     part = date_column or view.date_partition_field
     if part is None:
         return df

@@ -27,6 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from functools import cache
@@ -350,14 +351,19 @@ def gate(
     interval) is the date range the rows cover (a window view's run also rewrites the days its windows reach):
     the row count is compared per day of it.
     """
-    if isinstance(candidate, Commit):
-        audit, sliced = candidate, True
-    else:
-        audit, sliced = overwrite_where(candidate, target.audit_table, None), False
+    # The previous good run (the row-count baseline) is looked up while the candidate is written.
+    with ThreadPoolExecutor(1, thread_name_prefix="featurelake-baseline") as pool:
+        previous = pool.submit(previous_good_run, spark, target.name, "gate")
+        if isinstance(candidate, Commit):
+            audit, sliced = candidate, True
+        else:
+            audit, sliced = overwrite_where(candidate, target.audit_table, None), False
     if audit.table != target.audit_table:
         raise FeaturelakeError(f"{target.name}: the gate audits {target.audit_table}, not {audit.table}")
     dates = row_dates or interval
-    result = _validated(spark, settings, target, interval, audit.version, dates, sliced=sliced, publish=publish)
+    result = _validated(
+        spark, settings, target, interval, audit.version, dates, previous.result(), sliced=sliced, publish=publish
+    )
     if result.blocking:
         raise ValidationFailed(result)
     return result
@@ -375,7 +381,8 @@ def validate(
     if not table_exists(spark, target.table):
         raise FeaturelakeError(f"{target.kind.replace('_', ' ')} {name!r}: table {target.table} does not exist")
     version = _version_or_none(spark, target.table)
-    return _validated(spark, settings, target, interval, version, interval, sliced=True)
+    previous = previous_good_run(spark, target.name, "check")
+    return _validated(spark, settings, target, interval, version, interval, previous, sliced=True)
 
 
 def validate_all(
@@ -396,13 +403,15 @@ def _validated(
     interval: Interval,
     version: int | None,
     row_dates: Interval,
+    previous: tuple[int, int] | None,
     *,
     sliced: bool,
     publish: Callable[[DataFrame], Commit] | None = None,
 ) -> GateResult:
     """Run ``target``'s suite on a version of a table, its ``row_dates`` slice on the date partition when
     ``sliced``: with ``publish``, a gate (the audit table, then ``publish`` unless blocked), else a check (the
-    published table). The outcome is stored, one row per expectation, in ``monitoring.validation_results``."""
+    published table). ``previous`` is the previous good run of the same mode (``previous_good_run``). The
+    outcome is stored, one row per expectation, in ``monitoring.validation_results``."""
     from pyspark.sql import functions as F
 
     mode, table = ("gate", target.audit_table) if publish else ("check", target.table)
@@ -414,7 +423,7 @@ def _validated(
     if sliced and target.date_partition and target.date_partition in batch.columns:
         batch = batch.where(F.col(target.date_partition).between(F.lit(row_dates.start), F.lit(row_dates.end)))
     days = interval_days(target, row_dates)
-    params = run_parameters(target, settings, interval, previous_good_run(spark, target.name, mode), days)
+    params = run_parameters(target, settings, interval, previous, days)
     outcomes, rows, docs = run_suite(settings, target, batch, params, run_id)
     result = GateResult(
         run_id=run_id,

@@ -1,0 +1,135 @@
+"""Benchmark: the fixed cost of a view's run. Each featurelake-computed view of the demo repository recomputes one
+day (2013-01-07) on top of the six days before it, in a warm driver (its first run, which pays the imports and
+the first Spark plans, is a warm-up): what a nightly pays per view whatever the day's size (its computation
+alone is 0.7-1.2 s of it: bench/results/compute.md).
+
+With BENCH_VIEW_RUN_BASELINE_SRC (another checkout's ``src``, e.g. a worktree of the commit before a change) the
+two engines run in turn on the same state, the order alternating per pair, each in a driver process of its own.
+Results: bench/results/view_run.{json,md}.
+
+    .venv/bin/python -m pytest -m bench -s tests/bench/test_bench_view_run.py
+    git worktree add .state/baseline <commit> && BENCH_VIEW_RUN_BASELINE_SRC=$PWD/.state/baseline/src \\
+      .venv/bin/python -m pytest -m bench -s tests/bench/test_bench_view_run.py
+
+BENCH_VIEW_RUN_PAIRS (default 2), BENCH_VIEW_RUN_REPS (timed runs per view and driver, default 3).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.bench
+
+DAY = dt.date(2013, 1, 7)
+PAIRS = int(os.environ.get("BENCH_VIEW_RUN_PAIRS", "2"))
+REPS = int(os.environ.get("BENCH_VIEW_RUN_REPS", "3"))
+BASELINE_SRC = os.environ.get("BENCH_VIEW_RUN_BASELINE_SRC")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RESULTS = REPO_ROOT / "bench" / "results"
+COMMAND = ".venv/bin/python -m pytest -m bench -s tests/bench/test_bench_view_run.py"
+
+
+def time_view_runs(day: dt.date, reps: int) -> dict[str, list[float]]:
+    """In this process: each computed view's run of ``day``, once to warm up, then ``reps`` times (seconds)."""
+    from featurelake.compute.pipeline import compute_one, computed_views
+    from featurelake.config import get_settings
+    from featurelake.repo import feature_repo
+    from featurelake.runs import Interval
+    from featurelake.spark import get_spark
+
+    settings = get_settings()
+    spark, repo = get_spark(settings), feature_repo(settings)
+    seconds: dict[str, list[float]] = {}
+    for view in computed_views(repo):
+        compute_one(spark, settings, repo, view, Interval(day, day))
+        seconds[view] = []
+        for _ in range(reps):
+            started = time.monotonic()
+            compute_one(spark, settings, repo, view, Interval(day, day))
+            seconds[view].append(round(time.monotonic() - started, 2))
+    return seconds
+
+
+def driver(state: Path, src: str | None) -> dict:
+    """One driver process timing every view (with ``src``'s engine first on its path, if given)."""
+    from tests.conftest import isolated_env
+
+    extra = {"PYTHONPATH": src} if src else {}
+    load = os.getloadavg()
+    proc = subprocess.run(
+        [sys.executable, __file__, str(DAY), str(REPS)],
+        env=isolated_env(state, **extra),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {"seconds": json.loads(proc.stdout.strip().splitlines()[-1]), "load_at_start": load}
+
+
+def test_bench_view_run(tmp_path_factory, postgres):
+    from tests.conftest import metastore_database, run_cli
+
+    state = tmp_path_factory.mktemp("view_run") / "state"
+    postgres.ensure_database(metastore_database(state))
+    run_cli(state, "ingest", "--start", "2013-01-01", "--end", str(DAY))
+    run_cli(state, "compute", "--start", "2013-01-01", "--end", str(DAY - dt.timedelta(days=1)))
+    engines = {"current": None, **({"baseline": BASELINE_SRC} if BASELINE_SRC else {})}
+    pairs = []
+    for i in range(PAIRS):
+        order = list(engines) if i % 2 == 0 else list(engines)[::-1]
+        pairs.append({name: driver(state, engines[name]) for name in order})
+    views = sorted(pairs[0]["current"]["seconds"])
+    median = {
+        name: {v: statistics.median(s for p in pairs for s in p[name]["seconds"][v]) for v in views} for name in engines
+    }
+    info = {
+        "command": COMMAND + (" (BENCH_VIEW_RUN_BASELINE_SRC set)" if BASELINE_SRC else ""),
+        "measured": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": {"platform": platform.platform(), "python": sys.version.split()[0], "cpu_count": os.cpu_count()},
+        "day": str(DAY),
+        "reps": REPS,
+        "baseline_src": BASELINE_SRC,
+        "pairs": pairs,
+        "median_s": median,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "view_run.json").write_text(json.dumps(info, indent=2) + "\n")
+    names = list(engines)
+    lines = [
+        f"# One view's run of one day ({DAY}, on the six days before it), warm driver",
+        "",
+        f"Command: `{info['command']}`  ",
+        f"Machine: {info['machine']}; measured {info['measured']}",
+        "",
+        "Median seconds per run over "
+        + f"{PAIRS} pair(s) x {REPS} runs"
+        + (", the engines in turn (baseline: BENCH_VIEW_RUN_BASELINE_SRC)" if BASELINE_SRC else ""),
+        "",
+        "| view | " + " | ".join(names) + (" | baseline / current |" if BASELINE_SRC else ""),
+        "| --- | " + " | ".join("---:" for _ in names) + (" | ---: |" if BASELINE_SRC else ""),
+    ]
+    for v in views + ["mean"]:
+        values = {n: statistics.mean(median[n].values()) if v == "mean" else median[n][v] for n in names}
+        ratio = f" | {values['baseline'] / values['current']:.2f} |" if BASELINE_SRC else ""
+        lines.append(f"| {v} | " + " | ".join(f"{values[n]:.2f}" for n in names) + ratio)
+    lines += ["", "Load average at each driver's start: "]
+    lines += [f"- pair {i + 1}: " + "; ".join(f"{n} {p[n]['load_at_start']}" for n in p) for i, p in enumerate(pairs)]
+    (RESULTS / "view_run.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    assert all(len(s) == REPS for p in pairs for run in p.values() for s in run["seconds"].values())
+
+
+if __name__ == "__main__":
+    print(json.dumps(time_view_runs(dt.date.fromisoformat(sys.argv[1]), int(sys.argv[2]))))
