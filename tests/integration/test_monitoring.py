@@ -96,14 +96,13 @@ class Links(HTMLParser):
 
 def test_report_pages_and_breach_exit_code(cli, spark, settings, repo, repo_dir, tmp_path):
     from featurelake.monitoring.drift import latest_drift
-    from featurelake.monitoring.stats import published_interval, record_write_stats
+    from featurelake.monitoring.stats import interval_rows, record_write_stats
     from featurelake.runs import Interval
 
     view = repo.view("mon_view")
+    version_0 = spark.sql(f"SELECT * FROM {TABLE} VERSION AS OF 0")
     for day in map(Interval, DAYS, DAYS):
-        record_write_stats(
-            spark, view, published_interval(spark, view, TABLE, 0, day), interval=day, table=TABLE, version=0
-        )
+        record_write_stats(spark, view, interval_rows(version_0, view, day), interval=day, table=TABLE, version=0)
     out = tmp_path / "report"
     ok = cli("report", "--out", str(out), "--as-of", "2024-01-06T00:00", "--start", "2024-01-05", "--end",
              "2024-01-05", "--repo", str(repo_dir))  # fmt: skip

@@ -52,24 +52,6 @@ class FeatureStats:
     computed_at: dt.datetime
 
 
-def published_interval(
-    spark: SparkSession,
-    view: FeatureView,
-    table: str,
-    version: int,
-    interval: Interval,
-    *,
-    date_column: str | None = None,
-) -> DataFrame:
-    """The rows of ``table`` ``VERSION AS OF version`` in the data interval.
-
-    Selected on ``date_column`` (default: the view's date partition; partition pruning); a table without one
-    (a static table such as aircraft profiles) is taken whole.
-    """
-    df = spark.sql(f"SELECT * FROM {check_table_name(table)} VERSION AS OF {int(version)}")
-    return interval_rows(df, view, interval, date_column=date_column)
-
-
 def interval_rows(df: DataFrame, view: FeatureView, interval: Interval, *, date_column: str | None = None) -> DataFrame:
     """The rows of ``df`` in the data interval, on ``date_column`` (default: the view's date partition); all of
     them when the view has none."""
@@ -186,7 +168,7 @@ def record_write_stats(
 ) -> list[FeatureStats]:
     """Compute the statistics of ``df`` (the rows a write published for ``interval``) and append them.
 
-    ``table``/``version`` name the Delta commit the rows belong to (see :func:`published_interval`).
+    ``table``/``version`` name the Delta commit the rows belong to (its rows of the interval: ``interval_rows``).
     """
     check_table_name(table)
     cfg = settings or MonitoringSettings()
