@@ -12,6 +12,9 @@ Results: bench/results/view_run.{json,md}.
       .venv/bin/python -m pytest -m bench -s tests/bench/test_bench_view_run.py
 
 BENCH_VIEW_RUN_PAIRS (default 2), BENCH_VIEW_RUN_REPS (timed runs per view and driver, default 3).
+BENCH_VIEW_RUN_BASELINE_JAVA_OPTIONS: JVM options of the baseline's driver (JDK_JAVA_OPTIONS, on top of the
+configured ones); with BENCH_VIEW_RUN_BASELINE_SRC=$PWD/src it compares JVM settings of the same engine, e.g.
+``-XX:TieredStopAtLevel=1``.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ DAY = dt.date(2013, 1, 7)
 PAIRS = int(os.environ.get("BENCH_VIEW_RUN_PAIRS", "2"))
 REPS = int(os.environ.get("BENCH_VIEW_RUN_REPS", "3"))
 BASELINE_SRC = os.environ.get("BENCH_VIEW_RUN_BASELINE_SRC")
+BASELINE_JAVA_OPTIONS = os.environ.get("BENCH_VIEW_RUN_BASELINE_JAVA_OPTIONS")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RESULTS = REPO_ROOT / "bench" / "results"
 COMMAND = ".venv/bin/python -m pytest -m bench -s tests/bench/test_bench_view_run.py"
@@ -60,11 +64,14 @@ def time_view_runs(day: dt.date, reps: int) -> dict[str, list[float]]:
     return seconds
 
 
-def driver(state: Path, src: str | None) -> dict:
-    """One driver process timing every view (with ``src``'s engine first on its path, if given)."""
+def driver(state: Path, src: str | None, java_options: str | None = None) -> dict:
+    """One driver process timing every view (with ``src``'s engine first on its path, and ``java_options`` added to
+    its JVM's, if given)."""
     from tests.conftest import isolated_env
 
     extra = {"PYTHONPATH": src} if src else {}
+    if java_options:
+        extra["JDK_JAVA_OPTIONS"] = java_options
     load = os.getloadavg()
     proc = subprocess.run(
         [sys.executable, __file__, str(DAY), str(REPS)],
@@ -86,10 +93,11 @@ def test_bench_view_run(tmp_path_factory, postgres):
     run_cli(state, "ingest", "--start", "2013-01-01", "--end", str(DAY))
     run_cli(state, "compute", "--start", "2013-01-01", "--end", str(DAY - dt.timedelta(days=1)))
     engines = {"current": None, **({"baseline": BASELINE_SRC} if BASELINE_SRC else {})}
+    java_options = {"current": None, "baseline": BASELINE_JAVA_OPTIONS}
     pairs = []
     for i in range(PAIRS):
         order = list(engines) if i % 2 == 0 else list(engines)[::-1]
-        pairs.append({name: driver(state, engines[name]) for name in order})
+        pairs.append({name: driver(state, engines[name], java_options[name]) for name in order})
     views = sorted(pairs[0]["current"]["seconds"])
     median = {
         name: {v: statistics.median(s for p in pairs for s in p[name]["seconds"][v]) for v in views} for name in engines
@@ -101,6 +109,7 @@ def test_bench_view_run(tmp_path_factory, postgres):
         "day": str(DAY),
         "reps": REPS,
         "baseline_src": BASELINE_SRC,
+        "baseline_java_options": BASELINE_JAVA_OPTIONS,
         "pairs": pairs,
         "median_s": median,
     }
@@ -115,7 +124,9 @@ def test_bench_view_run(tmp_path_factory, postgres):
         "",
         "Median seconds per run over "
         + f"{PAIRS} pair(s) x {REPS} runs"
-        + (", the engines in turn (baseline: BENCH_VIEW_RUN_BASELINE_SRC)" if BASELINE_SRC else ""),
+        + (", the engines in turn (baseline: BENCH_VIEW_RUN_BASELINE_SRC" if BASELINE_SRC else "")
+        + (f", JVM options {BASELINE_JAVA_OPTIONS!r}" if BASELINE_SRC and BASELINE_JAVA_OPTIONS else "")
+        + (")" if BASELINE_SRC else ""),
         "",
         "| view | " + " | ".join(names) + (" | baseline / current |" if BASELINE_SRC else ""),
         "| --- | " + " | ".join("---:" for _ in names) + (" | ---: |" if BASELINE_SRC else ""),
