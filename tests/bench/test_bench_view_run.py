@@ -64,14 +64,11 @@ def time_view_runs(day: dt.date, reps: int) -> dict[str, list[float]]:
     return seconds
 
 
-def driver(state: Path, src: str | None, java_options: str | None = None) -> dict:
-    """One driver process timing every view (with ``src``'s engine first on its path, and ``java_options`` added to
-    its JVM's, if given)."""
+def driver(state: Path, extra: dict[str, str]) -> dict:
+    """One driver process timing every view, with ``extra`` in its environment (an engine's ``PYTHONPATH``, JVM
+    options in ``JDK_JAVA_OPTIONS``)."""
     from tests.conftest import isolated_env
 
-    extra = {"PYTHONPATH": src} if src else {}
-    if java_options:
-        extra["JDK_JAVA_OPTIONS"] = java_options
     load = os.getloadavg()
     proc = subprocess.run(
         [sys.executable, __file__, str(DAY), str(REPS)],
@@ -92,12 +89,15 @@ def test_bench_view_run(tmp_path_factory, postgres):
     postgres.ensure_database(metastore_database(state))
     run_cli(state, "ingest", "--start", "2013-01-01", "--end", str(DAY))
     run_cli(state, "compute", "--start", "2013-01-01", "--end", str(DAY - dt.timedelta(days=1)))
-    engines = {"current": None, **({"baseline": BASELINE_SRC} if BASELINE_SRC else {})}
-    java_options = {"current": None, "baseline": BASELINE_JAVA_OPTIONS}
+    engines: dict[str, dict[str, str]] = {"current": {}}
+    if BASELINE_SRC:
+        engines["baseline"] = {"PYTHONPATH": BASELINE_SRC}
+        if BASELINE_JAVA_OPTIONS:
+            engines["baseline"]["JDK_JAVA_OPTIONS"] = BASELINE_JAVA_OPTIONS
     pairs = []
     for i in range(PAIRS):
         order = list(engines) if i % 2 == 0 else list(engines)[::-1]
-        pairs.append({name: driver(state, engines[name], java_options[name]) for name in order})
+        pairs.append({name: driver(state, engines[name]) for name in order})
     views = sorted(pairs[0]["current"]["seconds"])
     median = {
         name: {v: statistics.median(s for p in pairs for s in p[name]["seconds"][v]) for v in views} for name in engines
@@ -124,9 +124,7 @@ def test_bench_view_run(tmp_path_factory, postgres):
         "",
         "Median seconds per run over "
         + f"{PAIRS} pair(s) x {REPS} runs"
-        + (", the engines in turn (baseline: BENCH_VIEW_RUN_BASELINE_SRC" if BASELINE_SRC else "")
-        + (f", JVM options {BASELINE_JAVA_OPTIONS!r}" if BASELINE_SRC and BASELINE_JAVA_OPTIONS else "")
-        + (")" if BASELINE_SRC else ""),
+        + (f", the engines in turn (baseline: {engines['baseline']})" if BASELINE_SRC else ""),
         "",
         "| view | " + " | ".join(names) + (" | baseline / current |" if BASELINE_SRC else ""),
         "| --- | " + " | ".join("---:" for _ in names) + (" | ---: |" if BASELINE_SRC else ""),
