@@ -26,6 +26,9 @@ CLUSTER_USER, CLUSTER_PASSWORD = "fl", "s3cret"
 # one thread halves its CPU time (the C2 compiler and parallel GC threads cost more than they save there). C1 alone
 # reserves a 48 MB code cache, which dbt's concurrent queries fill ("CodeCache is full"): the tiered default here.
 TEST_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ReservedCodeCacheSize=240m"
+# Benchmarks of large data run with Spark's code generation, the production setting (conf/ci.yaml turns it off for
+# the tests' few rows): in a featurelake process's environment, or in the shared session with the `codegen` fixture.
+CODEGEN_ENV = {"FEATURELAKE__SPARK__CODEGEN": "true"}
 # The test run's PostgreSQL: a free port and a folder outside pytest's private (mode 0700) temp root, which the
 # server's `postgres` system user could not enter when the tests run as root.
 TEST_POSTGRES_PORT = free_port()
@@ -156,6 +159,18 @@ def spark(settings):
     session = get_spark(settings)
     yield session
     session.stop()
+
+
+@pytest.fixture
+def codegen(spark):
+    """Spark's code generation on in the shared session for one test (a benchmark of large data), off again after."""
+    from featurelake.spark import INTERPRETED
+
+    for key in INTERPRETED:
+        spark.conf.unset(key)
+    yield
+    for key, value in INTERPRETED.items():
+        spark.conf.set(key, value)
 
 
 @pytest.fixture

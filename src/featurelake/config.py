@@ -60,6 +60,7 @@ class SparkSettings(_Section):
     jars_dir: str = ".state/jars"
     class_archive: str | None = ".state/jars/spark-classes.jsa"  # featurelake.class_archive; none: no archive
     shuffle_partitions: int = Field(8, ge=1)
+    codegen: bool = True  # false: Spark evaluates expressions interpreted (featurelake.spark.INTERPRETED)
     ui: bool = False  # the Spark UI and an event log under <state_dir>/spark-events (`featurelake --spark-ui`)
     conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
 

@@ -61,6 +61,9 @@ HIVE_MODEL_CLASSES = [
     "MNotificationLog",
     "MNotificationNextId",
 ]
+# spark.codegen false: no generated Java per query and per task (whole-stage code, projections, predicates), the
+# plans' expressions interpreted instead. On runs of a few thousand rows compiling the code costs more than it saves.
+INTERPRETED = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
 
 
 def spark_conf(settings: Settings) -> dict[str, str]:
@@ -94,6 +97,8 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.ui.showConsoleProgress": "false",
         "spark.ui.enabled": str(settings.spark.ui).lower(),
     }
+    if not settings.spark.codegen:
+        conf.update(INTERPRETED)
     if settings.spark.ui:  # and an event log, for Spark's history server (`make history`)
         conf["spark.eventLog.enabled"] = "true"
         conf["spark.eventLog.dir"] = event_log_dir(settings).as_uri()

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import isolated_env, run_cli
+from tests.conftest import CODEGEN_ENV, isolated_env, run_cli
 from tests.support.topology import Topology
 
 pytestmark = pytest.mark.bench
@@ -120,7 +120,7 @@ def test_bench_full_year_backfill_local_vs_cluster(tmp_path_factory):
     try:
         cluster.up()
         states = [
-            BenchState("local[2]", isolated_env(tmp_path_factory.mktemp("local"))),
+            BenchState("local[2]", isolated_env(tmp_path_factory.mktemp("local"), **CODEGEN_ENV)),
             BenchState("cluster + S3", cluster.env),
         ]
         warm_up = [s.backfill() for s in states]

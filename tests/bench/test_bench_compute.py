@@ -108,6 +108,7 @@ def compute_alone(spark, view, keys, interval: Interval) -> None:
         stored.unpersist()
 
 
+@pytest.mark.usefixtures("codegen")
 def test_bench_window_features_full_year(spark, settings):
     from features.flights.ingest import ingest
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.bench.test_bench_nightly import task_seconds
-from tests.conftest import isolated_env, run_cli
+from tests.conftest import CODEGEN_ENV, isolated_env, run_cli
 
 pytestmark = pytest.mark.bench
 
@@ -52,9 +52,9 @@ class HistoryState:
         for step in (["ingest"], ["compute"]):
             started = time.monotonic()
             run_cli(self.state, *step, "--start", str(first), "--end", str(DAY - dt.timedelta(days=1)),
-                    timeout=4 * 3600, FEATURELAKE__INGEST__SOURCE_DIR=str(history))  # fmt: skip
+                    timeout=4 * 3600, FEATURELAKE__INGEST__SOURCE_DIR=str(history), **CODEGEN_ENV)  # fmt: skip
             self.build_s[step[0]] = round(time.monotonic() - started, 1)
-        self.env = isolated_env(self.state, FEATURELAKE__INGEST__SOURCE_DIR=str(day_source))
+        self.env = isolated_env(self.state, FEATURELAKE__INGEST__SOURCE_DIR=str(day_source), **CODEGEN_ENV)
         self.settings = load_settings(environ=self.env)
 
     def nightly(self) -> dict:

@@ -175,6 +175,7 @@ def write_floor(repo, cfg, keys_per_view: dict[str, int]) -> float:
     return t / 2
 
 
+@pytest.mark.usefixtures("codegen")
 def test_bench_online(spark, tmp_path):
     spark.sparkContext.pythonExec = sys.executable
     info = {"machine": machine(), "command": COMMAND, "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}

@@ -34,10 +34,11 @@ FEATURES = [f"f{i}" for i in range(5)]
 
 @pytest.mark.bench
 def test_bench_pit(tmp_path):
-    from tests.conftest import isolated_env
+    from tests.conftest import CODEGEN_ENV, isolated_env
 
     env = isolated_env(
         tmp_path / "state",
+        **CODEGEN_ENV,
         **{
             "FEATURELAKE__SPARK__MASTER": "local[2]",
             "FEATURELAKE__SPARK__SHUFFLE_PARTITIONS": str(SHUFFLE_PARTITIONS),

@@ -134,9 +134,10 @@ def test_bench_pit_peers(tmp_path):
 
 
 def run_all(tmp: Path) -> dict:
-    from tests.conftest import isolated_env
+    from tests.conftest import CODEGEN_ENV, isolated_env
 
-    env = isolated_env(tmp / "state", **{"FEATURELAKE__SPARK__" + _env_key(k): v for k, v in SPARK_CONF.items()})
+    spark_conf = {"FEATURELAKE__SPARK__" + _env_key(k): v for k, v in SPARK_CONF.items()}
+    env = isolated_env(tmp / "state", **CODEGEN_ENV, **spark_conf)
     env["PYTHONPATH"] = str(ROOT)  # the children import this module's workload from tests.bench
     data, outs = tmp / "data", tmp / "out"
     outs.mkdir(parents=True)

@@ -42,7 +42,7 @@ from pathlib import Path
 import pytest
 
 from tests.bench.test_bench_online import machine
-from tests.conftest import REPO_ROOT, isolated_env, metastore_database
+from tests.conftest import CODEGEN_ENV, REPO_ROOT, isolated_env, metastore_database
 from tests.integration.test_streaming import create_topic, kafka  # noqa: F401  (the module's broker)
 
 pytestmark = pytest.mark.bench
@@ -198,7 +198,7 @@ def run_engine(kafka: str, spark, postgres, root: Path, pythonpath: str | None) 
     create_topic(kafka, topic, 2)
     load = os.getloadavg()
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    env = {"FEATURELAKE__STREAMING__BOOTSTRAP_SERVERS": kafka, "FEATURELAKE__STREAMING__TRIGGER_S": "1"}
+    env = {**CODEGEN_ENV, "FEATURELAKE__STREAMING__BOOTSTRAP_SERVERS": kafka, "FEATURELAKE__STREAMING__TRIGGER_S": "1"}
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
     checkpoint = state / "warehouse" / "_streams" / source

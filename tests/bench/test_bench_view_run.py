@@ -12,9 +12,12 @@ Results: bench/results/view_run.{json,md}.
       .venv/bin/python -m pytest -m bench -s tests/bench/test_bench_view_run.py
 
 BENCH_VIEW_RUN_PAIRS (default 2), BENCH_VIEW_RUN_REPS (timed runs per view and driver, default 3).
-BENCH_VIEW_RUN_BASELINE_JAVA_OPTIONS: JVM options of the baseline's driver (JDK_JAVA_OPTIONS, on top of the
-configured ones); with BENCH_VIEW_RUN_BASELINE_SRC=$PWD/src it compares JVM settings of the same engine, e.g.
-``-XX:TieredStopAtLevel=1``.
+BENCH_VIEW_RUN_BASELINE_ENV: a JSON object of environment variables of the baseline's driver; with
+BENCH_VIEW_RUN_BASELINE_SRC=$PWD/src it compares settings of the same engine, e.g. Spark's code generation (the
+ci configuration turns it off) or JVM options:
+
+    BENCH_VIEW_RUN_BASELINE_SRC=$PWD/src BENCH_VIEW_RUN_BASELINE_ENV='{"FEATURELAKE__SPARK__CODEGEN": "true"}' ...
+    BENCH_VIEW_RUN_BASELINE_ENV='{"JDK_JAVA_OPTIONS": "-XX:TieredStopAtLevel=1"}' ...
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ DAY = dt.date(2013, 1, 7)
 PAIRS = int(os.environ.get("BENCH_VIEW_RUN_PAIRS", "2"))
 REPS = int(os.environ.get("BENCH_VIEW_RUN_REPS", "3"))
 BASELINE_SRC = os.environ.get("BENCH_VIEW_RUN_BASELINE_SRC")
-BASELINE_JAVA_OPTIONS = os.environ.get("BENCH_VIEW_RUN_BASELINE_JAVA_OPTIONS")
+BASELINE_ENV: dict[str, str] = json.loads(os.environ.get("BENCH_VIEW_RUN_BASELINE_ENV", "{}"))
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RESULTS = REPO_ROOT / "bench" / "results"
 COMMAND = ".venv/bin/python -m pytest -m bench -s tests/bench/test_bench_view_run.py"
@@ -91,9 +94,7 @@ def test_bench_view_run(tmp_path_factory, postgres):
     run_cli(state, "compute", "--start", "2013-01-01", "--end", str(DAY - dt.timedelta(days=1)))
     engines: dict[str, dict[str, str]] = {"current": {}}
     if BASELINE_SRC:
-        engines["baseline"] = {"PYTHONPATH": BASELINE_SRC}
-        if BASELINE_JAVA_OPTIONS:
-            engines["baseline"]["JDK_JAVA_OPTIONS"] = BASELINE_JAVA_OPTIONS
+        engines["baseline"] = {"PYTHONPATH": BASELINE_SRC, **BASELINE_ENV}
     pairs = []
     for i in range(PAIRS):
         order = list(engines) if i % 2 == 0 else list(engines)[::-1]
@@ -108,8 +109,7 @@ def test_bench_view_run(tmp_path_factory, postgres):
         "machine": {"platform": platform.platform(), "python": sys.version.split()[0], "cpu_count": os.cpu_count()},
         "day": str(DAY),
         "reps": REPS,
-        "baseline_src": BASELINE_SRC,
-        "baseline_java_options": BASELINE_JAVA_OPTIONS,
+        "engines": engines,
         "pairs": pairs,
         "median_s": median,
     }

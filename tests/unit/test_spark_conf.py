@@ -56,6 +56,17 @@ def test_spark_ui_setting_turns_on_the_ui_and_an_event_log_under_the_state_folde
     assert conf["spark.eventLog.dir"] == (settings.state_path / "spark-events").as_uri()
 
 
+def test_codegen_setting_turns_spark_code_generation_off_in_the_session(spark, settings):
+    from featurelake.spark import INTERPRETED
+
+    assert settings.spark.codegen is False  # conf/ci.yaml
+    with_codegen = settings.model_copy(update={"spark": settings.spark.model_copy(update={"codegen": True})})
+    assert not set(INTERPRETED) & set(spark_conf(with_codegen))  # Spark's defaults: whole-stage code generation on
+    assert {k: spark.conf.get(k) for k in INTERPRETED} == INTERPRETED
+    plan = spark.range(10).selectExpr("id * 2 AS x").where("x > 4")._jdf.queryExecution().executedPlan().toString()
+    assert "WholeStageCodegen" not in plan and "*(" not in plan, plan
+
+
 def test_session_is_utc_with_databases(spark, settings):
     assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
     dbs = {r[0] for r in spark.sql("SHOW DATABASES").collect()}
