@@ -22,12 +22,13 @@ pytestmark = pytest.mark.integration
 # A driver of its own that prints, per table of the given databases, its Delta versions and the rows of each.
 SNAPSHOT = """
 import json, sys
+from featurelake.monitoring.summary import catalog_tables
 from featurelake.spark import get_spark
 spark = get_spark()
 out = {}
 for db in sys.argv[1:]:
-    for t in spark.catalog.listTables(db):
-        name = f"{db}.{t.name}"
+    for table, _ in catalog_tables(spark, db):
+        name = f"{db}.{table}"
         versions = sorted(r[0] for r in spark.sql(f"DESCRIBE HISTORY {name}").select("version").collect())
         out[name] = {v: spark.sql(f"SELECT count(*) FROM {name} VERSION AS OF {v}").first()[0] for v in versions}
 print(json.dumps(out))

@@ -67,6 +67,21 @@ def test_codegen_setting_turns_spark_code_generation_off_in_the_session(spark, s
     assert "WholeStageCodegen" not in plan and "*(" not in plan, plan
 
 
+def test_catalog_tables_lists_tables_and_views_in_the_interpreted_session(spark):
+    from featurelake.monitoring.summary import catalog_tables
+
+    spark.sql("DROP DATABASE IF EXISTS t_catalog CASCADE")
+    spark.sql("CREATE DATABASE t_catalog")
+    spark.range(2).write.format("delta").saveAsTable("t_catalog.b_table")
+    spark.sql("CREATE VIEW t_catalog.a_view AS SELECT id FROM t_catalog.b_table")
+    spark.range(1).createOrReplaceTempView("c_temporary")
+    try:
+        assert catalog_tables(spark, "t_catalog") == [("a_view", True), ("b_table", False)]
+    finally:
+        spark.catalog.dropTempView("c_temporary")
+        spark.sql("DROP DATABASE t_catalog CASCADE")
+
+
 def test_session_is_utc_with_databases(spark, settings):
     assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
     dbs = {r[0] for r in spark.sql("SHOW DATABASES").collect()}

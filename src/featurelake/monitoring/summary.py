@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from featurelake.runs import RUNS_TABLE
-from featurelake.tables import latest_commit, single_row, table_exists
+from featurelake.tables import check_identifier, latest_commit, single_row, table_exists
 from featurelake.validation.results import RESULTS_TABLE
 
 if TYPE_CHECKING:
@@ -59,21 +59,27 @@ class TableSummary:
     last_write: dt.datetime | None
 
 
+def catalog_tables(spark: SparkSession, database: str) -> list[tuple[str, bool]]:
+    """The tables and views of ``database`` in the catalog, sorted, each with whether it is a view (temporary views
+    left out). SHOW TABLES rather than ``spark.catalog.listTables``, which fails with Spark's code generation off
+    (``spark.codegen: false``): Spark 4.2 cannot build its ``Table`` objects interpreted."""
+    check_identifier(database, "database")
+    views = {r["viewName"] for r in spark.sql(f"SHOW VIEWS IN `{database}`").collect()}
+    names = sorted(r["tableName"] for r in spark.sql(f"SHOW TABLES IN `{database}`").collect() if not r["isTemporary"])
+    return [(name, name in views) for name in names]
+
+
 def table_summaries(spark: SparkSession, databases: list[str]) -> list[TableSummary]:
     out = []
     for db in databases:
         if not spark.catalog.databaseExists(db):
             continue
-        for t in sorted(spark.catalog.listTables(db), key=lambda t: t.name):
-            name = f"{db}.{t.name}"
-            rows = single_row(spark.sql(f"SELECT count(*) FROM `{db}`.`{t.name}`"))[0]
-            is_delta = (
-                single_row(spark.sql(f"DESCRIBE DETAIL `{db}`.`{t.name}`"))["format"] == "delta"
-                if t.tableType != "VIEW"
-                else False
-            )
+        for table, is_view in catalog_tables(spark, db):
+            name = f"{db}.{table}"
+            rows = single_row(spark.sql(f"SELECT count(*) FROM `{db}`.`{table}`"))[0]
+            is_delta = not is_view and single_row(spark.sql(f"DESCRIBE DETAIL `{db}`.`{table}`"))["format"] == "delta"
             commit = latest_commit(spark, name) if is_delta else None
             out.append(
-                TableSummary(db, t.name, commit.version if commit else None, rows, commit.timestamp if commit else None)
+                TableSummary(db, table, commit.version if commit else None, rows, commit.timestamp if commit else None)
             )
     return out
