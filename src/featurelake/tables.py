@@ -46,6 +46,16 @@ def table_exists(spark: SparkSession, name: str) -> bool:
     return spark.catalog.tableExists(name)
 
 
+def catalog_tables(spark: SparkSession, database: str) -> list[tuple[str, bool]]:
+    """The tables and views of ``database`` in the catalog, sorted, each with whether it is a view (temporary views
+    left out). SHOW TABLES rather than ``spark.catalog.listTables``, which fails with Spark's code generation off
+    (``spark.codegen: false``): Spark 4.2 cannot build its ``Table`` objects interpreted."""
+    check_identifier(database, "database")
+    views = {r["viewName"] for r in spark.sql(f"SHOW VIEWS IN `{database}`").collect()}
+    names = sorted(r["tableName"] for r in spark.sql(f"SHOW TABLES IN `{database}`").collect() if not r["isTemporary"])
+    return [(name, name in views) for name in names]
+
+
 @dataclass(frozen=True)
 class Commit:
     table: str

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 # A driver of its own that prints, per table of the given databases, its Delta versions and the rows of each.
 SNAPSHOT = """
 import json, sys
-from featurelake.monitoring.summary import catalog_tables
+from featurelake.tables import catalog_tables
 from featurelake.spark import get_spark
 spark = get_spark()
 out = {}

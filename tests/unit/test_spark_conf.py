@@ -68,7 +68,7 @@ def test_codegen_setting_turns_spark_code_generation_off_in_the_session(spark, s
 
 
 def test_catalog_tables_lists_tables_and_views_in_the_interpreted_session(spark):
-    from featurelake.monitoring.summary import catalog_tables
+    from featurelake.tables import catalog_tables
 
     spark.sql("DROP DATABASE IF EXISTS t_catalog CASCADE")
     spark.sql("CREATE DATABASE t_catalog")

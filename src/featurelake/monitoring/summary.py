@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from featurelake.runs import RUNS_TABLE
-from featurelake.tables import check_identifier, latest_commit, single_row, table_exists
+from featurelake.tables import catalog_tables, latest_commit, single_row, table_exists
 from featurelake.validation.results import RESULTS_TABLE
 
 if TYPE_CHECKING:
@@ -57,16 +57,6 @@ class TableSummary:
     version: int | None
     rows: int
     last_write: dt.datetime | None
-
-
-def catalog_tables(spark: SparkSession, database: str) -> list[tuple[str, bool]]:
-    """The tables and views of ``database`` in the catalog, sorted, each with whether it is a view (temporary views
-    left out). SHOW TABLES rather than ``spark.catalog.listTables``, which fails with Spark's code generation off
-    (``spark.codegen: false``): Spark 4.2 cannot build its ``Table`` objects interpreted."""
-    check_identifier(database, "database")
-    views = {r["viewName"] for r in spark.sql(f"SHOW VIEWS IN `{database}`").collect()}
-    names = sorted(r["tableName"] for r in spark.sql(f"SHOW TABLES IN `{database}`").collect() if not r["isTemporary"])
-    return [(name, name in views) for name in names]
 
 
 def table_summaries(spark: SparkSession, databases: list[str]) -> list[TableSummary]:
