@@ -7,6 +7,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STATE := .state
 JARS := $(STATE)/jars
+# A test of `make test` running longer than this (its fixtures' setup included) fails with every thread's stack
+# (pytest-timeout) instead of hanging the suite; the longest, the DAG runs' shared setup, takes about 11 minutes.
+TEST_TIMEOUT_S := 1800
 # Debian packages the pipeline and tests need (installed only when missing); the JDK compiles src/java.
 DEB_PACKAGES := openjdk-17-jdk-headless maven redis-server postgresql
 MVN_EXCLUDED_GROUPS := org.scala-lang,com.fasterxml.jackson.core,io.netty,org.apache.httpcomponents,commons-codec,org.apache.logging.log4j,org.apache.parquet,org.slf4j,org.xerial.snappy,com.github.luben,org.roaringbitmap,io.airlift,commons-pool,commons-logging,org.locationtech.jts,com.google.code.findbugs
@@ -106,13 +109,13 @@ history: setup ## Spark's history server on the event logs of `featurelake --spa
 	  $(BIN)/spark-class org.apache.spark.deploy.history.HistoryServer
 
 test: setup ## the whole test suite (unit + DAG integrity + integration): what CI runs (on a PostgreSQL of its own)
-	$(BIN)/python -m pytest -m "not bench and not cluster" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not bench and not cluster" --timeout=$(TEST_TIMEOUT_S) $(PYTEST_ARGS)
 
 test-cluster: setup ## the cluster topology end to end (make up, the nightly on the Spark cluster with every table on S3, make down): about 35 minutes
 	$(BIN)/python -m pytest -m cluster $(PYTEST_ARGS)
 
 test-fast: setup ## unit tests and DAG integrity checks but those marked slow (under 2 minutes)
-	$(BIN)/python -m pytest tests/unit tests/dags -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/unit tests/dags -m "not slow" --timeout=$(TEST_TIMEOUT_S) $(PYTEST_ARGS)
 
 lint: setup ## ruff and mypy
 	$(BIN)/ruff check src jobs dags tests features examples

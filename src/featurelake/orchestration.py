@@ -28,6 +28,7 @@ from featurelake.errors import FeaturelakeError, InputError
 from featurelake.runs import Interval
 
 PARAM_DATE_SCHEMA: dict[str, Any] = {"type": ["null", "string"], "format": "date"}
+EXIT_GRACE_S = 60  # how long ``airflow dags test`` may take to exit after its DAG run ended
 
 
 class AirflowRunFailed(FeaturelakeError):
@@ -138,6 +139,7 @@ def run_dag_test(
     not running.
     """
     from featurelake.services.airflow import airflow_bin, airflow_env, api_server, ensure_metadata
+    from featurelake.services.process import end_group
 
     api_server(settings, environ).require(settings)
     ensure_metadata(settings, environ)
@@ -150,10 +152,19 @@ def run_dag_test(
     metadata = _Metadata(settings, dag_id)
     tasks = _TaskSteps(Path(env["AIRFLOW_HOME"]) / "logs" / f"dag_id={dag_id}")
     with log.open("w") as sink:
-        proc = subprocess.Popen(cmd, env=env, cwd=settings.root, stdout=sink, stderr=subprocess.STDOUT)
-        while proc.poll() is None:
-            tasks.update(metadata.task_instances())
-            time.sleep(1)
+        proc = subprocess.Popen(
+            cmd, env=env, cwd=settings.root, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            stopped = _follow(proc, metadata, tasks)
+        finally:
+            if proc.poll() is None:  # interrupted, or Airflow did not exit after the run ended
+                end_group(proc)
+        if stopped:
+            sink.write(
+                f"featurelake: airflow dags test had not exited {EXIT_GRACE_S} s after the DAG run ended "
+                "(LocalExecutor's shutdown waiting on a worker): stopped it\n"
+            )
     final = metadata.task_instances()
     tasks.update(final)
     with log.open("a") as sink:  # each task's own output after Airflow's, in the order they started
@@ -162,10 +173,25 @@ def run_dag_test(
                 sink.write(f"=== task {task} try {attempt}/{attempts} ({state}: {started} .. {ended})\n")
                 sink.writelines(f"{line}\n" for line in tasks.output(run_id, task, attempt))
     output = log.read_text()
-    if proc.returncode != 0 or metadata.run_state() != "success":
+    if (proc.returncode != 0 and not stopped) or metadata.run_state() != "success":
         why = tasks.failure or f":\n{output[-4000:]}"
         raise AirflowRunFailed(f"DAG {dag_id} run after {run_after.isoformat()} failed{why}\nfull log: {log}")
     return output
+
+
+def _follow(proc: subprocess.Popen, metadata: _Metadata, tasks: _TaskSteps) -> bool:
+    """Report the run's task attempts until ``airflow dags test`` exits; True when it had not exited
+    ``EXIT_GRACE_S`` after the run ended (Airflow's LocalExecutor can wait forever on a worker at shutdown) and
+    is to be stopped."""
+    ended_at = None
+    while proc.poll() is None:
+        tasks.update(metadata.task_instances())
+        if ended_at is None and metadata.run_state() in {"success", "failed"}:
+            ended_at = time.monotonic()
+        if ended_at is not None and time.monotonic() - ended_at > EXIT_GRACE_S:
+            return True
+        time.sleep(1)
+    return False
 
 
 class _Metadata:

@@ -3,8 +3,12 @@ running, up only on the address it was started with, stopped by its recorded pid
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import sys
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -72,3 +76,37 @@ def test_s3_server_down_says_how_to_start_it_and_needs_setup(tmp_path, monkeypat
     pair = credentials(settings)  # generated once for the state folder, readable by its owner only
     assert pair == credentials(settings) and len(pair[1]) >= 32
     assert (tmp_path / "s3-credentials").stat().st_mode & 0o077 == 0
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, exited but not reaped by its parent, counts as ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def test_end_group_stops_a_child_that_ignores_sigterm_and_the_process_it_started(tmp_path):
+    from featurelake.services.process import end_group
+
+    grandchild_pid = tmp_path / "grandchild.pid"
+    script = (
+        "import signal, subprocess, sys, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "sleeper = subprocess.Popen(['sleep', '600'])\n"
+        f"open({str(grandchild_pid)!r}, 'w').write(str(sleeper.pid))\n"
+        "time.sleep(600)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+    deadline = time.monotonic() + 30
+    while not grandchild_pid.is_file() or not grandchild_pid.read_text():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    sleeper = int(grandchild_pid.read_text())
+    assert _alive(proc.pid) and _alive(sleeper)
+    end_group(proc, timeout_s=1)
+    assert proc.returncode == -signal.SIGKILL  # SIGTERM was ignored: SIGKILL after the timeout
+    deadline = time.monotonic() + 10
+    while _alive(sleeper) and time.monotonic() < deadline:  # init reaps the orphan
+        time.sleep(0.05)
+    assert not _alive(sleeper)

@@ -4,6 +4,7 @@ Spark's servers (spark_server.py) and Airflow's (airflow.py) are kinds of it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -16,6 +17,21 @@ from featurelake.errors import ServiceDown
 from featurelake.services.postgres import HOST, port_open
 
 STOP_TIMEOUT_S = 60
+
+
+def end_group(proc: subprocess.Popen, timeout_s: float = STOP_TIMEOUT_S) -> None:
+    """Stop a child started with ``start_new_session=True`` and the processes of its group: SIGTERM, SIGKILL to
+    what is left after ``timeout_s``; waits for the child."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        pass
+    except ProcessLookupError:
+        return
+    with contextlib.suppress(ProcessLookupError):  # the group outlives its leader while any member lives
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def _cmdline(pid: int) -> str:
