@@ -43,7 +43,11 @@ def test_env_file_overrides_base_and_environment_overrides_both(conf_root):
     )
     assert s.spark.master == "local[2]"  # from ci.yaml
     assert s.spark.shuffle_partitions == 3  # from the environment, parsed as an int
-    assert s.spark.conf == {"spark.executor.memory": "2g", "spark.driver.defaultJavaOptions": "-Xss4m"}
+    assert s.spark.conf == {  # the environment's entries beside ci.yaml's
+        "spark.databricks.delta.snapshotPartitions": 1,
+        "spark.executor.memory": "2g",
+        "spark.driver.defaultJavaOptions": "-Xss4m",
+    }
 
 
 def test_prod_example_validates(conf_root):
