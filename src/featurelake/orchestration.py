@@ -136,7 +136,8 @@ def run_dag_test(
     ``dag_log(settings, dag_id)``; each task attempt is reported as a progress step (featurelake.progress) as
     Airflow's metadata database shows it start and end. Returns the output; raises ``AirflowRunFailed`` when the
     run did not succeed, with the failed tasks' last lines of output, and ``ServiceDown`` when the API server is
-    not running.
+    not running. A ``dags test`` still running ``EXIT_GRACE_S`` after its run ended is stopped (``_follow``), as is
+    one this call is interrupted in, with its tasks.
     """
     from featurelake.services.airflow import airflow_bin, airflow_env, api_server, ensure_metadata
     from featurelake.services.process import end_group
