@@ -10,6 +10,7 @@ import signal
 import subprocess
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 
 from featurelake.config import Settings
@@ -19,16 +20,24 @@ from featurelake.services.postgres import HOST, port_open
 STOP_TIMEOUT_S = 60
 
 
-def end_group(proc: subprocess.Popen, timeout_s: float = STOP_TIMEOUT_S) -> None:
-    """Stop a child started with ``start_new_session=True`` and the processes of its group: SIGTERM, SIGKILL to
-    what is left after ``timeout_s``; waits for the child."""
+def _stop_group(pid: int, running: Callable[[], bool], timeout_s: float = STOP_TIMEOUT_S) -> None:
+    """SIGTERM to the process group ``pid`` leads, SIGKILL to the group while ``running()`` after ``timeout_s``."""
     try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout_s)
-    except subprocess.TimeoutExpired:
-        pass
+        os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
         return
+    deadline = time.monotonic() + timeout_s
+    while running():
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        time.sleep(0.2)
+
+
+def end_group(proc: subprocess.Popen, timeout_s: float = STOP_TIMEOUT_S) -> None:
+    """Stop a child started with ``start_new_session=True`` and the processes of its group (``_stop_group``, then
+    SIGKILL to what outlives the child); waits for the child."""
+    _stop_group(proc.pid, lambda: proc.poll() is None, timeout_s)
     with contextlib.suppress(ProcessLookupError):  # the group outlives its leader while any member lives
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -158,13 +167,5 @@ class Daemon(ABC):
         return pid
 
     def _end(self, pid: int) -> None:
-        """SIGTERM to the process group the service leads (its own workers too), SIGKILL after STOP_TIMEOUT_S."""
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        while self.marker in _cmdline(pid):
-            if time.monotonic() > deadline:
-                os.killpg(pid, signal.SIGKILL)
-            time.sleep(0.2)
+        """Stop the process group the service leads (its own workers too): ``_stop_group`` while its command runs."""
+        _stop_group(pid, lambda: self.marker in _cmdline(pid))
