@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 from featurelake.errors import InputError
-from featurelake.tables import Commit, append_rows
+from featurelake.tables import Commit, append_rows, holding_records
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -140,21 +140,20 @@ def recorded_run(
     spark: SparkSession, job: str, targets: list[str], interval: Interval | None, run_id: str | None = None
 ) -> Iterator[Run]:
     """Time a run of ``job`` and record it in ``monitoring.runs``: the block's records when it succeeds; each
-    of ``targets`` as ``failed`` (the error as message) when it raises, then re-raise. A failure to record a
-    failure is noted on the error, never raised instead of it."""
+    of ``targets`` as ``failed`` (the error as message) when it raises, then re-raise. The run's other records
+    (validation results, statistics) are held and written with its run records at its end (``holding_records``:
+    one commit per table); a failure to record a failure is noted on the error, never raised instead of it."""
     run = Run(run_id or uuid.uuid4().hex, job, interval)
-    try:
-        yield run
-    except Exception as exc:
-        run.records = []  # a failed run is recorded by its targets alone
-        for target in targets:
-            run.record(target, "failed", f"{type(exc).__name__}: {exc}"[:MESSAGE_CHARS])
+    with holding_records(spark):
         try:
+            yield run
+        except Exception as exc:
+            run.records = []  # a failed run is recorded by its targets alone
+            for target in targets:
+                run.record(target, "failed", f"{type(exc).__name__}: {exc}"[:MESSAGE_CHARS])
             record_runs(spark, run.records)
-        except Exception as not_recorded:  # noqa: BLE001 - the run's own error is the one to raise
-            exc.add_note(f"(the failure could not be recorded in {RUNS_TABLE}: {not_recorded})")
-        raise
-    record_runs(spark, run.records)
+            raise
+        record_runs(spark, run.records)
 
 
 def run_all(fn: Callable[[T], R], items: Sequence[T], *, label: Callable[[T], str], workers: int = 1) -> list[R]:

@@ -1,6 +1,10 @@
-"""Record tables (run records, validation results, statistics, manifests): one file per append, compacted."""
+"""Record tables (run records, validation results, statistics, manifests): one file per append, compacted; a
+run's records held and written together at its end."""
 
 from __future__ import annotations
+
+import threading
+from contextvars import copy_context
 
 import pytest
 
@@ -28,4 +32,49 @@ def test_an_append_writes_one_file_and_small_files_are_compacted_as_appends_pile
     assert "OPTIMIZE" in operations
     assert spark.sql(f"DESCRIBE DETAIL {name}").first()["numFiles"] < len(rows) - 2  # 7 appends, fewer files
     assert sorted(tuple(r) for r in spark.table(name).collect()) == rows
+    spark.sql(f"DROP TABLE {name}")
+
+
+def _versions(spark, name: str) -> int:
+    return len(spark.sql(f"DESCRIBE HISTORY {name}").collect())
+
+
+def test_held_records_land_at_the_end_of_the_block_in_one_commit_per_table(spark):
+    from featurelake.tables import holding_records, table_exists
+
+    first, second, direct = "monitoring.held_probe_a", "monitoring.held_probe_b", "monitoring.held_probe_direct"
+    for name in (first, second, direct):
+        spark.sql(f"DROP TABLE IF EXISTS {name}")
+    with holding_records(spark):
+        append_rows(spark, first, [(1, "a"), (2, "b")], SCHEMA)
+        with holding_records(spark):  # an inner block adds to the outer one's commit
+            append_rows(spark, first, [(3, "c")], SCHEMA)
+        # a thread in a copy of this context holds its rows too; a thread in a fresh context appends at once
+        held = threading.Thread(target=copy_context().run, args=(append_rows, spark, second, [(4, "d")], SCHEMA))
+        at_once = threading.Thread(target=append_rows, args=(spark, direct, [(5, "e")], SCHEMA))
+        for thread in (held, at_once):
+            thread.start()
+            thread.join()
+        assert not table_exists(spark, first) and not table_exists(spark, second)
+        assert table_exists(spark, direct)
+    assert sorted(tuple(r) for r in spark.table(first).collect()) == [(1, "a"), (2, "b"), (3, "c")]
+    assert [tuple(r) for r in spark.table(second).collect()] == [(4, "d")]
+    assert _versions(spark, first) == 1 and _versions(spark, second) == 1
+    for name in (first, second, direct):
+        spark.sql(f"DROP TABLE {name}")
+
+
+def test_held_records_are_written_when_the_block_raises_and_a_failed_write_is_noted_on_its_error(spark):
+    from featurelake.tables import holding_records, table_exists
+
+    name, broken = "monitoring.held_probe_failed", "monitoring.held_probe_broken"
+    for table in (name, broken):
+        spark.sql(f"DROP TABLE IF EXISTS {table}")
+    with pytest.raises(ValueError, match="the run failed") as raised, holding_records(spark):
+        append_rows(spark, name, [(1, "recorded anyway")], SCHEMA)
+        append_rows(spark, broken, [("not a number", "x")], SCHEMA)
+        raise ValueError("the run failed")
+    assert [tuple(r) for r in spark.table(name).collect()] == [(1, "recorded anyway")]
+    assert [n for n in raised.value.__notes__ if n.startswith("(its records could not be written")]
+    assert not table_exists(spark, broken)
     spark.sql(f"DROP TABLE {name}")

@@ -4,6 +4,7 @@ statistics into the view's offline table (``publish_validated``), with the table
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextvars import copy_context
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -139,11 +140,12 @@ def publish_validated(
             commit = write_interval(
                 audited, table, date_column=date_column, start=replace.start, end=replace.end, properties=props
             )
-        # the statistics of the published rows (read from the audited version) are computed and recorded while
-        # the gate records its outcome
+        # the statistics of the published rows (read from the audited version) are computed while the gate
+        # records its outcome, in this context (their rows join a run's held records: ``holding_records``)
         published = interval_rows(audited, view, interval, date_column=date_column)
         statistics.append(
             pool.submit(
+                copy_context().run,
                 record_write_stats,
                 spark,
                 view,
