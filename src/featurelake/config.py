@@ -234,6 +234,8 @@ class ValidationSettings(_Section):
     raw_policy: Literal["strict", "warn"] = "strict"
     sample_rows: int = Field(5, ge=0, le=100)
     data_docs: bool = True
+    # Newest validation results (and Data Docs pages) GE keeps per suite; every outcome stays in Delta.
+    gx_results_kept: int = Field(30, ge=1)
 
     @field_validator("freshness_slack")
     @classmethod

@@ -294,3 +294,38 @@ def test_outcomes_say_what_was_expected_and_observed():
         sample_rows=5,
     )
     assert passed.success and passed.observed == "1,234 rows" and passed.expected == "row count >= 10"
+
+
+def test_ge_keeps_the_newest_results_of_a_suite_and_data_docs_drop_the_pages_of_the_others(tmp_path):
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+    import pandas as pd
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    from featurelake.validation.gate import prune_results
+
+    context = gx.get_context(mode="file", project_root_dir=str(tmp_path))
+    batch = context.data_sources.add_pandas("p").add_dataframe_asset("a").add_batch_definition_whole_dataframe("all")
+    for name in ("pruned", "other"):
+        suite = context.suites.add(gx.ExpectationSuite(name, [gxe.ExpectColumnValuesToNotBeNull(column="x")]))
+        definition = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
+        for day in (3, 1, 4, 2):  # stored out of time order
+            run_id = RunIdentifier(run_name=f"day{day}", run_time=dt.datetime(2013, 1, day, tzinfo=dt.UTC))
+            definition.run(batch_parameters={"dataframe": pd.DataFrame({"x": [day]})}, run_id=run_id)
+    context.build_data_docs()
+
+    def stored(suite: str) -> list[str]:
+        keys = context.validation_results_store.list_keys()
+        return sorted(k.run_id.run_name for k in keys if k.expectation_suite_identifier.name == suite)
+
+    def pages(suite: str) -> list[str]:
+        site = tmp_path / "gx" / "uncommitted" / "data_docs" / "local_site" / "validations" / suite
+        return sorted(p.relative_to(site).parts[0] for p in site.rglob("*.html"))
+
+    assert stored("pruned") == pages("pruned") == ["day1", "day2", "day3", "day4"]
+    prune_results(context, "pruned", 2)
+    context.build_data_docs()
+    assert stored("pruned") == pages("pruned") == ["day3", "day4"]
+    folders = tmp_path / "gx" / "uncommitted" / "validations" / "pruned"
+    assert sorted(p.name for p in folders.iterdir()) == ["day3", "day4"]  # no empty folders left to list
+    assert stored("other") == pages("other") == ["day1", "day2", "day3", "day4"]

@@ -21,6 +21,7 @@ import atexit
 import datetime as dt
 import fcntl
 import importlib
+import os
 import shutil
 import tempfile
 import threading
@@ -299,6 +300,7 @@ def run_suite(
             if (raw.get("expectation_config") or {}).get("type") == ROW_COUNT:
                 observed = (raw.get("result") or {}).get("observed_value")
                 rows = int(observed) if isinstance(observed, int) else None
+        prune_results(context, suite.name, cfg.gx_results_kept)
         docs = None
         if cfg.data_docs:
             context.build_data_docs(resource_identifiers=[identifier, ExpectationSuiteIdentifier(name=suite.name)])
@@ -307,6 +309,21 @@ def run_suite(
         if artifacts_root(settings).remote:
             docs = _publish_artifacts(settings, docs)
     return outcomes, rows, docs
+
+
+def prune_results(context: AbstractDataContext, suite: str, keep: int) -> None:
+    """Remove all but the newest ``keep`` validation results of ``suite`` from GE's store (the next Data Docs build
+    drops their pages), and the store's empty folders: GE's removal leaves a result's folders behind (GE 1.24's
+    ``rrmdir`` never sees a folder as empty). GE's Data Docs index lists the store and reads every result on each
+    build: unbounded, a gate would slow down with every night of history (bench/results/data_docs.md)."""
+    store = context.validation_results_store
+    results = [key for key in store.list_keys() if key.expectation_suite_identifier.name == suite]
+    for key in sorted(results, key=lambda key: key.run_id.run_time)[:-keep]:
+        store.remove_key(key)
+    base = store.store_backend.full_base_directory
+    for folder, _, _ in os.walk(base, topdown=False):
+        if folder != base and not os.listdir(folder):
+            os.rmdir(folder)
 
 
 def resolve_target(settings: Settings, name: str, repo: Repo | None = None) -> Target:
