@@ -316,11 +316,16 @@ def prune_results(context: AbstractDataContext, suite: str, keep: int) -> None:
     drops their pages), and the store's empty folders: GE's removal leaves a result's folders behind (GE 1.24's
     ``rrmdir`` never sees a folder as empty). GE's Data Docs index lists the store and reads every result on each
     build: unbounded, a gate would slow down with every night of history (bench/results/data_docs.md)."""
+    from great_expectations.data_context.store.tuple_store_backend import TupleFilesystemStoreBackend
+    from great_expectations.data_context.types.resource_identifiers import ValidationResultIdentifier
+
     store = context.validation_results_store
-    results = [key for key in store.list_keys() if key.expectation_suite_identifier.name == suite]
+    keys = cast(list[ValidationResultIdentifier], store.list_keys())
+    results = [key for key in keys if key.expectation_suite_identifier.name == suite]
     for key in sorted(results, key=lambda key: key.run_id.run_time)[:-keep]:
         store.remove_key(key)
-    base = store.store_backend.full_base_directory
+    backend = cast(TupleFilesystemStoreBackend, store.store_backend)  # featurelake's contexts are file contexts
+    base = backend.full_base_directory
     for folder, _, _ in os.walk(base, topdown=False):
         if folder != base and not os.listdir(folder):
             os.rmdir(folder)
