@@ -9,16 +9,17 @@ until a run succeeds, and the error is re-raised.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from featurelake.errors import InputError
-from featurelake.tables import Commit, append_rows, holding_records
+from featurelake.tables import HOLD_RECORDS, Commit, append_now, append_rows
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -133,6 +134,56 @@ class Run:
     def wrote(self, commit: Commit, message: str | None = None) -> None:
         """Add the record of a successful write: the commit's table, version and rows."""
         self.record(commit.table, "success", message, version=commit.version, rows=commit.rows_written)
+
+
+@dataclass
+class HeldRecords:
+    """Record rows held by ``holding_records``: per table, its schema, ``merge_schema`` and rows."""
+
+    tables: dict[str, tuple[Any, bool, list[Any]]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, name: str, rows: list[Any], schema: Any, merge_schema: bool) -> None:
+        with self.lock:
+            self.tables.setdefault(name, (schema, merge_schema, []))[2].extend(rows)
+
+    def commit(self, spark: SparkSession) -> None:
+        """Append each table's rows in one commit, the tables side by side; the first failure is raised after all."""
+        with self.lock:
+            tables, self.tables = self.tables, {}
+        pending = [name for name, (_, _, rows) in tables.items() if rows]
+
+        def append(name: str) -> None:
+            schema, merge_schema, rows = tables[name]
+            append_now(spark, name, rows, schema, merge_schema)
+
+        run_all(append, pending, label=str, workers=len(pending))
+
+
+@contextmanager
+def holding_records(spark: SparkSession) -> Iterator[None]:
+    """Hold the record appends (``tables.append_rows``) of this block and commit them at its end, also when it
+    raises: one commit per record table instead of one per append, the tables written side by side (a run's
+    validation results, statistics and run record land together). Appends by this thread count, and by threads
+    that run in a copy of its context (``contextvars.copy_context().run``); others append at once. A block inside
+    another adds to the outer one's commit. A failure to commit after the block raised is noted on its error."""
+    if HOLD_RECORDS.get() is not None:
+        yield
+        return
+    held = HeldRecords()
+    token = HOLD_RECORDS.set(held.add)
+    try:
+        yield
+    except Exception as exc:
+        try:
+            held.commit(spark)
+        except Exception as not_committed:  # noqa: BLE001 - the block's own error is the one to raise
+            exc.add_note(f"(its records could not be written: {not_committed})")
+        raise
+    else:
+        held.commit(spark)
+    finally:
+        HOLD_RECORDS.reset(token)
 
 
 @contextmanager

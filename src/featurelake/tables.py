@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import threading
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from featurelake.errors import InputError
@@ -179,78 +176,30 @@ RECORD_TABLE_PROPERTIES = {"delta.autoOptimize.autoCompact": "true"}
 
 def append_rows(spark: SparkSession, name: str, rows: list[Any], schema: Any, *, merge_schema: bool = False) -> None:
     """Append ``rows`` (tuples or dicts) with ``schema`` to the Delta table ``name`` in one commit (one file),
-    creating it with ``RECORD_TABLE_PROPERTIES`` if needed; ``merge_schema`` adds columns the table lacks. Inside
-    ``holding_records`` the rows are held and committed with the block's other records at its end."""
-    held = _HELD.get()
-    if held is None:
-        _append_now(spark, name, rows, schema, merge_schema)
+    creating it with ``RECORD_TABLE_PROPERTIES`` if needed; ``merge_schema`` adds columns the table lacks. While
+    ``HOLD_RECORDS`` is set (``runs.holding_records``) the rows go to it, to be appended later by ``append_now``."""
+    hold = HOLD_RECORDS.get()
+    if hold is None:
+        append_now(spark, name, rows, schema, merge_schema)
     else:
-        held.add(name, rows, schema, merge_schema)
+        hold(name, rows, schema, merge_schema)
 
 
-def _append_now(spark: SparkSession, name: str, rows: list[Any], schema: Any, merge_schema: bool) -> None:
+def append_now(spark: SparkSession, name: str, rows: list[Any], schema: Any, merge_schema: bool) -> None:
+    """``append_rows`` at once, whatever holds the records."""
     writer = spark.createDataFrame(rows, schema).coalesce(1).write.format("delta").mode("append")
     writer = writer.option("mergeSchema", str(merge_schema).lower())
     writer.options(**RECORD_TABLE_PROPERTIES).saveAsTable(name)  # Delta applies `delta.*` options on creation only
 
 
-@dataclass
-class HeldRecords:
-    """Record rows held by ``holding_records``: per table, its schema, ``merge_schema`` and rows."""
-
-    tables: dict[str, tuple[Any, bool, list[Any]]] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add(self, name: str, rows: list[Any], schema: Any, merge_schema: bool) -> None:
-        with self.lock:
-            self.tables.setdefault(name, (schema, merge_schema, []))[2].extend(rows)
-
-    def commit(self, spark: SparkSession) -> None:
-        """Append each table's rows in one commit, the tables side by side; the first failure is raised after all."""
-        with self.lock:
-            tables, self.tables = self.tables, {}
-        pending = {name: held for name, held in tables.items() if held[2]}
-        if not pending:
-            return
-        with ThreadPoolExecutor(len(pending), thread_name_prefix="featurelake-records") as pool:
-            appends = [
-                pool.submit(_append_now, spark, name, rows, schema, merge)
-                for name, (schema, merge, rows) in pending.items()
-            ]
-        for append in appends:
-            append.result()
-
-
-_HELD: ContextVar[HeldRecords | None] = ContextVar("featurelake_held_records", default=None)
-
-
-@contextmanager
-def holding_records(spark: SparkSession) -> Iterator[None]:
-    """Hold the record appends (``append_rows``) of this block and commit them at its end, also when it raises:
-    one commit per record table instead of one per append, the tables written side by side (a run's validation
-    results, statistics and run record land together). Appends by this thread count, and by threads that run in
-    a copy of its context (``contextvars.copy_context().run``); others append at once. A block inside another
-    adds to the outer one's commit. A failure to commit after the block raised is noted on its error."""
-    if _HELD.get() is not None:
-        yield
-        return
-    held = HeldRecords()
-    token = _HELD.set(held)
-    try:
-        yield
-    except Exception as exc:
-        try:
-            held.commit(spark)
-        except Exception as not_committed:  # noqa: BLE001 - the block's own error is the one to raise
-            exc.add_note(f"(its records could not be written: {not_committed})")
-        raise
-    else:
-        held.commit(spark)
-    finally:
-        _HELD.reset(token)
+# Where ``append_rows`` hands its rows (name, rows, schema, merge_schema) instead of appending: set by
+# ``runs.holding_records`` for its block
+HOLD_RECORDS: ContextVar[Callable[[str, list[Any], Any, bool], None] | None] = ContextVar(
+    "featurelake_hold_records", default=None
+)
 
 
 def create_if_missing(spark: SparkSession, name: str, schema: Any) -> None:
     """Create the empty Delta table ``name`` with ``schema`` unless it exists (as a first append would), at once."""
     if not table_exists(spark, name):
-        _append_now(spark, name, [], schema, False)
+        append_now(spark, name, [], schema, False)

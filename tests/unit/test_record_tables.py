@@ -40,7 +40,8 @@ def _versions(spark, name: str) -> int:
 
 
 def test_held_records_land_at_the_end_of_the_block_in_one_commit_per_table(spark):
-    from featurelake.tables import holding_records, table_exists
+    from featurelake.runs import holding_records
+    from featurelake.tables import table_exists
 
     first, second, direct = "monitoring.held_probe_a", "monitoring.held_probe_b", "monitoring.held_probe_direct"
     for name in (first, second, direct):
@@ -65,7 +66,8 @@ def test_held_records_land_at_the_end_of_the_block_in_one_commit_per_table(spark
 
 
 def test_held_records_are_written_when_the_block_raises_and_a_failed_write_is_noted_on_its_error(spark):
-    from featurelake.tables import holding_records, table_exists
+    from featurelake.runs import holding_records
+    from featurelake.tables import table_exists
 
     name, broken = "monitoring.held_probe_failed", "monitoring.held_probe_broken"
     for table in (name, broken):
