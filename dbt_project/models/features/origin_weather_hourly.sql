@@ -4,6 +4,7 @@
         incremental_strategy='merge',
         unique_key=['origin', 'obs_ts'],
         partition_by=['obs_date'],
+        incremental_predicates=interval_predicates('obs_date'),
     )
 }}
 
@@ -39,5 +40,5 @@ with_sums as (
 
 select * from with_sums
 {% if is_incremental() and var('start_date', none) and var('end_date', none) %}
-where obs_date between date'{{ var("start_date") }}' and date'{{ var("end_date") }}'
+where obs_date {{ interval_between() }}
 {% endif %}

@@ -4,6 +4,7 @@
         incremental_strategy='merge',
         unique_key='flight_id',
         partition_by=['flight_date'],
+        incremental_predicates=interval_predicates('flight_date'),
     )
 }}
 

@@ -4,6 +4,7 @@
         incremental_strategy='merge',
         unique_key=['origin', 'obs_ts'],
         partition_by=['obs_date'],
+        incremental_predicates=interval_predicates('obs_date'),
     )
 }}
 
