@@ -339,4 +339,12 @@ def test_cli_materialize_get_and_check(setup, monkeypatch, settings, state_dir):
         store.write("driver_stats.v1", [Record(encode_key([key]), 2**52, 0, json.dumps({"trips": -1}), None, None)])
     out = runner.invoke(app, ["online", "check", "--view", "driver_stats", "--sample", "100", "--repo", repo_dir])
     assert out.exit_code == 1 and "1 mismatches" in out.output, out.output
+    # a value that expired within the last ttl but is still served: the check samples such keys too
+    at, ttl = dt.datetime(2013, 1, 5, 12, tzinfo=UTC), dt.timedelta(days=2)
+    latest = d1[d1["event_ts"] <= at].groupby("driver_id")["event_ts"].max()
+    expired = next(int(k) for k, ts in latest.items() if at - 2 * ttl <= ts < at - ttl)
+    with open_store(config) as store:
+        store.write("driver_stats.v1", [Record(encode_key([expired]), 2**52, 0, json.dumps({"trips": 1}), None, None)])
+    out = runner.invoke(app, ["online", "check", "--view", "driver_stats", "--sample", "100", "--repo", repo_dir])
+    assert out.exit_code == 1 and "2 mismatches" in out.output, out.output
     get_settings.cache_clear()

@@ -48,19 +48,29 @@ def freshness(spark: SparkSession, settings: Settings, repo: Repo, as_of: dt.dat
         table = view.offline_table
         if table is None or target.freshness is None:
             continue
-        out.append(Freshness(name, table, latest_timestamp(spark, view, as_of), as_of - target.freshness - slack))
+        required = as_of - target.freshness - slack
+        out.append(Freshness(name, table, latest_timestamp(spark, view, as_of, fresh_after=required), required))
     return out
 
 
-def latest_timestamp(spark: SparkSession, view: FeatureView, as_of: dt.datetime) -> dt.datetime | None:
-    """The latest feature timestamp of ``view``'s offline table at or before ``as_of`` (None: no table or rows)."""
+def latest_timestamp(
+    spark: SparkSession, view: FeatureView, as_of: dt.datetime, *, fresh_after: dt.datetime | None = None
+) -> dt.datetime | None:
+    """The latest feature timestamp of ``view``'s offline table at or before ``as_of`` (None: no table or rows).
+    Given ``fresh_after`` (the oldest timestamp that counts as fresh), the rows since it are read first: Delta
+    skips the files before it by their statistics, so a fresh view costs its last days, not its history; the
+    whole table is read only when none is there (a late view)."""
     from pyspark.sql import functions as F
 
     table = view.offline_table
     if table is None or not table_exists(spark, table):
         return None
-    ts = F.col(f"`{view.timestamp_field}`")
-    return single_row(spark.table(check_table_name(table)).where(ts <= F.lit(as_of)).agg(F.max(ts)))[0]
+    rows, ts = spark.table(check_table_name(table)), F.col(f"`{view.timestamp_field}`")
+    if fresh_after is not None:
+        latest = single_row(rows.where(ts.between(F.lit(fresh_after), F.lit(as_of))).agg(F.max(ts)))[0]
+        if latest is not None:
+            return latest
+    return single_row(rows.where(ts <= F.lit(as_of)).agg(F.max(ts)))[0]
 
 
 def online_consistency(

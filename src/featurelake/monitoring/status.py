@@ -144,15 +144,16 @@ def view_statuses(spark: SparkSession, settings: Settings, repo: Repo, as_of: dt
     runs, validations = last_runs(spark), last_validations(spark)
     out = []
     for name, view in sorted(repo.views.items()):
-        table = view.offline_table
+        table, freshness = view.offline_table, monitored_freshness(view, settings)
+        fresh_after = None if freshness is None else as_of - freshness
         out.append(
             ViewStatus(
                 view=name,
                 table=table,
                 policy=view.validation_policy,
-                expected_freshness=monitored_freshness(view, settings),
+                expected_freshness=freshness,
                 as_of=as_of,
-                latest=latest_timestamp(spark, view, as_of),
+                latest=latest_timestamp(spark, view, as_of, fresh_after=fresh_after),
                 last_run=runs.get(table) if table else None,
                 last_validation=validations.get(name),
             )

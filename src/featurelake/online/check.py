@@ -39,9 +39,11 @@ def check_view(
 ) -> CheckResult:
     """Sample ``sample`` entity keys of the offline table and compare each with the online store.
 
-    Expected values follow the PIT rule at the watermark's as-of time on the Delta version it read (a
-    window ``row_number`` here, independent of the materialization's aggregation); a value whose ttl ran
-    out since (on the store's clock) is expected to be gone.
+    A view with a ttl samples the keys with a row in the two ttls before the watermark's as-of time: those
+    online, and those whose value expired within the last ttl (keys older than that are gone as surely as
+    these, and reading them would cost the table's whole history). Expected values follow the PIT rule at the
+    watermark's as-of time on the Delta version it read (a window ``row_number`` here, independent of the
+    materialization's aggregation); a value whose ttl ran out since (on the store's clock) is expected to be gone.
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -53,12 +55,12 @@ def check_view(
     keys = repo.join_keys(view)
     df = spark.sql(f"SELECT * FROM {wm.table} VERSION AS OF {wm.version}")  # table name from our own watermark
     key_cols = [F.col(f"`{k}`").cast("string").alias(k) for k in keys]
-    present = F.lit(True)
+    ts = F.col(f"`{view.timestamp_field}`")
+    present = F.lit(True) if view.ttl is None else ts.between(F.lit(wm.as_of - 2 * view.ttl), F.lit(wm.as_of))
     for k in keys:
         present = present & F.col(f"`{k}`").isNotNull()
     sampled = df.where(present).select(*key_cols).distinct()
     sampled = sampled.orderBy(F.rand(seed)).limit(sample)
-    ts = F.col(f"`{view.timestamp_field}`")
     valid = ts <= F.lit(wm.as_of)
     if view.ttl is not None:
         valid = valid & (ts >= F.lit(wm.as_of - view.ttl))
