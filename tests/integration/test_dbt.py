@@ -118,22 +118,26 @@ def test_a_failed_build_records_the_models_it_did_not_write_then_raises(spark, s
 def published(spark, settings):
     """DAY1..DAY2 ingested; the weather view built and published through its gate for DAY1 (its first build
     when the table does not exist yet), then DAY2 (merged into a clone of the published table), then DAY2 again
-    (a rerun: its merge matches the published rows of the day)."""
+    (a rerun: its merge matches the published rows of the day). Also: the compiled SQL of the last build's data
+    tests (from dbt's run results, before another dbt command replaces them)."""
     import uuid
 
     from features.flights.ingest import ingest
 
     ingest(spark, settings, Interval(DAY1, DAY2))
-    return [
+    builds = [
         run_dbt_build(spark, settings, Interval(day, day), uuid.uuid4().hex, select=f"+{WEATHER}")
         for day in (DAY1, DAY2, DAY2)
     ]
+    results = json.loads((project_dir(settings) / "target" / "overrides" / "run_results.json").read_text())
+    tests = {r["unique_id"]: r["compiled_code"] for r in results["results"] if r["unique_id"].startswith("test.")}
+    return builds, tests
 
 
 def test_a_dbt_view_is_gated_then_published_and_equals_what_dbt_alone_builds(spark, settings, published):
     from pyspark.testing import assertDataFrameEqual
 
-    models, (gate,) = published[-1]
+    models, (gate,) = published[0][-1]
     assert TABLE in models and "staging.stg_nycflights__weather" in models
     assert (gate.target, gate.mode, gate.table, gate.status) == (WEATHER, "gate", AUDIT, "passed")
     assert gate.published and gate.commit.table == TABLE and gate.commit.version == latest_commit(spark, TABLE).version
@@ -155,6 +159,19 @@ def test_a_dbt_view_is_gated_then_published_and_equals_what_dbt_alone_builds(spa
     assert props["delta.enableChangeDataFeed"] == "true"
     assert props["delta.logRetentionDuration"] == settings.storage.log_retention
     assert list(spark.sql(f"DESCRIBE DETAIL {TABLE}").first()["partitionColumns"]) == ["obs_date"]
+
+
+def test_an_interval_builds_data_tests_read_its_partitions_and_a_full_build_tests_everything(
+    spark, settings, published
+):
+    bound = f"obs_date between date_sub(date'{DAY2}', 0) and date'{DAY2}'"
+    _, tests = published
+    # the last build (DAY2): the tests of the weather source, its staging model and the incremental feature model
+    assert len(tests) >= 6 and all(bound in code for code in tests.values()), tests
+    # without an interval (a full build) the same test reads the whole table
+    run_dbt(spark, settings, dbt_args(settings, "compile", select="not_null_stg_nycflights__weather_obs_ts"))
+    (whole,) = json.loads((project_dir(settings) / "target" / "run_results.json").read_text())["results"]
+    assert "stg_nycflights__weather" in whole["compiled_code"] and "between" not in whole["compiled_code"]
 
 
 def test_a_dbt_view_batch_that_fails_its_suite_is_not_published(spark, settings, published):
