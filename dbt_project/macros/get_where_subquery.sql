@@ -20,7 +20,7 @@
 
 {#- The date partition column of the table the current test is attached to, on an interval run; else none. -#}
 {% macro tested_partition_column() -%}
-    {%- if not execute or flags.FULL_REFRESH or not (var('start_date', none) and var('end_date', none)) -%}
+    {%- if not execute or flags.FULL_REFRESH or not has_interval() -%}
         {%- do return(none) -%}
     {%- endif -%}
     {#- a model's test names the model it is attached to; a source's test depends on its source alone -#}

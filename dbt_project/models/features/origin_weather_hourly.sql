@@ -39,6 +39,4 @@ with_sums as (
 )
 
 select * from with_sums
-{% if is_incremental() and var('start_date', none) and var('end_date', none) %}
-where obs_date {{ interval_between() }}
-{% endif %}
+{{ interval_filter('obs_date') }}

@@ -56,10 +56,10 @@ def check_view(
     df = spark.sql(f"SELECT * FROM {wm.table} VERSION AS OF {wm.version}")  # table name from our own watermark
     key_cols = [F.col(f"`{k}`").cast("string").alias(k) for k in keys]
     ts = F.col(f"`{view.timestamp_field}`")
-    present = F.lit(True) if view.ttl is None else ts.between(F.lit(wm.as_of - 2 * view.ttl), F.lit(wm.as_of))
+    candidates = F.lit(True) if view.ttl is None else ts.between(F.lit(wm.as_of - 2 * view.ttl), F.lit(wm.as_of))
     for k in keys:
-        present = present & F.col(f"`{k}`").isNotNull()
-    sampled = df.where(present).select(*key_cols).distinct()
+        candidates = candidates & F.col(f"`{k}`").isNotNull()
+    sampled = df.where(candidates).select(*key_cols).distinct()
     sampled = sampled.orderBy(F.rand(seed)).limit(sample)
     valid = ts <= F.lit(wm.as_of)
     if view.ttl is not None:
