@@ -137,7 +137,7 @@ def night(spark, settings, repo, root: Path, interval, events: int) -> dict:
             service=flight_delay_demo.service,
             full_feature_names=True,
             overwrite=True,
-        ),  # fmt: skip
+        ),
     }
     stages, results = {}, {}
     for stage, step in steps.items():
