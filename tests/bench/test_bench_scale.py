@@ -154,7 +154,8 @@ def night(spark, settings, repo, root: Path, interval, events: int) -> dict:
     # a failed suite runs twice (the second pass collects the failing rows): its cost is not a passing night's
     stages["gate raw.flights"]["passed"] = results["gate raw.flights"].success
     stages["gate views"]["passed"] = all(r.success for r in results["gate views"])
-    stages["training set"]["rows_in"] = stages["training set"]["rows_out"] = spark.table("training.scale").count()
+    counts = results["training set"].rows  # the manifest's: entity rows in, training rows out
+    stages["training set"]["rows_in"], stages["training set"]["rows_out"] = counts.entities, counts.output
     return {
         "interval": [str(interval.start), str(interval.end)],
         "events": written["flights.csv"],
@@ -169,6 +170,7 @@ def materialization(spark, warehouse: Path, root: Path, rows_per_view: int, redi
     """Full materialization into Redis of the online benchmark's two views at ``rows_per_view`` rows each."""
     import redis
 
+    from featurelake.online.materialize import materialize_views
     from featurelake.repo import load_repo
     from tests.bench.test_bench_online import AS_OF, T0, config, generate, write_repo
 
@@ -182,12 +184,9 @@ def materialization(spark, warehouse: Path, root: Path, rows_per_view: int, redi
     store = config("redis", root, redis_port)
     redis.Redis(port=redis_port).flushall()
 
-    def materialize():
-        from featurelake.online.materialize import materialize_views
-
-        return materialize_views(spark, repo, views, store, as_of=AS_OF, full=True)
-
-    results, stage = measured(spark, warehouse, materialize)
+    results, stage = measured(
+        spark, warehouse, lambda: materialize_views(spark, repo, views, store, as_of=AS_OF, full=True)
+    )
     written = sum(r.written for r in results)
     assert written == 2 * keys, (written, keys)
     return {"rows_in": 2 * rows_per_view, "keys_per_view": keys, "records_written": written, **stage}
@@ -238,37 +237,41 @@ def main(root: Path) -> None:
     (RESULTS / "scale_stages.md").write_text(markdown(info))
 
 
+def _mb(value: float) -> str:
+    return f"{value / 1e6:.0f}"
+
+
+def _per_executor_second(stage: dict) -> str:
+    return f"{stage['rows_in'] / stage['executor_s']:,.0f}" if stage["executor_s"] else "nan"
+
+
+# the measures of a stage's row: (header, cell)
+COLUMNS: list[tuple[str, Callable[[dict], str]]] = [
+    ("rows in", lambda s: f"{s['rows_in']:,.0f}"),
+    ("wall s", lambda s: f"{s['wall_s']:.1f}"),
+    ("executor s", lambda s: f"{s['executor_s']:.1f}"),
+    ("rows / executor s", _per_executor_second),
+    ("stages", lambda s: f"{s['stages']:.0f}"),
+    ("tasks", lambda s: f"{s['tasks']:.0f}"),
+    ("input MB", lambda s: _mb(s["input_bytes"])),
+    ("shuffle write MB", lambda s: _mb(s["shuffle_write_bytes"])),
+    ("spill disk MB", lambda s: _mb(s["spilled_disk_bytes"])),
+    ("files added (log)", lambda s: f"{s['files_added']} ({s['log_files_added']})"),
+    ("MB added", lambda s: _mb(s["bytes_added"])),
+    ("load at start", lambda s: ", ".join(f"{x:.1f}" for x in s["load_at_start"])),
+]
+
+
+def cells(stage: dict, columns: list[tuple[str, Callable[[dict], str]]] = COLUMNS) -> str:
+    return " | ".join(cell(stage) for _, cell in columns)
+
+
+def headers(columns: list[tuple[str, Callable[[dict], str]]]) -> tuple[str, str]:
+    """A markdown table's header row and alignment row for ``columns`` (numbers, right-aligned)."""
+    return " | ".join(h for h, _ in columns) + " |", " | ".join("---:" for _ in columns) + " |"
+
+
 def markdown(info: dict) -> str:
-    columns = [
-        ("rows in", "rows_in", "{:,.0f}"),
-        ("wall s", "wall_s", "{:.1f}"),
-        ("executor s", "executor_s", "{:.1f}"),
-        ("rows / executor s", None, "{:,.0f}"),
-        ("stages", "stages", "{:.0f}"),
-        ("tasks", "tasks", "{:.0f}"),
-        ("input MB", "input_bytes", "{:.0f}"),
-        ("shuffle write MB", "shuffle_write_bytes", "{:.0f}"),
-        ("spill disk MB", "spilled_disk_bytes", "{:.0f}"),
-        ("files added (log)", None, "{}"),
-        ("MB added", "bytes_added", "{:.0f}"),
-        ("load at start", "load_at_start", "{}"),
-    ]
-
-    def cells(stage: dict) -> str:
-        out = []
-        for _, key, fmt in columns:
-            if key is None and fmt == "{}":
-                out.append(f"{stage['files_added']} ({stage['log_files_added']})")
-            elif key is None:
-                rate = stage.get("rows_in", 0) / stage["executor_s"] if stage["executor_s"] else float("nan")
-                out.append(fmt.format(rate))
-            elif key == "load_at_start":
-                out.append(", ".join(f"{x:.1f}" for x in stage[key]))
-            else:
-                value = stage.get(key, float("nan"))
-                out.append(fmt.format(value / 1e6 if key.endswith("bytes") or key == "bytes_added" else value))
-        return " | ".join(out)
-
     m = info["machine"]
     lines = [
         f"# Each stage of a night at {len(info['nights']) - 1} sizes, and materialization at "
@@ -282,8 +285,8 @@ def markdown(info: dict) -> str:
         "previous nights. Executor s: the Spark tasks' run time summed over the cores. Files added: new files in the "
         "warehouse (Delta data and, in brackets, log files): each is a PUT on an object store.",
         "",
-        "| night | events | stage | " + " | ".join(c[0] for c in columns) + " |",
-        "| --- | ---: | --- | " + " | ".join("---:" for _ in columns) + " |",
+        "| night | events | stage | " + headers(COLUMNS)[0],
+        "| --- | ---: | --- | " + headers(COLUMNS)[1],
     ]
     for n, night_ in enumerate(info["nights"]):
         label = "warm-up" if n == 0 else f"{night_['interval'][0]}..{night_['interval'][1]}"
@@ -294,13 +297,13 @@ def markdown(info: dict) -> str:
         "",
         "Materialization, full, into Redis (the online benchmark's 2 views, 5 doubles each, 19 rows per key):",
         "",
-        "| rows in | keys per view | records written | " + " | ".join(c[0] for c in columns[1:]) + " |",
-        "| ---: | ---: | ---: | " + " | ".join("---:" for _ in columns[1:]) + " |",
+        "| rows in | keys per view | records written | " + headers(COLUMNS[1:])[0],
+        "| ---: | ---: | ---: | " + headers(COLUMNS[1:])[1],
     ]
     for stage in info["materialization"]:
         lines.append(
             f"| {stage['rows_in']:,} | {stage['keys_per_view']:,} | {stage['records_written']:,} | "
-            + cells(stage).split(" | ", 1)[1]
+            + cells(stage, COLUMNS[1:])
             + " |"
         )
     small, large = info["nights"][-2], info["nights"][-1]
@@ -314,8 +317,10 @@ def markdown(info: dict) -> str:
         "| files added per M |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    pairs = [(stage, small["stages"][stage], large["stages"][stage], small["events"], large["events"])
-             for stage in large["stages"]]  # fmt: skip
+    pairs = [
+        (stage, small["stages"][stage], large["stages"][stage], small["events"], large["events"])
+        for stage in large["stages"]
+    ]
     a, b = info["materialization"][-2:]
     pairs.append(("materialization", a, b, a["rows_in"], b["rows_in"]))
     for stage, x, y, nx, ny in pairs:
