@@ -93,6 +93,8 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.databricks.delta.snapshotPartitions": str(max(2, settings.spark.shuffle_partitions)),
         "spark.databricks.delta.properties.defaults.logRetentionDuration": storage.log_retention,
         "spark.databricks.delta.properties.defaults.deletedFileRetentionDuration": storage.deleted_file_retention,
+        # over any table's delta.autoOptimize.autoCompact: record tables are compacted by ``tables.append_now``
+        "spark.databricks.delta.autoCompact.enabled": "false",
         "spark.hadoop.hive.metastore.disallow.incompatible.col.type.changes": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.ui.enabled": str(settings.spark.ui).lower(),

@@ -169,15 +169,18 @@ def overwrite_where(
 
 
 # Record tables (run records, validation results, statistics, manifests) take a few rows per commit, every run:
-# one file per commit, and Delta's auto compaction rewrites a table's small files after each 50 of them, so
-# their readers (e.g. the previous good run a validation compares with) do not slow down as runs pile up.
-RECORD_TABLE_PROPERTIES = {"delta.autoOptimize.autoCompact": "true"}
+# one file per commit. The append that makes every ``RECORD_COMPACT_EVERY``-th version of one compacts it (one
+# OPTIMIZE), so that its readers (e.g. the previous good run a validation compares with) read at most that many
+# files however many runs pile up. Delta's own auto compaction counts small files in one JVM's memory only; a run
+# is often a process of its own, so without those counts it rewrites the whole table after every commit (a second
+# commit per append): featurelake's sessions turn it off (``featurelake.spark``), also for tables created with it.
+RECORD_COMPACT_EVERY = 50
 
 
 def append_rows(spark: SparkSession, name: str, rows: list[Any], schema: Any, *, merge_schema: bool = False) -> None:
     """Append ``rows`` (tuples or dicts) with ``schema`` to the Delta table ``name`` in one commit (one file),
-    creating it with ``RECORD_TABLE_PROPERTIES`` if needed; ``merge_schema`` adds columns the table lacks. While
-    ``HOLD_RECORDS`` is set (``runs.holding_records``) the rows go to it, to be appended later by ``append_now``."""
+    creating it if needed; ``merge_schema`` adds columns the table lacks. While ``HOLD_RECORDS`` is set
+    (``runs.holding_records``) the rows go to it, to be appended later by ``append_now``."""
     hold = HOLD_RECORDS.get()
     if hold is None:
         append_now(spark, name, rows, schema, merge_schema)
@@ -186,10 +189,15 @@ def append_rows(spark: SparkSession, name: str, rows: list[Any], schema: Any, *,
 
 
 def append_now(spark: SparkSession, name: str, rows: list[Any], schema: Any, merge_schema: bool) -> None:
-    """``append_rows`` at once, whatever holds the records."""
+    """``append_rows`` at once, whatever holds the records; the append that makes a version divisible by
+    ``RECORD_COMPACT_EVERY`` then compacts the table."""
+    from delta.tables import DeltaTable
+
     writer = spark.createDataFrame(rows, schema).coalesce(1).write.format("delta").mode("append")
-    writer = writer.option("mergeSchema", str(merge_schema).lower())
-    writer.options(**RECORD_TABLE_PROPERTIES).saveAsTable(name)  # Delta applies `delta.*` options on creation only
+    writer.option("mergeSchema", str(merge_schema).lower()).saveAsTable(name)
+    version = current_version(spark, name)
+    if version and version % RECORD_COMPACT_EVERY == 0:
+        DeltaTable.forName(spark, name).optimize().executeCompaction()
 
 
 # Where ``append_rows`` hands its rows (name, rows, schema, merge_schema) instead of appending: set by
