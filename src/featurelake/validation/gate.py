@@ -243,8 +243,10 @@ def report_format(target: Target, df: DataFrame, sample_rows: int) -> dict[str, 
 
 def run_suite(
     settings: Settings, target: Target, df: DataFrame, params: dict[str, Any], run_id: str
-) -> tuple[list[Outcome], int | None, str | None]:
-    """Validate ``df`` with ``target``'s suite; return the outcomes, the row count and the Data Docs URL.
+) -> tuple[list[Outcome], int | None, Callable[[], str | None]]:
+    """Validate ``df`` with ``target``'s suite; return the outcomes, the row count and a function that writes the
+    run's Data Docs pages (and copies GE's new files to the object store) and returns the page's URL: the caller
+    runs it while it publishes.
 
     The suite runs with ``SCREEN_FORMAT``; when it fails it runs again with ``report_format`` and that
     result, with failing rows, replaces the first one in GE's store (one stored result, one Data Docs page).
@@ -301,14 +303,20 @@ def run_suite(
                 observed = (raw.get("result") or {}).get("observed_value")
                 rows = int(observed) if isinstance(observed, int) else None
         prune_results(context, suite.name, cfg.gx_results_kept)
+
+    def data_docs() -> str | None:
         docs = None
-        if cfg.data_docs:
-            context.build_data_docs(resource_identifiers=[identifier, ExpectationSuiteIdentifier(name=suite.name)])
-            urls = context.get_docs_sites_urls(resource_identifier=identifier)
-            docs = next((u["site_url"] for u in urls if u.get("site_url")), None)
-        if artifacts_root(settings).remote:
-            docs = _publish_artifacts(settings, docs)
-    return outcomes, rows, docs
+        with _context_turn(project_root):
+            if cfg.data_docs:
+                pages = [identifier, ExpectationSuiteIdentifier(name=suite.name)]
+                context.build_data_docs(resource_identifiers=pages)
+                urls = context.get_docs_sites_urls(resource_identifier=identifier)
+                docs = next((u["site_url"] for u in urls if u.get("site_url")), None)
+            if artifacts_root(settings).remote:
+                docs = _publish_artifacts(settings, docs)
+        return docs
+
+    return outcomes, rows, data_docs
 
 
 def prune_results(context: AbstractDataContext, suite: str, keep: int) -> None:
@@ -446,7 +454,7 @@ def _validated(
         batch = batch.where(F.col(target.date_partition).between(F.lit(row_dates.start), F.lit(row_dates.end)))
     days = interval_days(target, row_dates)
     params = run_parameters(target, settings, interval, previous, days)
-    outcomes, rows, docs = run_suite(settings, target, batch, params, run_id)
+    outcomes, rows, data_docs = run_suite(settings, target, batch, params, run_id)
     result = GateResult(
         run_id=run_id,
         target=target.name,
@@ -461,24 +469,28 @@ def _validated(
         outcomes=tuple(outcomes),
         row_days=days,
         published_table=target.table if publish else None,
-        data_docs=docs,
     )
     commit = None
-    try:
-        if publish and result.blocking:
-            result = replace(result, published_version_before=_version_or_none(spark, target.table))
-        elif publish:
-            commit = publish(batch)
-    finally:
-        result = replace(result, published=commit is not None, commit=commit, duration_s=time.monotonic() - t0)
-        shared = {f.name: getattr(result, f.name) for f in fields(RunInfo) if hasattr(result, f.name)}
-        run = RunInfo(
-            **shared,
-            kind=target.kind,
-            interval_start=interval.start,
-            interval_end=interval.end,
-            run_success=result.success,
-            validated_at=started,
-        )
-        record_results(spark, run, list(outcomes))
-    return result
+    # the Data Docs pages are written while the batch is published (GE's part of a run is Python on the driver,
+    # a publish mostly Spark's)
+    with ThreadPoolExecutor(1, thread_name_prefix="featurelake-data-docs") as pool:
+        docs = pool.submit(data_docs)
+        try:
+            if publish and result.blocking:
+                result = replace(result, published_version_before=_version_or_none(spark, target.table))
+            elif publish:
+                commit = publish(batch)
+        finally:
+            docs.exception()  # waits for the pages; their error, if any, is raised below
+            result = replace(result, published=commit is not None, commit=commit, duration_s=time.monotonic() - t0)
+            shared = {f.name: getattr(result, f.name) for f in fields(RunInfo) if hasattr(result, f.name)}
+            run = RunInfo(
+                **shared,
+                kind=target.kind,
+                interval_start=interval.start,
+                interval_end=interval.end,
+                run_success=result.success,
+                validated_at=started,
+            )
+            record_results(spark, run, list(outcomes))
+    return replace(result, data_docs=docs.result())
