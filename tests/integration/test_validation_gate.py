@@ -129,17 +129,47 @@ def results_of(spark, run_id):
     }
 
 
+def counted(spark, df):
+    """``df`` with its rows counted as Spark computes them (an accumulator a Python UDF adds to)."""
+    from pyspark.sql import functions as F
+
+    computed = spark.sparkContext.accumulator(0)
+
+    @F.udf("double")
+    def count_row(value):
+        computed.add(1)
+        return value
+
+    return df.withColumn("dep_delay_mean_1h", count_row("dep_delay_mean_1h")), computed
+
+
+def audit_version(spark):
+    from featurelake.tables import table_exists
+
+    audit = "staging.gate_strict_v1__audit"
+    return version(spark, audit) if table_exists(spark, audit) else None
+
+
 def test_a_good_batch_passes_and_publishes(spark, project, repo):
     _, settings = project
-    result, publisher = run_gate(spark, settings, repo, "gate_strict", batch(spark, DAY1), DAY1)
+    audit_before = audit_version(spark)
+    rows, computed = counted(spark, batch(spark, DAY1))
+    result, publisher = run_gate(spark, settings, repo, "gate_strict", rows, DAY1)
     assert result.success and result.published and publisher.calls == 1
     assert result.commit.version == version(spark, "features.gate_strict_v1")
+    # the rows were computed once: the suite validated the rows published (held on the executors meanwhile), and
+    # a batch that passes is not written to the audit table
+    assert computed.value == 24 * len(CARRIERS)
+    assert audit_version(spark) == audit_before
     assert spark.table("features.gate_strict_v1").count() == 24 * len(CARRIERS)
     assert result.row_count == 24 * len(CARRIERS)
     stored = results_of(spark, result.run_id)
     assert len(stored) == len(result.outcomes) and all(r["success"] and r["published"] for r in stored.values())
-    assert {r["delta_version"] for r in stored.values()} == {result.delta_version}
-    assert {r["table_name"] for r in stored.values()} == {"staging.gate_strict_v1__audit"}
+    # the results name the version that holds the validated rows: the publishing commit
+    assert {(r["table_name"], r["delta_version"]) for r in stored.values()} == {
+        ("features.gate_strict_v1", result.commit.version)
+    }
+    assert (result.table, result.delta_version) == ("features.gate_strict_v1", result.commit.version)
     # generated (schema, keys, uniqueness, counts, row count, freshness) and hand-written expectations ran
     kinds = {k for k, _ in stored}
     assert {
@@ -207,7 +237,11 @@ def blocked(spark, settings, repo, df):
         (o.expectation_type, o.columns) for o in result.failures
     }
     assert not any(r["published"] for r in stored.values())
-    assert spark.table("staging.gate_strict_v1__audit").count() == df.count()  # kept for inspection
+    # the rejected rows are kept for inspection in the audit table, the version the results name
+    assert spark.table("staging.gate_strict_v1__audit").count() == df.count()
+    audit = ("staging.gate_strict_v1__audit", version(spark, "staging.gate_strict_v1__audit"))
+    assert (result.table, result.delta_version) == audit
+    assert {(r["table_name"], r["delta_version"]) for r in stored.values()} == {audit}
     # the failing first pass was replaced by the detailed one: one stored GE result, the one in Data Docs
     validations = settings.state_path / "gx" / "uncommitted" / "validations"
     assert len(list(validations.glob(f"*/{result.run_id}/*/*.json"))) == 1

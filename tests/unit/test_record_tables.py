@@ -17,7 +17,7 @@ SCHEMA = "run INT, note STRING"
 def test_an_append_writes_one_file_and_every_nth_version_compacts_the_table(spark, monkeypatch):
     from featurelake import tables
 
-    monkeypatch.setattr(tables, "RECORD_COMPACT_EVERY", 4)  # instead of 50, to keep the test short
+    monkeypatch.setattr(tables, "RECORD_COMPACT_EVERY", 4)  # instead of 10, to keep the test short
     name = "monitoring.compaction_probe"
     spark.sql(f"DROP TABLE IF EXISTS {name}")
     rows = [(i, f"note {i}") for i in range(9)]

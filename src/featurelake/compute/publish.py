@@ -120,12 +120,12 @@ def publish_validated(
     """Publish the computed rows of ``interval`` through the view's gate, then record their statistics.
 
     Write-audit-publish: the gate validates ``candidate`` (the rows, or the audit table's commit holding them:
-    see ``gate``) and, unless a strict suite fails (``ValidationFailed``, nothing written), publishes them into
+    see ``gate``) and, unless a strict suite fails (``ValidationFailed``, nothing published), publishes them into
     the view's offline table: replacing the ``replace`` range of ``date_column``, or the whole table when
     ``replace`` is None (partitioned by ``date_column``). The row count is checked per day of ``row_dates``
     (default: ``replace``): a window view's run rewrites more days than it computed. The statistics of the
     published interval land in ``monitoring.feature_stats``, keyed by the publishing commit; they are computed
-    from the audited version the gate published (the same rows, already read).
+    from the rows the gate published (the same rows: held on the executors, or the audit version).
     """
     table = view.offline_table or ""
     props = feature_table_properties(settings)
@@ -140,7 +140,7 @@ def publish_validated(
             commit = write_interval(
                 audited, table, date_column=date_column, start=replace.start, end=replace.end, properties=props
             )
-        # the statistics of the published rows (read from the audited version) are computed while the gate
+        # the statistics of the published rows (the audited rows again) are computed while the gate
         # records its outcome, in this context (their rows join a run's held records: ``holding_records``)
         published = interval_rows(audited, view, interval, date_column=date_column)
         statistics.append(

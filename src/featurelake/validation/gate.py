@@ -1,12 +1,13 @@
 """The validation gate: write-audit-publish of a feature view's interval, and checks of published intervals.
 
-``gate`` writes a candidate batch to ``staging.<view>_v<n>__audit`` (overwritten: one Delta
-version per run), runs the view's suite on that version through GE's Spark data source, stores the outcome in
-``monitoring.validation_results`` and Data Docs, then publishes that same version (``publish``, e.g. a
-replaceWhere into the feature table) when the suite passed or the view's policy is ``warn``. A strict view
-whose suite fails raises ``ValidationFailed``: nothing is published, so the feature table keeps its version
-and nothing downstream (training sets, materialization) sees the batch. The audit table keeps the rejected
-batch for inspection until the next run.
+``gate`` holds a candidate batch on the executors (a local checkpoint: the rows the suite validates are the rows
+published, and a lost block fails the run instead of computing them again), runs the view's suite on it through
+GE's Spark data source, stores the outcome in ``monitoring.validation_results`` and Data Docs, then publishes
+those rows (``publish``, e.g. a replaceWhere into the feature table) when the suite passed or the view's policy is
+``warn``. A strict view whose suite fails raises ``ValidationFailed``: nothing is published, so the feature table
+keeps its version and nothing downstream (training sets, materialization) sees the batch. A batch that fails is
+written to ``staging.<view>_v<n>__audit`` (overwritten: one Delta version per failure) for inspection; a dbt
+view's batch is there already (dbt builds into the audit table) and is validated on that version.
 
 GE's state (great_expectations.yml, suites as JSON, validation results, Data Docs) lives under
 ``<artifacts>/gx`` (``featurelake.artifacts``; the state folder locally); the suites' source is
@@ -78,8 +79,8 @@ class GateResult:
     policy: str
     start: dt.date
     end: dt.date
-    table: str  # the table validated (the audit table for a gate)
-    delta_version: int | None
+    table: str  # the table holding the validated rows: the publishing commit's, or the audit table's (a failed gate's
+    delta_version: int | None  # batch, or dbt's), or the checked table's
     row_count: int | None
     outcomes: tuple[Outcome, ...]
     row_days: int = 1  # days the validated rows cover (the row count floor is per day of them)
@@ -372,27 +373,28 @@ def gate(
 ) -> GateResult:
     """Write-audit-publish the rows of data interval ``interval`` for ``target``: the one way to publish.
 
-    ``candidate`` is the rows, written to ``target.audit_table`` first (one Delta version), or a commit of the
-    audit table that already holds them among others (dbt merged the interval into a clone of the published
-    table): the batch is then that version's ``row_dates`` slice on the target's date partition. The suite runs
-    on the batch; ``publish`` receives it and returns the publishing commit, unless a strict suite failed: then
-    ``ValidationFailed`` is raised (naming the target, interval and failed expectations) and the published
-    table keeps its version. A warn target is published and its failures recorded. ``row_dates`` (default: the
-    interval) is the date range the rows cover (a window view's run also rewrites the days its windows reach):
-    the row count is compared per day of it.
+    ``candidate`` is the rows (held on the executors while the suite runs; written to ``target.audit_table`` if it
+    fails), or a commit of the audit table that already holds them among others (dbt merged the interval into a
+    clone of the published table): the batch is then that version's ``row_dates`` slice on the target's date
+    partition. The suite runs on the batch; ``publish`` receives it and returns the publishing commit, unless a
+    strict suite failed: then ``ValidationFailed`` is raised (naming the target, interval and failed expectations)
+    and the published table keeps its version. A warn target is published and its failures recorded.
+    ``row_dates`` (default: the interval) is the date range the rows cover (a window view's run also rewrites the
+    days its windows reach): the row count is compared per day of it.
     """
-    # The previous good run (the row-count baseline) is looked up while the candidate is written.
+    dates = row_dates or interval
+    # The previous good run (the row-count baseline) is looked up while the candidate is computed.
     with ThreadPoolExecutor(1, thread_name_prefix="featurelake-baseline") as pool:
         previous = pool.submit(previous_good_run, spark, target.name, "gate")
         if isinstance(candidate, Commit):
-            audit, sliced = candidate, True
+            if candidate.table != target.audit_table:
+                raise FeaturelakeError(f"{target.name}: the gate audits {target.audit_table}, not {candidate.table}")
+            stored: tuple[str, int | None] | None = (candidate.table, candidate.version)
+            batch = _stored_batch(spark, target, candidate.table, candidate.version, dates)
         else:
-            audit, sliced = overwrite_where(candidate, target.audit_table, None), False
-    if audit.table != target.audit_table:
-        raise FeaturelakeError(f"{target.name}: the gate audits {target.audit_table}, not {audit.table}")
-    dates = row_dates or interval
+            stored, batch = None, candidate.localCheckpoint(eager=True)
     result = _validated(
-        spark, settings, target, interval, audit.version, dates, previous.result(), sliced=sliced, publish=publish
+        spark, settings, target, interval, batch, dates, previous.result(), stored=stored, publish=publish
     )
     if result.blocking:
         raise ValidationFailed(result)
@@ -412,7 +414,8 @@ def validate(
         raise FeaturelakeError(f"{target.kind.replace('_', ' ')} {name!r}: table {target.table} does not exist")
     version = _version_or_none(spark, target.table)
     previous = previous_good_run(spark, target.name, "check")
-    return _validated(spark, settings, target, interval, version, interval, previous, sliced=True)
+    batch = _stored_batch(spark, target, target.table, version, interval)
+    return _validated(spark, settings, target, interval, batch, interval, previous, stored=(target.table, version))
 
 
 def validate_all(
@@ -426,32 +429,41 @@ def validate_all(
     return results
 
 
+def _stored_batch(
+    spark: SparkSession, target: Target, table: str, version: int | None, row_dates: Interval
+) -> DataFrame:
+    """A version of ``table`` (the newest when None), its ``row_dates`` slice on the target's date partition."""
+    from pyspark.sql import functions as F
+
+    batch = spark.sql(
+        f"SELECT * FROM {check_table_name(table)}" + (f" VERSION AS OF {version}" if version is not None else "")
+    )
+    if target.date_partition and target.date_partition in batch.columns:
+        batch = batch.where(F.col(target.date_partition).between(F.lit(row_dates.start), F.lit(row_dates.end)))
+    return batch
+
+
 def _validated(
     spark: SparkSession,
     settings: Settings,
     target: Target,
     interval: Interval,
-    version: int | None,
+    batch: DataFrame,
     row_dates: Interval,
     previous: tuple[int, int] | None,
     *,
-    sliced: bool,
+    stored: tuple[str, int | None] | None,
     publish: Callable[[DataFrame], Commit] | None = None,
 ) -> GateResult:
-    """Run ``target``'s suite on a version of a table, its ``row_dates`` slice on the date partition when
-    ``sliced``: with ``publish``, a gate (the audit table, then ``publish`` unless blocked), else a check (the
-    published table). ``previous`` is the previous good run of the same mode (``previous_good_run``). The
-    outcome is stored, one row per expectation, in ``monitoring.validation_results``."""
-    from pyspark.sql import functions as F
-
-    mode, table = ("gate", target.audit_table) if publish else ("check", target.table)
+    """Run ``target``'s suite on ``batch``, the rows of ``row_dates``: with ``publish``, a gate (publish unless
+    blocked), else a check of the published table. ``stored`` is the table and version that hold the batch, None
+    for a gate's rows held on the executors: the result names the publishing commit then, or the audit table's
+    version a failing batch is written to. ``previous`` is the previous good run of the same mode
+    (``previous_good_run``). The outcome is stored, one row per expectation, in ``monitoring.validation_results``."""
+    mode = "gate" if publish else "check"
+    table, version = stored or (target.table, None)
     run_id, t0 = uuid.uuid4().hex, time.monotonic()
     started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    batch = spark.sql(
-        f"SELECT * FROM {check_table_name(table)}" + (f" VERSION AS OF {version}" if version is not None else "")
-    )
-    if sliced and target.date_partition and target.date_partition in batch.columns:
-        batch = batch.where(F.col(target.date_partition).between(F.lit(row_dates.start), F.lit(row_dates.end)))
     days = interval_days(target, row_dates)
     params = run_parameters(target, settings, interval, previous, days)
     outcomes, rows, data_docs = run_suite(settings, target, batch, params, run_id)
@@ -476,10 +488,15 @@ def _validated(
     with ThreadPoolExecutor(1, thread_name_prefix="featurelake-data-docs") as pool:
         docs = pool.submit(data_docs)
         try:
+            if publish and stored is None and not result.success:  # the rejected rows, kept for inspection
+                audit = overwrite_where(batch, target.audit_table, None)
+                result = replace(result, table=audit.table, delta_version=audit.version)
             if publish and result.blocking:
                 result = replace(result, published_version_before=_version_or_none(spark, target.table))
             elif publish:
                 commit = publish(batch)
+                if stored is None and result.success:
+                    result = replace(result, table=commit.table, delta_version=commit.version)
         finally:
             docs.exception()  # waits for the pages; their error, if any, is raised below
             result = replace(result, published=commit is not None, commit=commit, duration_s=time.monotonic() - t0)
