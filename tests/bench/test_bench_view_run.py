@@ -4,7 +4,9 @@ the first Spark plans, is a warm-up): what a nightly pays per view whatever the 
 alone is 0.7-1.2 s of it: bench/results/compute.md).
 
 With BENCH_VIEW_RUN_BASELINE_SRC (another checkout's ``src``, e.g. a worktree of the commit before a change) the
-two engines run in turn on the same state, the order alternating per pair, each in a driver process of its own.
+two engines run in turn on the same state, the order alternating per pair, each in a driver process of its own;
+the baseline sets that state up (its tables as the baseline makes them: the current engine runs on them as after
+an upgrade).
 Results: bench/results/view_run.{json,md}.
 
     .venv/bin/python -m pytest -m bench -s tests/bench/test_bench_view_run.py
@@ -90,11 +92,12 @@ def test_bench_view_run(tmp_path_factory, postgres):
 
     state = tmp_path_factory.mktemp("view_run") / "state"
     postgres.ensure_database(metastore_database(state))
-    run_cli(state, "ingest", "--start", "2013-01-01", "--end", str(DAY))
-    run_cli(state, "compute", "--start", "2013-01-01", "--end", str(DAY - dt.timedelta(days=1)))
     engines: dict[str, dict[str, str]] = {"current": {}}
     if BASELINE_SRC:
         engines["baseline"] = {"PYTHONPATH": BASELINE_SRC, **BASELINE_ENV}
+    setup = engines.get("baseline", {})
+    run_cli(state, "ingest", "--start", "2013-01-01", "--end", str(DAY), **setup)
+    run_cli(state, "compute", "--start", "2013-01-01", "--end", str(DAY - dt.timedelta(days=1)), **setup)
     pairs = []
     for i in range(PAIRS):
         order = list(engines) if i % 2 == 0 else list(engines)[::-1]
