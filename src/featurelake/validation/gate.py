@@ -79,8 +79,10 @@ class GateResult:
     policy: str
     start: dt.date
     end: dt.date
-    table: str  # the table holding the validated rows: the publishing commit's, or the audit table's (a failed gate's
-    delta_version: int | None  # batch, or dbt's), or the checked table's
+    # The table version holding the validated rows: a passing gate's publishing commit, the audit table's version
+    # (a failed gate's batch, or dbt's), or the checked table's.
+    table: str
+    delta_version: int | None
     row_count: int | None
     outcomes: tuple[Outcome, ...]
     row_days: int = 1  # days the validated rows cover (the row count floor is per day of them)
