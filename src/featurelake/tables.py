@@ -85,8 +85,8 @@ def current_version(spark: SparkSession, name: str) -> int:
 
     check_table_name(name)
     schema, _, table = name.rpartition(".")
-    jvm: Any = spark.sparkContext._jvm
-    if jvm is None:  # Spark Connect: no JVM in this process
+    jvm: Any = getattr(spark, "_jvm", None)
+    if jvm is None:  # Spark Connect: no JVM in this process (its session raises for the attribute)
         return latest_commit(spark, name).version
     try:
         none = getattr(getattr(jvm.scala, "None$"), "MODULE$")
@@ -193,13 +193,11 @@ def append_rows(spark: SparkSession, name: str, rows: list[Any], schema: Any, *,
 def append_now(spark: SparkSession, name: str, rows: list[Any], schema: Any, merge_schema: bool) -> None:
     """``append_rows`` at once, whatever holds the records; the append that makes a version divisible by
     ``RECORD_COMPACT_EVERY`` then compacts the table."""
-    from delta.tables import DeltaTable
-
     writer = spark.createDataFrame(rows, schema).coalesce(1).write.format("delta").mode("append")
     writer.option("mergeSchema", str(merge_schema).lower()).saveAsTable(name)
     version = current_version(spark, name)
     if version and version % RECORD_COMPACT_EVERY == 0:
-        DeltaTable.forName(spark, name).optimize().executeCompaction()
+        spark.sql(f"OPTIMIZE {check_table_name(name)}")  # SQL: the same through Spark Connect
 
 
 # Where ``append_rows`` hands its rows (name, rows, schema, merge_schema) instead of appending: set by
