@@ -19,6 +19,7 @@ pytestmark = pytest.mark.integration
 
 DAY1, DAY2, DAY3, DAY4 = (dt.date(2024, 3, d) for d in (1, 2, 3, 4))
 CARRIERS = ["AA", "UA", "DL"]
+AUDIT = "staging.gate_strict_v1__audit"
 
 DEFINITIONS = """
 from featurelake.repo.definitions import Aggregation, DeltaTableSource, Entity, FeatureView, WindowComputation
@@ -146,8 +147,7 @@ def counted(spark, df):
 def audit_version(spark):
     from featurelake.tables import table_exists
 
-    audit = "staging.gate_strict_v1__audit"
-    return version(spark, audit) if table_exists(spark, audit) else None
+    return version(spark, AUDIT) if table_exists(spark, AUDIT) else None
 
 
 def test_a_good_batch_passes_and_publishes(spark, project, repo):
@@ -238,8 +238,8 @@ def blocked(spark, settings, repo, df):
     }
     assert not any(r["published"] for r in stored.values())
     # the rejected rows are kept for inspection in the audit table, the version the results name
-    assert spark.table("staging.gate_strict_v1__audit").count() == df.count()
-    audit = ("staging.gate_strict_v1__audit", version(spark, "staging.gate_strict_v1__audit"))
+    assert spark.table(AUDIT).count() == df.count()
+    audit = (AUDIT, audit_version(spark))
     assert (result.table, result.delta_version) == audit
     assert {(r["table_name"], r["delta_version"]) for r in stored.values()} == {audit}
     # the failing first pass was replaced by the detailed one: one stored GE result, the one in Data Docs
