@@ -26,8 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from dataclasses import dataclass
-from itertools import groupby
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from featurelake import progress
@@ -199,14 +198,12 @@ def _incremental_rows(
 
 
 def _write(df: DataFrame, config: StoreConfig, views: list[str], fail_after: int | None) -> dict[str, WriteStats]:
-    """foreachPartition over the records of every view: each task opens the store once and writes its rows in
-    batches, view by view; returns the counts per view."""
-    from pyspark.sql import functions as F
+    """The records of every view written from the executors, their Arrow batches handed to Python (no row
+    pickling): each task opens the store once and writes each batch view by view. Returns the counts per view,
+    summed from the tasks' results (a retried task counts once)."""
 
-    sc = df.sparkSession.sparkContext
-    counts = {v: (sc.accumulator(0), sc.accumulator(0), sc.accumulator(0)) for v in views}
-
-    def write_partition(rows: Any) -> None:
+    def write_batches(batches: Any) -> Any:
+        import pyarrow as pa
         from pyspark import TaskContext
 
         from featurelake.online.backends import open_store as open_
@@ -215,16 +212,27 @@ def _write(df: DataFrame, config: StoreConfig, views: list[str], fail_after: int
         if fail_after is not None and ctx is not None and ctx.partitionId() >= fail_after:
             raise RuntimeError(f"injected failure in partition {ctx.partitionId()}")
         dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+        totals = {view: WriteStats() for view in views}
         with open_(config) as store:
-            for view, group in groupby(rows, key=lambda r: r.view):
-                records = (Record(dumps(r.key), r.ts, r.cts, r.payload, r.exp_ms, r.cutoff_us) for r in group)
-                stats = store.write(view, records)
-                for acc, n in zip(counts[view], (stats.written, stats.deleted, stats.skipped), strict=True):
-                    acc.add(n)
+            for batch in batches:
+                per_view: dict[str, list[Record]] = {}
+                cols = batch.to_pydict()  # "view" and the Record's fields, by name
+                rows = zip(cols["view"], cols["key"], *(cols[f] for f in Record._fields[1:]), strict=True)
+                for view, key, *rest in rows:
+                    per_view.setdefault(view, []).append(Record(dumps(key), *rest))
+                for view, records in per_view.items():
+                    totals[view].add(store.write(view, records))
+        yield pa.RecordBatch.from_pylist([{"view": view, **asdict(stats)} for view, stats in totals.items()])
 
-    partitions = max(2, sc.defaultParallelism)
-    df.repartition(partitions).sortWithinPartitions(F.col("view")).foreachPartition(write_partition)
-    return {v: WriteStats(*(acc.value for acc in accs)) for v, accs in counts.items()}
+    # spread over a task per core (one connection each to the store), whatever the partitions Spark's adaptive
+    # execution left after the aggregation (one for a small change)
+    partitions = max(2, df.sparkSession.sparkContext.defaultParallelism)
+    counts = "view string, written long, deleted long, skipped long"
+    tasks = df.repartition(partitions).mapInArrow(write_batches, counts)
+    totals = {view: WriteStats() for view in views}
+    for row in tasks.collect():
+        totals[row.view].add(WriteStats(row.written, row.deleted, row.skipped))
+    return totals
 
 
 @dataclass
