@@ -116,6 +116,7 @@ def publish_validated(
     date_column: str | None,
     replace: Interval | None,
     row_dates: Interval | None = None,
+    baseline: Future[tuple[int, int] | None] | None = None,
 ) -> tuple[Commit, GateResult]:
     """Publish the computed rows of ``interval`` through the view's gate, then record their statistics.
 
@@ -125,7 +126,8 @@ def publish_validated(
     ``replace`` is None (partitioned by ``date_column``). The row count is checked per day of ``row_dates``
     (default: ``replace``): a window view's run rewrites more days than it computed. The statistics of the
     published interval land in ``monitoring.feature_stats``, keyed by the publishing commit; they are computed
-    from the rows the gate published (the same rows: held on the executors, or the audit version).
+    from the rows the gate published (the same rows: held on the executors, or the audit version). ``baseline``:
+    the gate's row-count baseline when the caller started looking it up (see ``gate``).
     """
     table = view.offline_table or ""
     props = feature_table_properties(settings)
@@ -160,7 +162,16 @@ def publish_validated(
 
     target = view_target(view, keys)
     with ThreadPoolExecutor(1, thread_name_prefix="featurelake-statistics") as pool:
-        result = gate(spark, settings, target, candidate, interval, publish=publish, row_dates=row_dates or replace)
+        result = gate(
+            spark,
+            settings,
+            target,
+            candidate,
+            interval,
+            publish=publish,
+            row_dates=row_dates or replace,
+            baseline=baseline,
+        )
         assert result.commit is not None and statistics  # a gate that did not raise has published
         ensure_properties(spark, table, props)
         statistics[0].result()

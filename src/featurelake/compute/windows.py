@@ -33,6 +33,7 @@ from featurelake.errors import InputError
 from featurelake.repo.definitions import OFFLINE_DATE, FeatureView, WindowComputation
 from featurelake.runs import Interval
 from featurelake.tables import single_row, table_exists, write_interval
+from featurelake.validation.results import previous_good_run
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -131,13 +132,15 @@ def compute_view(
 
     check_inputs(view, keys, WindowComputation, "window aggregations")
     plan = WindowPlan.from_view(view, keys)
-    affected = interval_tiles(spark, view, plan, interval)
-    tile_dates = Interval(affected.tile_lo, affected.tile_hi)
     t_name = tiles_table(view)
-    tiles_step = progress.step(f"{view.name}: tiles {tile_dates}")
-    # The tiles after tile_hi bound the roll-up; the write replaces tiles up to tile_hi only, so the lookup reads
-    # the same rows before or after it: the two run at once (small Spark jobs each wait mostly on the driver).
-    with ThreadPoolExecutor(1, thread_name_prefix="featurelake-rollup-end") as pool:
+    # Small Spark jobs that wait mostly on the driver run beside the tiles: the gate's row-count baseline (it
+    # needs only the view's name) and the roll-up's bound (the tiles after tile_hi: the write replaces tiles up
+    # to tile_hi only, so the lookup reads the same rows before or after it).
+    with ThreadPoolExecutor(2, thread_name_prefix="featurelake-beside-tiles") as pool:
+        baseline = pool.submit(previous_good_run, spark, view.name, "gate")
+        affected = interval_tiles(spark, view, plan, interval)
+        tile_dates = Interval(affected.tile_lo, affected.tile_hi)
+        tiles_step = progress.step(f"{view.name}: tiles {tile_dates}")
         later = pool.submit(rollup_end, spark, t_name, affected)
         t_commit = write_interval(
             affected.tiles, t_name, date_column=TILE_DATE, start=tile_dates.start, end=tile_dates.end
@@ -153,7 +156,15 @@ def compute_view(
     try:
         rows = rollup(stored, plan=plan, start=affected.tile_lo, end=out_hi + dt.timedelta(days=1))
         commit, gate = publish_validated(
-            spark, settings, view, keys, rows, interval, date_column=OFFLINE_DATE, replace=event_dates
+            spark,
+            settings,
+            view,
+            keys,
+            rows,
+            interval,
+            date_column=OFFLINE_DATE,
+            replace=event_dates,
+            baseline=baseline,
         )
     finally:
         stored.unpersist()

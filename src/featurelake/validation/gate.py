@@ -29,7 +29,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from functools import cache
@@ -372,6 +372,7 @@ def gate(
     *,
     publish: Callable[[DataFrame], Commit],
     row_dates: Interval | None = None,
+    baseline: Future[tuple[int, int] | None] | None = None,
 ) -> GateResult:
     """Write-audit-publish the rows of data interval ``interval`` for ``target``: the one way to publish.
 
@@ -382,12 +383,13 @@ def gate(
     strict suite failed: then ``ValidationFailed`` is raised (naming the target, interval and failed expectations)
     and the published table keeps its version. A warn target is published and its failures recorded.
     ``row_dates`` (default: the interval) is the date range the rows cover (a window view's run also rewrites the
-    days its windows reach): the row count is compared per day of it.
+    days its windows reach): the row count is compared per day of it. ``baseline`` is the row-count baseline,
+    ``previous_good_run(spark, target.name, "gate")``, if the caller started looking it up earlier.
     """
     dates = row_dates or interval
-    # The previous good run (the row-count baseline) is looked up while the candidate is computed.
+    # The previous good run (the row-count baseline) is looked up while the candidate is computed, at the latest.
     with ThreadPoolExecutor(1, thread_name_prefix="featurelake-baseline") as pool:
-        previous = pool.submit(previous_good_run, spark, target.name, "gate")
+        previous = baseline or pool.submit(previous_good_run, spark, target.name, "gate")
         if isinstance(candidate, Commit):
             if candidate.table != target.audit_table:
                 raise FeaturelakeError(f"{target.name}: the gate audits {target.audit_table}, not {candidate.table}")
