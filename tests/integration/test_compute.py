@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import time
 
 import pandas as pd
 import pytest
@@ -15,6 +16,7 @@ from featurelake.errors import InputError
 from featurelake.repo import feature_repo
 from featurelake.repo.definitions import Aggregation, DeltaTableSource, FeatureView, WindowComputation
 from featurelake.runs import Interval
+from featurelake.tables import current_version
 from featurelake.validation.results import ROW_COUNT, Outcome, RunInfo, record_results
 from features.flights.ingest import ingest
 from tests.support.brute_force import check_window_rows
@@ -138,6 +140,35 @@ def test_late_event_for_an_old_day_is_picked_up_by_recomputing_that_day(spark, s
     pd.testing.assert_frame_equal(got, want, check_exact=True)
     at_6 = got[(got["k"] == "a") & (got["event_timestamp"] == pd.Timestamp(base + dt.timedelta(hours=6)))]
     assert at_6["x_sum_1h"].iloc[0] >= 100.0
+
+
+def test_rows_are_published_only_after_their_tiles_are_committed(spark, settings, monkeypatch):
+    """The roll-up goes through the gate while its tiles are written: when that write fails, the feature rows
+    are not published (the table keeps its version) and the write's error is raised."""
+    import featurelake.compute.windows as windows
+
+    rng = random.Random(11)
+    base = dt.datetime(2013, 4, 1)
+    rows = [
+        (rng.choice("ab"), base + dt.timedelta(minutes=rng.randrange(0, 2 * 1440)), float(rng.randint(0, 9)), "x")
+        for _ in range(40)
+    ]
+    df = spark.createDataFrame(rows, "k string, ts timestamp, x double, c string").selectExpr("*", "to_date(ts) as d")
+    df.write.format("delta").mode("overwrite").partitionBy("d").saveAsTable("staging.test_tiles_first")
+    view = late_view("test_tiles_first", "staging.test_tiles_first")
+    compute_view(spark, settings, view, ["k"], Interval(dt.date(2013, 4, 1), dt.date(2013, 4, 2)))
+    features_before = current_version(spark, view.offline_table)
+    tiles_before = current_version(spark, tiles_table(view))
+
+    def failing_write(*args, **kwargs):
+        time.sleep(0.5)  # fails once the roll-up is under way
+        raise OSError("no space left for the tiles")
+
+    monkeypatch.setattr(windows, "write_interval", failing_write)
+    with pytest.raises(OSError, match="no space left for the tiles"):
+        compute_view(spark, settings, view, ["k"], Interval(dt.date(2013, 4, 2), dt.date(2013, 4, 2)))
+    assert current_version(spark, view.offline_table) == features_before
+    assert current_version(spark, tiles_table(view)) == tiles_before
 
 
 def test_source_rows_outside_the_slack_are_refused(spark, settings):

@@ -4,13 +4,12 @@ statistics into the view's offline table (``publish_validated``), with the table
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextvars import copy_context
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from featurelake.config import Settings
 from featurelake.errors import InputError
-from featurelake.monitoring.stats import interval_rows, record_write_stats
+from featurelake.monitoring.stats import append_stats, compute_stats, interval_rows
 from featurelake.repo.definitions import FeatureView, PathSource
 from featurelake.runs import Interval, Run
 from featurelake.tables import (
@@ -117,6 +116,7 @@ def publish_validated(
     replace: Interval | None,
     row_dates: Interval | None = None,
     baseline: Future[tuple[int, int] | None] | None = None,
+    after: Future[Commit] | None = None,
 ) -> tuple[Commit, GateResult]:
     """Publish the computed rows of ``interval`` through the view's gate, then record their statistics.
 
@@ -127,38 +127,36 @@ def publish_validated(
     (default: ``replace``): a window view's run rewrites more days than it computed. The statistics of the
     published interval land in ``monitoring.feature_stats``, keyed by the publishing commit; they are computed
     from the rows the gate published (the same rows: held on the executors, or the audit version). ``baseline``:
-    the gate's row-count baseline when the caller started looking it up (see ``gate``).
+    the gate's row-count baseline when the caller started looking it up (see ``gate``). ``after``: a commit
+    still being written that the rows must be published after (a window view's tiles); its error is raised
+    instead of publishing.
     """
     table = view.offline_table or ""
     props = feature_table_properties(settings)
-    statistics: list[Future] = []
+    monitoring = settings.monitoring
+    statistics: list[Future[list[dict[str, object]]]] = []
 
     def publish(audited: DataFrame) -> Commit:
-        if replace is None:
-            partitions = [date_column] if date_column else None
-            commit = overwrite_where(audited, table, None, partition_by=partitions, properties=props)
-        else:
-            assert date_column is not None  # a range of dates replaces the partitions of a date column
-            commit = write_interval(
-                audited, table, date_column=date_column, start=replace.start, end=replace.end, properties=props
-            )
-        # the statistics of the published rows (the audited rows again) are computed while the gate
-        # records its outcome, in this context (their rows join a run's held records: ``holding_records``)
+        # the statistics of the published rows (the audited rows again) are computed while they are written
         published = interval_rows(audited, view, interval, date_column=date_column)
         statistics.append(
             pool.submit(
-                copy_context().run,
-                record_write_stats,
-                spark,
-                view,
+                compute_stats,
                 published,
-                interval=interval,
-                table=table,
-                version=commit.version,
-                settings=settings.monitoring,
+                view,
+                histogram_bins=monitoring.histogram_bins,
+                quantiles=monitoring.quantiles,
             )
         )
-        return commit
+        if after is not None:
+            after.result()
+        if replace is None:
+            partitions = [date_column] if date_column else None
+            return overwrite_where(audited, table, None, partition_by=partitions, properties=props)
+        assert date_column is not None  # a range of dates replaces the partitions of a date column
+        return write_interval(
+            audited, table, date_column=date_column, start=replace.start, end=replace.end, properties=props
+        )
 
     target = view_target(view, keys)
     with ThreadPoolExecutor(1, thread_name_prefix="featurelake-statistics") as pool:
@@ -174,5 +172,6 @@ def publish_validated(
         )
         assert result.commit is not None and statistics  # a gate that did not raise has published
         ensure_properties(spark, table, props)
-        statistics[0].result()
+        values = statistics[0].result()
+    append_stats(spark, view, values, interval=interval, table=table, version=result.commit.version)
     return result.commit, result

@@ -8,9 +8,10 @@ For a data interval [start, end] of the source's date partitions (``flight_date`
 2. rolls up the rows whose windows see those tiles, i.e. ``event_date`` in [start - 1, end + 3 + 1 + max
    window] but no later than the day after the newest stored tile (rows of later days are computed when
    those days arrive, so a nightly run on the newest day rolls up a few days and a re-run of an old day
-   reaches every window its tiles feed), from the tile table, validates them through the view's gate
-   (write-audit-publish: a strict view that fails raises ``ValidationFailed`` and publishes nothing) and
-   replaces them in ``features.<view>_v<version>`` (``replaceWhere`` on ``event_date``).
+   reaches every window its tiles feed), from the new tiles and the stored ones around them (while the new
+   ones are written), validates them through the view's gate (write-audit-publish: a strict view that fails
+   raises ``ValidationFailed`` and publishes nothing) and, once the tiles are committed, replaces them in
+   ``features.<view>_v<version>`` (``replaceWhere`` on ``event_date``).
 
 So re-running an interval gives identical content (``created_timestamp`` is deterministic), late data for an
 old day is picked up by re-running that day, and a backfill of any range is one Spark job per table.
@@ -21,8 +22,9 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from featurelake import progress
@@ -32,7 +34,7 @@ from featurelake.config import Settings
 from featurelake.errors import InputError
 from featurelake.repo.definitions import OFFLINE_DATE, FeatureView, WindowComputation
 from featurelake.runs import Interval
-from featurelake.tables import single_row, table_exists, write_interval
+from featurelake.tables import Commit, single_row, table_exists, write_interval
 from featurelake.validation.results import previous_good_run
 
 if TYPE_CHECKING:
@@ -49,14 +51,30 @@ def tiles_table(view: FeatureView) -> str:
 
 
 @dataclass(frozen=True)
-class IntervalTiles:
-    """What a source interval rebuilds: its tiles (a DataFrame, not yet written) and the date ranges involved."""
+class TileDates:
+    """The date ranges a source interval involves (from the view's definition alone)."""
 
-    tiles: DataFrame
     tile_lo: dt.date  # tiles of [tile_lo, tile_hi] are rebuilt
     tile_hi: dt.date
     out_hi: dt.date  # feature rows of [tile_lo, out_hi] see them (at most: see rollup_end)
     read_lo: dt.date  # the roll-up reads tiles from here
+
+    @classmethod
+    def of(cls, view: FeatureView, plan: WindowPlan, interval: Interval) -> TileDates:
+        start, end = interval.start, interval.end
+        partitioned = view.source.date_partition_column is not None
+        tile_lo, tile_hi = (start - SLACK_BEFORE, end + SLACK_AFTER) if partitioned else (start, end)
+        max_days = math.ceil(plan.max_window / dt.timedelta(days=1))
+        return cls(
+            tile_lo, tile_hi, tile_hi + dt.timedelta(days=1 + max_days), tile_lo - dt.timedelta(days=max_days + 1)
+        )
+
+
+@dataclass(frozen=True)
+class IntervalTiles(TileDates):
+    """What a source interval rebuilds: its tiles (a DataFrame, not yet written) and the date ranges involved."""
+
+    tiles: DataFrame
 
 
 def interval_tiles(spark: SparkSession, view: FeatureView, plan: WindowPlan, interval: Interval) -> IntervalTiles:
@@ -64,31 +82,26 @@ def interval_tiles(spark: SparkSession, view: FeatureView, plan: WindowPlan, int
     (the slack between an event's UTC date and its partition date is checked on the interval, not assumed)."""
     from pyspark.sql import functions as F
 
+    dates = TileDates.of(view, plan, interval)
     source, part_col = read_partitioned_source(spark, view)
-    start, end = interval.start, interval.end
-    tile_lo, tile_hi = (start - SLACK_BEFORE, end + SLACK_AFTER) if part_col else (start, end)
-    max_days = math.ceil(plan.max_window / dt.timedelta(days=1))
     ts_day = utc_date(F.col(plan.timestamp_column))
     if part_col:
         check_slack(
-            source.where(F.col(part_col).between(F.lit(start), F.lit(end))).where(
+            source.where(F.col(part_col).between(F.lit(interval.start), F.lit(interval.end))).where(
                 F.col(plan.timestamp_column).isNotNull()
             ),
             view=view.name,
             date_column=part_col,
             timestamp_column=plan.timestamp_column,
         )
-        source = source.where(F.col(part_col).between(F.lit(tile_lo - SLACK_AFTER), F.lit(tile_hi + SLACK_BEFORE)))
-    return IntervalTiles(
-        tiles=tile_partials(source.where(ts_day.between(F.lit(tile_lo), F.lit(tile_hi))), plan=plan),
-        tile_lo=tile_lo,
-        tile_hi=tile_hi,
-        out_hi=tile_hi + dt.timedelta(days=1 + max_days),
-        read_lo=tile_lo - dt.timedelta(days=max_days + 1),
-    )
+        source = source.where(
+            F.col(part_col).between(F.lit(dates.tile_lo - SLACK_AFTER), F.lit(dates.tile_hi + SLACK_BEFORE))
+        )
+    tiles = tile_partials(source.where(ts_day.between(F.lit(dates.tile_lo), F.lit(dates.tile_hi))), plan=plan)
+    return IntervalTiles(**vars(dates), tiles=tiles)
 
 
-def rollup_end(spark: SparkSession, tiles: str, interval: IntervalTiles) -> dt.date:
+def rollup_end(spark: SparkSession, tiles: str, interval: TileDates) -> dt.date:
     """The last event date the roll-up of ``interval`` reaches in the stored tiles table ``tiles``.
 
     Rows after the newest stored tile's day are computed when their days arrive: a nightly run on the newest
@@ -124,49 +137,71 @@ def check_slack(df: DataFrame, *, view: str, date_column: str, timestamp_column:
         )
 
 
+def _report_written(step: progress.Step, write: Future[Commit]) -> None:
+    if write.exception() is None:
+        step.done(write.result().rows_written)
+
+
 def compute_view(
     spark: SparkSession, settings: Settings, view: FeatureView, keys: list[str], interval: Interval
 ) -> ViewResult:
-    """(Re)compute the tiles and feature rows a source interval affects (two Delta commits)."""
+    """(Re)compute the tiles and feature rows a source interval affects (two Delta commits: the tiles, then the rows).
+
+    The tiles are computed once, held on the executors, and written while the roll-up (of them and the stored
+    tiles around them) goes through the gate: the rows are published after the tiles' commit, never before."""
     from pyspark.sql import functions as F
 
     check_inputs(view, keys, WindowComputation, "window aggregations")
     plan = WindowPlan.from_view(view, keys)
     t_name = tiles_table(view)
     # Small Spark jobs that wait mostly on the driver run beside the tiles: the gate's row-count baseline (it
-    # needs only the view's name) and the roll-up's bound (the tiles after tile_hi: the write replaces tiles up
-    # to tile_hi only, so the lookup reads the same rows before or after it).
-    with ThreadPoolExecutor(2, thread_name_prefix="featurelake-beside-tiles") as pool:
+    # needs only the view's name) and the roll-up's bound (the stored tiles after tile_hi, which the write
+    # leaves as they are).
+    with ThreadPoolExecutor(3, thread_name_prefix="featurelake-beside-tiles") as pool:
         baseline = pool.submit(previous_good_run, spark, view.name, "gate")
+        later = pool.submit(rollup_end, spark, t_name, TileDates.of(view, plan, interval))
         affected = interval_tiles(spark, view, plan, interval)
         tile_dates = Interval(affected.tile_lo, affected.tile_hi)
         tiles_step = progress.step(f"{view.name}: tiles {tile_dates}")
-        later = pool.submit(rollup_end, spark, t_name, affected)
-        t_commit = write_interval(
-            affected.tiles, t_name, date_column=TILE_DATE, start=tile_dates.start, end=tile_dates.end
+        tiles_stored = table_exists(spark, t_name)
+        tiles = affected.tiles.localCheckpoint(eager=True)
+        written = pool.submit(
+            write_interval, tiles, t_name, date_column=TILE_DATE, start=tile_dates.start, end=tile_dates.end
         )
-    tiles_step.done(t_commit.rows_written)
-
-    out_hi = later.result()
-    event_dates = Interval(affected.tile_lo, out_hi)
-    rows_step = progress.step(f"{view.name}: windows {event_dates}, gate, publish")
-    # The roll-up refers to the tiles once per window (the boundary grid) and once more for the values: cached,
-    # they are read from the table once.
-    stored = spark.table(t_name).where(F.col(TILE_DATE).between(F.lit(affected.read_lo), F.lit(out_hi))).persist()
-    try:
-        rows = rollup(stored, plan=plan, start=affected.tile_lo, end=out_hi + dt.timedelta(days=1))
-        commit, gate = publish_validated(
-            spark,
-            settings,
-            view,
-            keys,
-            rows,
-            interval,
-            date_column=OFFLINE_DATE,
-            replace=event_dates,
-            baseline=baseline,
-        )
-    finally:
-        stored.unpersist()
+        written.add_done_callback(partial(_report_written, tiles_step))
+        out_hi = later.result()
+        event_dates = Interval(affected.tile_lo, out_hi)
+        rows_step = progress.step(f"{view.name}: windows {event_dates}, gate, publish")
+        # the tiles the roll-up reads: the new ones, and the stored ones of the other days its windows reach
+        # (cached: the roll-up refers to them once per window, for the boundary grid, and once for the values)
+        window_tiles = tiles
+        if tiles_stored:
+            tile_day = F.col(TILE_DATE)
+            around = spark.table(t_name).where(
+                tile_day.between(F.lit(affected.read_lo), F.lit(out_hi))
+                & ~tile_day.between(F.lit(affected.tile_lo), F.lit(affected.tile_hi))
+            )
+            window_tiles = around.unionByName(tiles)
+        window_tiles = window_tiles.persist()
+        try:
+            rows = rollup(window_tiles, plan=plan, start=affected.tile_lo, end=out_hi + dt.timedelta(days=1))
+            commit, gate = publish_validated(
+                spark,
+                settings,
+                view,
+                keys,
+                rows,
+                interval,
+                date_column=OFFLINE_DATE,
+                replace=event_dates,
+                baseline=baseline,
+                after=written,
+            )
+        except Exception as exc:
+            if (failed := written.exception()) is not None and failed is not exc:
+                exc.add_note(f"(the tiles of {tile_dates} were not written either: {failed})")
+            raise
+        finally:
+            window_tiles.unpersist()
     rows_step.done(commit.rows_written)
-    return ViewResult(view.name, commit, event_dates, gate, tiles=t_commit, tile_dates=tile_dates)
+    return ViewResult(view.name, commit, event_dates, gate, tiles=written.result(), tile_dates=tile_dates)

@@ -170,8 +170,22 @@ def record_write_stats(
 
     ``table``/``version`` name the Delta commit the rows belong to (its rows of the interval: ``interval_rows``).
     """
-    check_table_name(table)
     cfg = settings or MonitoringSettings()
+    values = compute_stats(df, view, histogram_bins=cfg.histogram_bins, quantiles=cfg.quantiles)
+    return append_stats(spark, view, values, interval=interval, table=table, version=version)
+
+
+def append_stats(
+    spark: SparkSession,
+    view: FeatureView,
+    values: list[dict[str, object]],
+    *,
+    interval: Interval,
+    table: str,
+    version: int,
+) -> list[FeatureStats]:
+    """Append the statistics ``compute_stats`` gave for the rows of ``interval`` in ``table`` at ``version``."""
+    check_table_name(table)
     computed_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     stats = [
         FeatureStats(
@@ -182,9 +196,9 @@ def record_write_stats(
             interval_start=interval.start,
             interval_end=interval.end,
             computed_at=computed_at,
-            **values,  # type: ignore[arg-type]
+            **feature,  # type: ignore[arg-type]
         )
-        for values in compute_stats(df, view, histogram_bins=cfg.histogram_bins, quantiles=cfg.quantiles)
+        for feature in values
     ]
     append_rows(spark, FEATURE_STATS_TABLE, [asdict(s) for s in stats], feature_stats_schema())
     return stats
