@@ -138,6 +138,7 @@ def check_slack(df: DataFrame, *, view: str, date_column: str, timestamp_column:
 
 
 def _report_written(step: progress.Step, write: Future[Commit]) -> None:
+    """Report ``step`` done with the rows ``write`` committed (a failed write is raised by whoever waits for it)."""
     if write.exception() is None:
         step.done(write.result().rows_written)
 
