@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from contextvars import copy_context
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -142,6 +143,8 @@ class HeldRecords:
 
     tables: dict[str, tuple[Any, bool, list[Any]]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # set when a block inside the holding one ended, for a ``RecordWriter`` committing behind it
+    block_ended: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def add(self, name: str, rows: list[Any], schema: Any, merge_schema: bool) -> None:
         with self.lock:
@@ -160,28 +163,83 @@ class HeldRecords:
         run_all(append, pending, label=str, workers=len(pending))
 
 
+class RecordWriter:
+    """Commits the records held for a block while the block goes on (a group commit): each time a block inside it
+    ends (e.g. one view's run), a thread appends every record held so far, one commit per table; what arrives
+    during a commit goes with the next one. Runs that end together share their record commits, and none waits
+    for its own."""
+
+    def __init__(self, spark: SparkSession, held: HeldRecords):
+        self.spark, self.held = spark, held
+        self.closing = False
+        self.failures: list[Exception] = []
+        self.thread = threading.Thread(target=self._commit_when_ready, name="featurelake-records", daemon=True)
+        self.thread.start()
+
+    def _commit_when_ready(self) -> None:
+        while True:
+            self.held.block_ended.wait()
+            self.held.block_ended.clear()
+            last = self.closing
+            try:
+                self.held.commit(self.spark)
+            except Exception as exc:  # noqa: BLE001 - raised by close(), after the block
+                self.failures.append(exc)
+            if last:
+                return
+
+    def close(self) -> None:
+        """Commit the records still held and wait for it; raise the first failed commit (noting the others)."""
+        self.closing = True
+        self.held.block_ended.set()
+        self.thread.join()
+        if self.failures:
+            first, *others = self.failures
+            for other in others:
+                first.add_note(f"(another commit of records failed too: {other})")
+            raise first
+
+
 @contextmanager
-def holding_records(spark: SparkSession) -> Iterator[None]:
+def holding_records(spark: SparkSession, *, behind: bool = False) -> Iterator[None]:
     """Hold the record appends (``tables.append_rows``) of this block and commit them at its end, also when it
     raises: one commit per record table instead of one per append, the tables written side by side (a run's
     validation results, statistics and run record land together). Appends by this thread count, and by threads
-    that run in a copy of its context (``contextvars.copy_context().run``); others append at once. A block inside
-    another adds to the outer one's commit. A failure to commit after the block raised is noted on its error."""
-    if HOLD_RECORDS.get() is not None:
-        yield
+    that run in a copy of its context (``contextvars.copy_context().run``, as ``run_all`` does); others append at
+    once. A block inside another adds to the outer one's commit. A failure to commit after the block raised is
+    noted on its error.
+
+    ``behind``: the records are committed while the block goes on, each time a block inside it ends
+    (``RecordWriter``), and what is left at its end; a process that dies loses the records held since the last
+    commit (their runs' tables are written)."""
+    outer = HOLD_RECORDS.get()
+    if outer is not None:
+        try:
+            yield
+        finally:
+            if isinstance(outer, HeldRecords):
+                outer.block_ended.set()
         return
     held = HeldRecords()
-    token = HOLD_RECORDS.set(held.add)
+    writer = RecordWriter(spark, held) if behind else None
+    token = HOLD_RECORDS.set(held)
+
+    def commit_rest() -> None:
+        if writer is None:
+            held.commit(spark)
+        else:
+            writer.close()
+
     try:
         yield
     except Exception as exc:
         try:
-            held.commit(spark)
+            commit_rest()
         except Exception as not_committed:  # noqa: BLE001 - the block's own error is the one to raise
             exc.add_note(f"(its records could not be written: {not_committed})")
         raise
     else:
-        held.commit(spark)
+        commit_rest()
     finally:
         HOLD_RECORDS.reset(token)
 
@@ -208,11 +266,12 @@ def recorded_run(
 
 
 def run_all(fn: Callable[[T], R], items: Sequence[T], *, label: Callable[[T], str], workers: int = 1) -> list[R]:
-    """``fn`` of each item, ``workers`` at once (one driver thread each). Items are independent: a failure
+    """``fn`` of each item, ``workers`` at once (one driver thread each, in a copy of the caller's context: e.g.
+    its held records, ``holding_records``). Items are independent: a failure
     does not stop the others; after all finished, the first failure (in the order of ``items``) is raised,
     noting the other items that failed."""
     with ThreadPoolExecutor(max(1, min(workers, len(items))), thread_name_prefix="featurelake") as pool:
-        futures = [pool.submit(fn, item) for item in items]
+        futures = [pool.submit(copy_context().run, fn, item) for item in items]
     failed = [(item, exc) for item, f in zip(items, futures, strict=True) if (exc := f.exception()) is not None]
     if failed:
         (_, first), *others = failed

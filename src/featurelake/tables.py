@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from featurelake.errors import InputError
 
@@ -187,7 +186,7 @@ def append_rows(spark: SparkSession, name: str, rows: list[Any], schema: Any, *,
     if hold is None:
         append_now(spark, name, rows, schema, merge_schema)
     else:
-        hold(name, rows, schema, merge_schema)
+        hold.add(name, rows, schema, merge_schema)
 
 
 def append_now(spark: SparkSession, name: str, rows: list[Any], schema: Any, merge_schema: bool) -> None:
@@ -200,14 +199,11 @@ def append_now(spark: SparkSession, name: str, rows: list[Any], schema: Any, mer
         spark.sql(f"OPTIMIZE {check_table_name(name)}")  # SQL: the same through Spark Connect
 
 
-# Where ``append_rows`` hands its rows (name, rows, schema, merge_schema) instead of appending: set by
-# ``runs.holding_records`` for its block
-HOLD_RECORDS: ContextVar[Callable[[str, list[Any], Any, bool], None] | None] = ContextVar(
-    "featurelake_hold_records", default=None
-)
+class RecordHolder(Protocol):
+    """What holds the record rows of a block instead of appending them (``runs.HeldRecords``)."""
+
+    def add(self, name: str, rows: list[Any], schema: Any, merge_schema: bool) -> None: ...
 
 
-def create_if_missing(spark: SparkSession, name: str, schema: Any) -> None:
-    """Create the empty Delta table ``name`` with ``schema`` unless it exists (as a first append would), at once."""
-    if not table_exists(spark, name):
-        append_now(spark, name, [], schema, False)
+# Where ``append_rows`` hands its rows instead of appending: set by ``runs.holding_records`` for its block
+HOLD_RECORDS: ContextVar[RecordHolder | None] = ContextVar("featurelake_hold_records", default=None)

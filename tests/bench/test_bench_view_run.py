@@ -1,7 +1,9 @@
 """Benchmark: the fixed cost of a view's run. Each featurelake-computed view of the demo repository recomputes one
 day (2013-01-07) on top of the six days before it, in a warm driver (its first run, which pays the imports and
 the first Spark plans, is a warm-up): what a nightly pays per view whatever the day's size (its computation
-alone is 0.7-1.2 s of it: bench/results/compute.md).
+alone is 0.7-1.2 s of it: bench/results/compute.md). Then the nightly's own path, all the views of the day
+through ``compute_views`` (``compute.parallel_views`` at once, the records committed behind them): what a
+nightly of these views takes, and per view.
 
 With BENCH_VIEW_RUN_BASELINE_SRC (another checkout's ``src``, e.g. a worktree of the commit before a change) the
 two engines run in turn on the same state, the order alternating per pair, each in a driver process of its own;
@@ -33,6 +35,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,9 +51,11 @@ RESULTS = REPO_ROOT / "bench" / "results"
 COMMAND = ".venv/bin/python -m pytest -m bench -s tests/bench/test_bench_view_run.py"
 
 
-def time_view_runs(day: dt.date, reps: int) -> dict[str, list[float]]:
-    """In this process: each computed view's run of ``day``, once to warm up, then ``reps`` times (seconds)."""
-    from featurelake.compute.pipeline import compute_one, computed_views
+def time_view_runs(day: dt.date, reps: int) -> dict[str, Any]:
+    """In this process: each computed view's run of ``day``, once to warm up, then ``reps`` times; then the
+    nightly's path over all of them (``compute_views``: ``compute.parallel_views`` at once), ``reps`` times
+    (seconds)."""
+    from featurelake.compute.pipeline import compute_one, compute_views, computed_views
     from featurelake.config import get_settings
     from featurelake.repo import feature_repo
     from featurelake.runs import Interval
@@ -58,15 +63,21 @@ def time_view_runs(day: dt.date, reps: int) -> dict[str, list[float]]:
 
     settings = get_settings()
     spark, repo = get_spark(settings), feature_repo(settings)
+    views = computed_views(repo)
     seconds: dict[str, list[float]] = {}
-    for view in computed_views(repo):
+    for view in views:
         compute_one(spark, settings, repo, view, Interval(day, day))
         seconds[view] = []
         for _ in range(reps):
             started = time.monotonic()
             compute_one(spark, settings, repo, view, Interval(day, day))
             seconds[view].append(round(time.monotonic() - started, 2))
-    return seconds
+    nightly = []
+    for i in range(reps):
+        started = time.monotonic()
+        compute_views(spark, settings, repo, views, Interval(day, day), run_id=f"bench-nightly-{i}")
+        nightly.append(round(time.monotonic() - started, 2))
+    return {"views": seconds, "nightly": nightly, "parallel_views": settings.compute.parallel_views}
 
 
 def driver(state: Path, extra: dict[str, str]) -> dict:
@@ -84,7 +95,7 @@ def driver(state: Path, extra: dict[str, str]) -> dict:
         timeout=1800,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return {"seconds": json.loads(proc.stdout.strip().splitlines()[-1]), "load_at_start": load}
+    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "load_at_start": load}
 
 
 def test_bench_view_run(tmp_path_factory, postgres):
@@ -102,10 +113,11 @@ def test_bench_view_run(tmp_path_factory, postgres):
     for i in range(PAIRS):
         order = list(engines) if i % 2 == 0 else list(engines)[::-1]
         pairs.append({name: driver(state, engines[name]) for name in order})
-    views = sorted(pairs[0]["current"]["seconds"])
+    views = sorted(pairs[0]["current"]["views"])
     median = {
-        name: {v: statistics.median(s for p in pairs for s in p[name]["seconds"][v]) for v in views} for name in engines
+        name: {v: statistics.median(s for p in pairs for s in p[name]["views"][v]) for v in views} for name in engines
     }
+    nightly = {name: statistics.median(s for p in pairs for s in p[name]["nightly"]) for name in engines}
     info = {
         "command": COMMAND + (" (BENCH_VIEW_RUN_BASELINE_SRC set)" if BASELINE_SRC else ""),
         "measured": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -115,6 +127,7 @@ def test_bench_view_run(tmp_path_factory, postgres):
         "engines": engines,
         "pairs": pairs,
         "median_s": median,
+        "nightly_median_s": nightly,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "view_run.json").write_text(json.dumps(info, indent=2) + "\n")
@@ -136,11 +149,23 @@ def test_bench_view_run(tmp_path_factory, postgres):
         values = {n: statistics.mean(median[n].values()) if v == "mean" else median[n][v] for n in names}
         ratio = f" | {values['baseline'] / values['current']:.2f} |" if BASELINE_SRC else ""
         lines.append(f"| {v} | " + " | ".join(f"{values[n]:.2f}" for n in names) + ratio)
+    parallel = pairs[0]["current"]["parallel_views"]
+    lines += [
+        "",
+        f"The nightly's path over the {len(views)} views (`compute_views`, {parallel} at once), median seconds over "
+        + f"{PAIRS} pair(s) x {REPS} runs, and per view:",
+        "",
+        "| | " + " | ".join(names) + (" | baseline / current |" if BASELINE_SRC else ""),
+        "| --- | " + " | ".join("---:" for _ in names) + (" | ---: |" if BASELINE_SRC else ""),
+    ]
+    for label, divisor in (("nightly", 1), ("per view", len(views))):
+        ratio = f" | {nightly['baseline'] / nightly['current']:.2f} |" if BASELINE_SRC else ""
+        lines.append(f"| {label} | " + " | ".join(f"{nightly[n] / divisor:.2f}" for n in names) + ratio)
     lines += ["", "Load average at each driver's start: "]
     lines += [f"- pair {i + 1}: " + "; ".join(f"{n} {p[n]['load_at_start']}" for n in p) for i, p in enumerate(pairs)]
     (RESULTS / "view_run.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    assert all(len(s) == REPS for p in pairs for run in p.values() for s in run["seconds"].values())
+    assert all(len(s) == REPS for p in pairs for run in p.values() for s in [*run["views"].values(), run["nightly"]])
 
 
 if __name__ == "__main__":

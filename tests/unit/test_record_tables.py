@@ -1,9 +1,10 @@
 """Record tables (run records, validation results, statistics, manifests): one file per append, compacted; a
-run's records held and written together at its end."""
+run's records held and written together at its end, or committed behind a block of runs as each run ends."""
 
 from __future__ import annotations
 
 import threading
+import time
 from contextvars import copy_context
 
 import pytest
@@ -77,5 +78,54 @@ def test_held_records_are_written_when_the_block_raises_and_a_failed_write_is_no
         raise ValueError("the run failed")
     assert [tuple(r) for r in spark.table(name).collect()] == [(1, "recorded anyway")]
     assert [n for n in raised.value.__notes__ if n.startswith("(its records could not be written")]
+    assert not table_exists(spark, broken)
+    spark.sql(f"DROP TABLE {name}")
+
+
+def test_records_held_behind_a_block_are_committed_as_its_inner_blocks_end(spark):
+    from featurelake.runs import holding_records, run_all
+    from featurelake.tables import table_exists
+
+    name = "monitoring.behind_probe"
+    spark.sql(f"DROP TABLE IF EXISTS {name}")
+
+    def one_run(i: int) -> None:  # a run of its own (e.g. a view's), on a run_all thread
+        with holding_records(spark):
+            append_rows(spark, name, [(i, f"run {i}")], SCHEMA)
+
+    def committed() -> list[tuple]:
+        return sorted(tuple(r) for r in spark.table(name).collect()) if table_exists(spark, name) else []
+
+    with holding_records(spark, behind=True):
+        run_all(one_run, [1, 2], label=str, workers=2)
+        deadline = time.monotonic() + 120
+        while committed() != [(1, "run 1"), (2, "run 2")] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        during = committed()  # the runs' records, committed while the block goes on
+        append_rows(spark, name, [(3, "at the end")], SCHEMA)
+    assert during == [(1, "run 1"), (2, "run 2")]
+    assert committed() == [(1, "run 1"), (2, "run 2"), (3, "at the end")]
+    assert _versions(spark, name) <= 3  # the two runs' rows in one or two commits, then the rest
+    spark.sql(f"DROP TABLE {name}")
+
+
+def test_a_commit_behind_the_block_that_fails_is_raised_at_its_end(spark):
+    from featurelake.runs import holding_records, run_all
+    from featurelake.tables import table_exists
+
+    name, broken = "monitoring.behind_probe_good", "monitoring.behind_probe_broken"
+    for table in (name, broken):
+        spark.sql(f"DROP TABLE IF EXISTS {table}")
+
+    def one_run(i: int) -> None:
+        with holding_records(spark):
+            append_rows(spark, name, [(i, "recorded")], SCHEMA)
+            if i == 2:
+                append_rows(spark, broken, [("not a number", "x")], SCHEMA)
+
+    with pytest.raises(TypeError, match="can not accept object 'not a number'"):  # the broken row's commit
+        with holding_records(spark, behind=True):
+            run_all(one_run, [1, 2], label=str, workers=1)
+    assert sorted(tuple(r) for r in spark.table(name).collect()) == [(1, "recorded"), (2, "recorded")]
     assert not table_exists(spark, broken)
     spark.sql(f"DROP TABLE {name}")

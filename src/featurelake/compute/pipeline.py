@@ -11,13 +11,9 @@ from featurelake.compute.publish import ViewResult
 from featurelake.compute.windows import compute_view
 from featurelake.config import Settings
 from featurelake.errors import InputError
-from featurelake.monitoring import FEATURE_STATS_TABLE
-from featurelake.monitoring.stats import feature_stats_schema
 from featurelake.repo import Repo, feature_repo
 from featurelake.repo.definitions import TransformComputation, WindowComputation
-from featurelake.runs import RUNS_TABLE, Interval, recorded_run, run_all, runs_schema
-from featurelake.tables import create_if_missing
-from featurelake.validation.results import RESULTS_TABLE, results_schema
+from featurelake.runs import Interval, holding_records, recorded_run, run_all
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -93,20 +89,16 @@ def compute_views(
     spark: SparkSession, settings: Settings, repo: Repo, names: list[str], interval: Interval, *, run_id: str
 ) -> list[ViewResult]:
     """Compute ``names`` over the interval, ``compute.parallel_views`` at once (see ``run_all``: a failing view
-    does not stop the others; the first failure is raised after all finished, naming the others)."""
-    if settings.compute.parallel_views > 1 and len(names) > 1:
-        # the tables every view appends to, created first so that threads never race to create them
-        for table, schema in (
-            (RUNS_TABLE, runs_schema()),
-            (RESULTS_TABLE, results_schema()),
-            (FEATURE_STATS_TABLE, feature_stats_schema()),
-        ):
-            create_if_missing(spark, table, schema)
+    does not stop the others; the first failure is raised after all finished, naming the others). The views'
+    records are committed behind them (``holding_records(behind=True)``): the views that end together share
+    their record commits (one thread appends them: views never race to create a record table), and the last
+    view's are committed before this returns."""
 
     def compute_named(name: str) -> ViewResult:
         return compute_one(spark, settings, repo, name, interval, run_id=run_id)
 
-    return run_all(compute_named, names, label=str, workers=settings.compute.parallel_views)
+    with holding_records(spark, behind=True):
+        return run_all(compute_named, names, label=str, workers=settings.compute.parallel_views)
 
 
 def backfill(
