@@ -2,8 +2,9 @@
 day (2013-01-07) on top of the six days before it, in a warm driver (its first run, which pays the imports and
 the first Spark plans, is a warm-up): what a nightly pays per view whatever the day's size (its computation
 alone is 0.7-1.2 s of it: bench/results/compute.md). Then the nightly's own path, all the views of the day
-through ``compute_views`` (``compute.parallel_views`` at once, the records committed behind them): what a
-nightly of these views takes, and per view.
+through ``compute_views`` (``compute.parallel_views`` at once): what a nightly of these views takes, and per
+view, with its records committed behind the views (``holding_records(behind=True)``) and, in turn in the same
+driver, per view (each view's run commits its own, as before that: ``holding_records`` taken out).
 
 With BENCH_VIEW_RUN_BASELINE_SRC (another checkout's ``src``, e.g. a worktree of the commit before a change) the
 two engines run in turn on the same state, the order alternating per pair, each in a driver process of its own;
@@ -34,6 +35,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,12 +52,14 @@ BASELINE_ENV: dict[str, str] = json.loads(os.environ.get("BENCH_VIEW_RUN_BASELIN
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RESULTS = REPO_ROOT / "bench" / "results"
 COMMAND = ".venv/bin/python -m pytest -m bench -s tests/bench/test_bench_view_run.py"
+RECORD_POLICIES = ["records behind the views", "records per view"]
 
 
 def time_view_runs(day: dt.date, reps: int) -> dict[str, Any]:
     """In this process: each computed view's run of ``day``, once to warm up, then ``reps`` times; then the
-    nightly's path over all of them (``compute_views``: ``compute.parallel_views`` at once), ``reps`` times
-    (seconds)."""
+    nightly's path over all of them (``compute_views``: ``compute.parallel_views`` at once), ``reps`` times per
+    record policy, in turn (seconds)."""
+    from featurelake.compute import pipeline
     from featurelake.compute.pipeline import compute_one, compute_views, computed_views
     from featurelake.config import get_settings
     from featurelake.repo import feature_repo
@@ -72,12 +77,22 @@ def time_view_runs(day: dt.date, reps: int) -> dict[str, Any]:
             started = time.monotonic()
             compute_one(spark, settings, repo, view, Interval(day, day))
             seconds[view].append(round(time.monotonic() - started, 2))
-    nightly = []
+    # the nightly's path in turn with its records committed behind the views (as it runs) and per view (each
+    # view's run commits its own at its end: ``holding_records`` taken out of ``compute_views``)
+    nightly: dict[str, list[float]] = {policy: [] for policy in RECORD_POLICIES}
+    behind = pipeline.__dict__.get("holding_records")
     for i in range(reps):
-        started = time.monotonic()
-        compute_views(spark, settings, repo, views, Interval(day, day), run_id=f"bench-nightly-{i}")
-        nightly.append(round(time.monotonic() - started, 2))
+        for policy in RECORD_POLICIES if i % 2 == 0 else RECORD_POLICIES[::-1]:
+            pipeline.holding_records = behind if policy == RECORD_POLICIES[0] else _no_holding
+            started = time.monotonic()
+            compute_views(spark, settings, repo, views, Interval(day, day), run_id=f"bench-nightly-{i}")
+            nightly[policy].append(round(time.monotonic() - started, 2))
     return {"views": seconds, "nightly": nightly, "parallel_views": settings.compute.parallel_views}
+
+
+@contextmanager
+def _no_holding(spark: Any, *, behind: bool = False) -> Iterator[None]:
+    yield
 
 
 def driver(state: Path, extra: dict[str, str]) -> dict:
@@ -117,7 +132,22 @@ def test_bench_view_run(tmp_path_factory, postgres):
     median = {
         name: {v: statistics.median(s for p in pairs for s in p[name]["views"][v]) for v in views} for name in engines
     }
-    nightly = {name: statistics.median(s for p in pairs for s in p[name]["nightly"]) for name in engines}
+    nightly = {
+        name: {
+            policy: statistics.median(s for p in pairs for s in p[name]["nightly"][policy])
+            for policy in RECORD_POLICIES
+        }
+        for name in engines
+    }
+    # per view / behind, pair by pair within each driver (the two policies run in turn in one process)
+    nightly_ratio = {
+        name: statistics.median(
+            b / a
+            for p in pairs
+            for a, b in zip(*(p[name]["nightly"][policy] for policy in RECORD_POLICIES), strict=True)
+        )
+        for name in engines
+    }
     info = {
         "command": COMMAND + (" (BENCH_VIEW_RUN_BASELINE_SRC set)" if BASELINE_SRC else ""),
         "measured": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -128,6 +158,7 @@ def test_bench_view_run(tmp_path_factory, postgres):
         "pairs": pairs,
         "median_s": median,
         "nightly_median_s": nightly,
+        "nightly_ratio_per_view_to_behind": nightly_ratio,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "view_run.json").write_text(json.dumps(info, indent=2) + "\n")
@@ -152,20 +183,26 @@ def test_bench_view_run(tmp_path_factory, postgres):
     parallel = pairs[0]["current"]["parallel_views"]
     lines += [
         "",
-        f"The nightly's path over the {len(views)} views (`compute_views`, {parallel} at once), median seconds over "
-        + f"{PAIRS} pair(s) x {REPS} runs, and per view:",
+        f"The nightly's path over the {len(views)} views (`compute_views`, {parallel} at once), its records committed "
+        + "behind the views or per view, in turn in each driver: median seconds over "
+        + f"{PAIRS} pair(s) x {REPS} runs (per view: divided by {len(views)})",
         "",
-        "| | " + " | ".join(names) + (" | baseline / current |" if BASELINE_SRC else ""),
-        "| --- | " + " | ".join("---:" for _ in names) + (" | ---: |" if BASELINE_SRC else ""),
+        "| | " + " | ".join(f"{n} | {n} per view" for n in names) + " |",
+        "| --- | " + " | ".join("---: | ---:" for _ in names) + " |",
     ]
-    for label, divisor in (("nightly", 1), ("per view", len(views))):
-        ratio = f" | {nightly['baseline'] / nightly['current']:.2f} |" if BASELINE_SRC else ""
-        lines.append(f"| {label} | " + " | ".join(f"{nightly[n] / divisor:.2f}" for n in names) + ratio)
+    for policy in RECORD_POLICIES:
+        cells = " | ".join(f"{nightly[n][policy]:.2f} | {nightly[n][policy] / len(views):.2f}" for n in names)
+        lines.append(f"| {policy} | {cells} |")
+    lines.append(
+        "| per view / behind (median pair by pair) | " + " | ".join(f"{nightly_ratio[n]:.2f} | " for n in names)
+    )
     lines += ["", "Load average at each driver's start: "]
     lines += [f"- pair {i + 1}: " + "; ".join(f"{n} {p[n]['load_at_start']}" for n in p) for i, p in enumerate(pairs)]
     (RESULTS / "view_run.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    assert all(len(s) == REPS for p in pairs for run in p.values() for s in [*run["views"].values(), run["nightly"]])
+    assert all(
+        len(s) == REPS for p in pairs for run in p.values() for s in [*run["views"].values(), *run["nightly"].values()]
+    )
 
 
 if __name__ == "__main__":
