@@ -90,9 +90,9 @@ def compute_views(
 ) -> list[ViewResult]:
     """Compute ``names`` over the interval, ``compute.parallel_views`` at once (see ``run_all``: a failing view
     does not stop the others; the first failure is raised after all finished, naming the others). The views'
-    records are committed behind them (``holding_records(behind=True)``): the views that end together share
-    their record commits (one thread appends them: views never race to create a record table), and the last
-    view's are committed before this returns."""
+    records are committed behind them (``holding_records(behind=True)``): the views ending within
+    ``RECORD_LINGER_S`` of each other share their record commits (one thread appends them: views never race to
+    create a record table), and the last ones are committed before this returns."""
 
     def compute_named(name: str) -> ViewResult:
         return compute_one(spark, settings, repo, name, interval, run_id=run_id)
