@@ -125,9 +125,9 @@ def test_a_commit_behind_the_block_that_fails_is_raised_at_its_end(spark):
             if i == 2:
                 append_rows(spark, broken, [("not a number", "x")], SCHEMA)
 
-    with pytest.raises(TypeError, match="can not accept object 'not a number'"):  # the broken row's commit
-        with holding_records(spark, behind=True):
-            run_all(one_run, [1, 2], label=str, workers=1)
+    # the broken row's commit, behind the block, raised at its end
+    with pytest.raises(TypeError, match="can not accept object 'not a number'"), holding_records(spark, behind=True):
+        run_all(one_run, [1, 2], label=str, workers=1)
     assert sorted(tuple(r) for r in spark.table(name).collect()) == [(1, "recorded"), (2, "recorded")]
     assert not table_exists(spark, broken)
     spark.sql(f"DROP TABLE {name}")
