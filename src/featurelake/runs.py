@@ -224,8 +224,7 @@ def holding_records(spark: SparkSession, *, behind: bool = False) -> Iterator[No
         try:
             yield
         finally:
-            if isinstance(outer, HeldRecords):
-                outer.block_ended.set()
+            outer.block_ended.set()
         return
     held = HeldRecords()
     writer = RecordWriter(spark, held) if behind else None

@@ -6,12 +6,14 @@ import datetime as dt
 import re
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from featurelake.errors import InputError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, Row, SparkSession
+
+    from featurelake.runs import HeldRecords
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
@@ -199,11 +201,5 @@ def append_now(spark: SparkSession, name: str, rows: list[Any], schema: Any, mer
         spark.sql(f"OPTIMIZE {check_table_name(name)}")  # SQL: the same through Spark Connect
 
 
-class RecordHolder(Protocol):
-    """What holds the record rows of a block instead of appending them (``runs.HeldRecords``)."""
-
-    def add(self, name: str, rows: list[Any], schema: Any, merge_schema: bool) -> None: ...
-
-
 # Where ``append_rows`` hands its rows instead of appending: set by ``runs.holding_records`` for its block
-HOLD_RECORDS: ContextVar[RecordHolder | None] = ContextVar("featurelake_hold_records", default=None)
+HOLD_RECORDS: ContextVar[HeldRecords | None] = ContextVar("featurelake_hold_records", default=None)
